@@ -1,0 +1,91 @@
+"""The state of one subject's consent, as folded from its events."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.contract.events import ConsentEvent
+from shared.contract.purposes import Purpose
+
+
+class LoggedEvent(BaseModel):
+    """A ConsentEvent with its place in the log: what the fold orders by."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event: ConsentEvent
+    log_time: datetime
+    partition: int
+    offset: int
+    clamped: bool = False  # occurred_at was later than log_time and was set to it
+
+    @classmethod
+    def from_log(
+        cls, event: ConsentEvent, log_time: datetime, partition: int, offset: int
+    ) -> "LoggedEvent":
+        bounded = event.clamped_to(log_time)
+        return cls(
+            event=bounded,
+            log_time=log_time,
+            partition=partition,
+            offset=offset,
+            clamped=bounded is not event,
+        )
+
+    def order_key(self) -> tuple[datetime, datetime, int, int]:
+        # Contract section 2: occurred_at, then the broker's timestamp, then the position.
+        return (self.event.occurred_at, self.log_time, self.partition, self.offset)
+
+
+class Status(StrEnum):
+    OPTED_IN = "opted_in"
+    OPTED_OUT = "opted_out"
+    UNKNOWN = "unknown"
+
+
+class Grant(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    granted_at: datetime
+    expires_at: datetime | None
+    event_id: str
+
+    def expired_at(self, moment: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= moment
+
+
+class Revocation(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    grant: Grant
+    revoked_at: datetime
+    event_id: str
+
+
+class SubjectState(BaseModel):
+    """`grants` are the purposes that count now (expiry is judged at decision time);
+    `suspended` are the grants the current opt-out revoked, which an OptedIn restores."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    grants: dict[Purpose, Grant] = {}
+    revoked: dict[Purpose, Revocation] = {}
+    suspended: dict[Purpose, Grant] = {}
+    opted_out: bool = False
+    opt_out_event_id: str | None = None
+    opted_out_at: datetime | None = None
+    last_event_id: str | None = None
+    version: int = 0
+
+    @property
+    def status(self) -> Status:
+        if self.opted_out:
+            return Status.OPTED_OUT
+        return Status.OPTED_IN if self.grants else Status.UNKNOWN
+
+    @property
+    def has_history(self) -> bool:
+        return self.version > 0

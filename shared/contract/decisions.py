@@ -1,0 +1,45 @@
+"""DispatchDecision: one per request_id, on `messages.decisions.v1` (CONTRACT.md section 4)."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Decision(StrEnum):
+    DISPATCHED = "dispatched"
+    DROPPED = "dropped"
+
+
+class Reason(StrEnum):
+    CONSENTED = "consented"
+    OPT_OUT_CONFIRMATION = "opt_out_confirmation"
+    NO_CONSENT = "no_consent"
+    OPTED_OUT = "opted_out"
+    PURPOSE_NOT_CONSENTED = "purpose_not_consented"
+    CONSENT_EXPIRED = "consent_expired"
+    PURPOSE_NOT_PERMITTED = "purpose_not_permitted"
+    CONFIRMATION_NOT_ALLOWED = "confirmation_not_allowed"
+    FREQUENCY_CAPPED = "frequency_capped"
+    INVALID_REQUEST = "invalid_request"
+
+
+DISPATCHING_REASONS = frozenset({Reason.CONSENTED, Reason.OPT_OUT_CONFIRMATION})
+
+
+class DispatchDecision(BaseModel):
+    """`fence` records the `consent.events.v1` end offsets (partition -> offset) the
+    dispatcher waited for, so the audit can refold exactly the events it saw."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    recipient: str | None
+    purpose: str | None
+    decision: Decision
+    reason: Reason
+    consent_event_id: str | None = None
+    decided_at: datetime
+    opt_out_event_id: str | None = None
+    detail: str | None = None
+    fence: dict[str, int] | None = None

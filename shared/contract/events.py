@@ -1,0 +1,134 @@
+"""ConsentEvent: the records of the append-only log `consent.events.v1` (CONTRACT.md section 2)."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from shared.contract.purposes import Purpose
+from shared.phone import InvalidPhoneNumberError, normalize_phone
+from shared.rejection import Rejected, RejectedError, decode_json_object, rejection_from
+
+
+class EventType(StrEnum):
+    CONSENT_GRANTED = "ConsentGranted"
+    CONSENT_REVOKED = "ConsentRevoked"
+    OPTED_OUT = "OptedOut"
+    OPTED_IN = "OptedIn"
+
+
+class GrantSource(StrEnum):
+    """How the user opted in (clause 2.2)."""
+
+    EVENT_REGISTRATION = "event_registration"
+    NOTIFICATION_SUBSCRIPTION = "notification_subscription"
+    WEBSITE_FORM = "website_form"
+    EXPLICIT_CONFIRMATION = "explicit_confirmation"
+
+
+WHATSAPP_REPLY = "whatsapp_reply"
+
+
+def _phone(value: str) -> str:
+    try:
+        return normalize_phone(value)
+    except InvalidPhoneNumberError as exc:
+        raise RejectedError("invalid_phone", str(exc)) from exc
+
+
+Phone = Annotated[str, AfterValidator(_phone)]
+EventId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class ConsentEvent(BaseModel):
+    """One fact about a subject's consent. Validated as the contract's table says."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: EventId
+    type: EventType
+    subject: Phone
+    occurred_at: AwareDatetime
+    source: str = Field(min_length=1)
+    purposes: tuple[Purpose, ...] | None = None
+    evidence: dict[str, Any] | None = None
+    expires_at: AwareDatetime | None = None
+
+    @field_validator("purposes", mode="before")
+    @classmethod
+    def _only_clause_3_2(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            allowed = {p.value for p in Purpose}
+            unknown = [p for p in value if p not in allowed]
+            if unknown:
+                raise RejectedError(
+                    "purpose_not_permitted",
+                    f"{unknown!r} not among the clause 3.2 purposes {[p.value for p in Purpose]}",
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _rules_per_type(self) -> "ConsentEvent":
+        if self.type is EventType.CONSENT_GRANTED:
+            if self.source not in {s.value for s in GrantSource}:
+                raise RejectedError(
+                    "invalid_source",
+                    f"ConsentGranted source {self.source!r} is not one of "
+                    f"{[s.value for s in GrantSource]} (clause 2.2)",
+                )
+            if not self.purposes:
+                raise RejectedError("missing_purposes", "ConsentGranted needs at least one purpose")
+            if not self.evidence:
+                raise RejectedError(
+                    "missing_evidence", "ConsentGranted needs evidence of the opt-in (clause 2.1)"
+                )
+        elif self.type in (EventType.OPTED_OUT, EventType.OPTED_IN):
+            if self.source != WHATSAPP_REPLY:
+                raise RejectedError(
+                    "invalid_source", f"{self.type} source must be {WHATSAPP_REPLY!r}"
+                )
+        elif self.purposes is not None and not self.purposes:
+            raise RejectedError(
+                "missing_purposes", "ConsentRevoked purposes, when given, must not be empty"
+            )
+        return self
+
+    def clamped_to(self, log_time: datetime) -> "ConsentEvent":
+        """A producer's clock may run ahead; the broker's append time bounds it."""
+        if self.occurred_at <= log_time:
+            return self
+        return self.model_copy(update={"occurred_at": log_time})
+
+
+_FIELD_REASONS = {
+    "event_id": "invalid_event_id",
+    "occurred_at": "invalid_timestamp",
+    "expires_at": "invalid_timestamp",
+    "subject": "invalid_phone",
+}
+
+
+def parse_consent_event(raw: bytes | None) -> ConsentEvent | Rejected:
+    body = decode_json_object(raw)
+    if isinstance(body, Rejected):
+        return body
+    kind = body.get("type")
+    if kind not in {t.value for t in EventType}:
+        return Rejected(
+            reason="unknown_type",
+            detail=f"type {kind!r} is not one of {[t.value for t in EventType]}",
+        )
+    try:
+        return ConsentEvent.model_validate(body)
+    except ValidationError as exc:
+        return rejection_from(exc, field_reasons=_FIELD_REASONS)

@@ -1,0 +1,65 @@
+"""SendRequest: what other systems ask the dispatcher to send (CONTRACT.md section 3)."""
+
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.contract.events import Phone
+from shared.rejection import Rejected, RejectedError, decode_json_object, rejection_from
+
+RequestId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class SendRequest(BaseModel):
+    """`purpose` stays a string: an unknown purpose is a decision (purpose_not_permitted),
+    not a malformed record."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    request_id: RequestId
+    recipient: Phone
+    purpose: str = Field(min_length=1)
+    message: dict[str, Any]
+    requested_at: AwareDatetime | None = None
+    opt_out_event_id: str | None = Field(default=None, min_length=1, max_length=128)
+
+    @field_validator("message")
+    @classmethod
+    def _is_a_cloud_api_message(cls, value: dict[str, Any]) -> dict[str, Any]:
+        kind = value.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise RejectedError("invalid_message", "message.type must be a non-empty string")
+        if not isinstance(value.get(kind), dict):
+            raise RejectedError(
+                "invalid_message", f"message.{kind} must be an object for type {kind!r}"
+            )
+        if "to" in value or "messaging_product" in value:
+            raise RejectedError(
+                "invalid_message", "message must not carry 'to' or 'messaging_product'"
+            )
+        return value
+
+
+def parse_send_request(raw: bytes | None) -> SendRequest | Rejected:
+    body = decode_json_object(raw)
+    if isinstance(body, Rejected):
+        return body
+    try:
+        return SendRequest.model_validate(body)
+    except ValidationError as exc:
+        return rejection_from(
+            exc,
+            field_reasons={"recipient": "invalid_phone", "request_id": "invalid_request_id"},
+        )
+
+
+def salvage_request_id(raw: bytes | None) -> str | None:
+    """The request_id of an unusable request, when it has a valid one: such a
+    request still gets its one `invalid_request` decision."""
+    body = decode_json_object(raw)
+    if isinstance(body, Rejected):
+        return None
+    value = body.get("request_id")
+    if isinstance(value, str) and 1 <= len(value) <= 128:
+        return value
+    return None

@@ -1,0 +1,140 @@
+"""The WhatsApp Cloud API webhook body (`whatsapp.inbound.v1`), read leniently:
+Meta adds fields over time, so only what we use is modelled and the rest is kept."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.rejection import Rejected, decode_json_object, rejection_from
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class TextBody(_Lenient):
+    body: str = ""
+
+
+class Button(_Lenient):
+    text: str | None = None
+    payload: str | None = None
+
+
+class Reply(_Lenient):
+    id: str | None = None
+    title: str | None = None
+
+
+class Interactive(_Lenient):
+    type: str | None = None
+    button_reply: Reply | None = None
+    list_reply: Reply | None = None
+
+
+class Message(_Lenient):
+    id: str
+    from_: str | None = Field(default=None, alias="from")
+    # Business-scoped user ids arrive on newer payloads, sometimes without `from`.
+    from_user_id: str | None = None
+    timestamp: str | None = None
+    type: str | None = None
+    text: TextBody | None = None
+    button: Button | None = None
+    interactive: Interactive | None = None
+
+
+class Contact(_Lenient):
+    wa_id: str | None = None
+    user_id: str | None = None
+
+
+class Value(_Lenient):
+    messaging_product: str | None = None
+    contacts: list[Contact] = []
+    messages: list[Message] = []
+
+
+class Change(_Lenient):
+    field: str | None = None
+    value: Value = Value()
+
+
+class Entry(_Lenient):
+    id: str | None = None
+    changes: list[Change] = []
+
+
+class WebhookBody(_Lenient):
+    object: str | None = None
+    entry: list[Entry]
+
+
+class InboundReply(BaseModel):
+    """One user message, flattened: the texts a person could have meant as a reply."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: str
+    wa_id: str | None
+    user_id: str | None
+    sent_at: datetime | None
+    texts: tuple[str, ...]
+
+
+def parse_webhook(raw: bytes | None) -> WebhookBody | Rejected:
+    body = decode_json_object(raw)
+    if isinstance(body, Rejected):
+        return body
+    if "entry" not in body:
+        return Rejected(reason="not_a_webhook", detail="no 'entry' list: not a WhatsApp webhook")
+    try:
+        return WebhookBody.model_validate(body)
+    except ValidationError as exc:
+        return rejection_from(exc, default_reason="not_a_webhook")
+
+
+def inbound_replies(body: WebhookBody) -> list[InboundReply]:
+    """Every message of every entry[].changes[].value.messages[]; statuses and other
+    fields carry no messages and yield nothing."""
+    replies = []
+    for entry in body.entry:
+        for change in entry.changes:
+            contacts = change.value.contacts
+            for message in change.value.messages:
+                wa_id = message.from_ or (contacts[0].wa_id if len(contacts) == 1 else None)
+                replies.append(
+                    InboundReply(
+                        message_id=message.id,
+                        wa_id=wa_id,
+                        user_id=message.from_user_id,
+                        sent_at=_sent_at(message.timestamp),
+                        texts=_texts(message),
+                    )
+                )
+    return replies
+
+
+def _texts(message: Message) -> tuple[str, ...]:
+    candidates: list[str | None] = []
+    if message.text is not None:
+        candidates.append(message.text.body)
+    if message.button is not None:
+        candidates += [message.button.payload, message.button.text]
+    if message.interactive is not None:
+        for reply in (message.interactive.button_reply, message.interactive.list_reply):
+            if reply is not None:
+                candidates += [reply.id, reply.title]
+    return tuple(c for c in candidates if c)
+
+
+def _sent_at(timestamp: str | None) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(timestamp), UTC) if timestamp else None
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def webhook_value(body: WebhookBody) -> dict[str, Any]:
+    return body.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,1 @@
+"""The dispatch rules (CONTRACT.md section 4), pure: the dispatcher and the audit run them."""

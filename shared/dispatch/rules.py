@@ -1,0 +1,112 @@
+"""decide_send(state, request, facts) -> verdict: the send gate, with no I/O."""
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.consent.state import SubjectState
+from shared.contract.decisions import Decision, Reason
+from shared.contract.purposes import OPT_OUT_CONFIRMATION, permitted_purpose
+from shared.contract.requests import SendRequest
+
+
+class FrequencyPolicy(BaseModel):
+    """Clause 6.1. The default (20 per rolling 24 h) leaves room for a support
+    conversation while stopping a runaway loop or a reminder storm."""
+
+    model_config = ConfigDict(frozen=True)
+
+    limit: int = Field(default=20, ge=1)
+    window: timedelta = timedelta(hours=24)
+
+
+class SendFacts(BaseModel):
+    """What the dispatcher's own history says about this request."""
+
+    model_config = ConfigDict(frozen=True)
+
+    confirmation_already_sent: bool = False
+    dispatched_in_window: int = 0
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    decision: Decision
+    reason: Reason
+    consent_event_id: str | None = None
+    detail: str | None = None
+
+
+def _drop(reason: Reason, detail: str, consent_event_id: str | None = None) -> Verdict:
+    return Verdict(
+        decision=Decision.DROPPED, reason=reason, detail=detail, consent_event_id=consent_event_id
+    )
+
+
+def decide_send(
+    state: SubjectState | None,
+    request: SendRequest,
+    facts: SendFacts,
+    now: datetime,
+    frequency: FrequencyPolicy,
+) -> Verdict:
+    """`state` is None (or without history) when the recipient has never been seen."""
+    if request.purpose == OPT_OUT_CONFIRMATION:
+        return _decide_confirmation(state, request, facts)
+    purpose = permitted_purpose(request.purpose)
+    if purpose is None:
+        return _drop(
+            Reason.PURPOSE_NOT_PERMITTED, f"{request.purpose!r} is not a clause 3.2 purpose"
+        )
+    if state is None or not state.has_history:
+        return _drop(Reason.NO_CONSENT, "the recipient has no consent history (clause 3.3)")
+    if state.opted_out:
+        return _drop(Reason.OPTED_OUT, "the recipient opted out", state.opt_out_event_id)
+    grant = state.grants.get(purpose)
+    if grant is None:
+        revocation = state.revoked.get(purpose)
+        return _drop(
+            Reason.PURPOSE_NOT_CONSENTED,
+            f"no grant for {purpose.value}" + (" (revoked)" if revocation else ""),
+            revocation.event_id if revocation else None,
+        )
+    if grant.expired_at(now):
+        return _drop(
+            Reason.CONSENT_EXPIRED, f"the grant expired at {grant.expires_at}", grant.event_id
+        )
+    if facts.dispatched_in_window >= frequency.limit:
+        return _drop(
+            Reason.FREQUENCY_CAPPED,
+            f"{facts.dispatched_in_window} messages in the last {frequency.window}",
+            grant.event_id,
+        )
+    return Verdict(
+        decision=Decision.DISPATCHED, reason=Reason.CONSENTED, consent_event_id=grant.event_id
+    )
+
+
+def _decide_confirmation(
+    state: SubjectState | None, request: SendRequest, facts: SendFacts
+) -> Verdict:
+    # Clause 4.3: one technical notification per opt-out, and only while that
+    # opt-out is the subject's current state. Never frequency-capped.
+    if request.opt_out_event_id is None:
+        return _drop(Reason.CONFIRMATION_NOT_ALLOWED, "opt_out_event_id is required")
+    if state is None or not state.opted_out or state.opt_out_event_id != request.opt_out_event_id:
+        return _drop(
+            Reason.CONFIRMATION_NOT_ALLOWED,
+            "the recipient is not opted out by that event",
+            state.opt_out_event_id if state else None,
+        )
+    if facts.confirmation_already_sent:
+        return _drop(
+            Reason.CONFIRMATION_NOT_ALLOWED,
+            "a confirmation for this opt-out was already dispatched",
+            request.opt_out_event_id,
+        )
+    return Verdict(
+        decision=Decision.DISPATCHED,
+        reason=Reason.OPT_OUT_CONFIRMATION,
+        consent_event_id=request.opt_out_event_id,
+    )

@@ -1,0 +1,30 @@
+"""Topic names of the public contract (CONTRACT.md section 1)."""
+
+from typing import Final
+
+WHATSAPP_INBOUND: Final = "whatsapp.inbound.v1"
+CONSENT_EVENTS: Final = "consent.events.v1"
+MESSAGE_REQUESTS: Final = "messages.requests.v1"
+MESSAGES_OUTBOUND: Final = "messages.outbound.v1"
+DISPATCH_DECISIONS: Final = "messages.decisions.v1"
+
+# Keyed by recipient E.164: provisioned with one partition count so they are co-partitioned.
+KEYED_BY_RECIPIENT: Final = (
+    CONSENT_EVENTS,
+    MESSAGE_REQUESTS,
+    MESSAGES_OUTBOUND,
+    DISPATCH_DECISIONS,
+)
+# Topics a service of ours consumes; each gets a dead-letter companion.
+CONSUMED: Final = (WHATSAPP_INBOUND, CONSENT_EVENTS, MESSAGE_REQUESTS)
+ALL: Final = (
+    WHATSAPP_INBOUND,
+    CONSENT_EVENTS,
+    MESSAGE_REQUESTS,
+    MESSAGES_OUTBOUND,
+    DISPATCH_DECISIONS,
+)
+
+
+def dlq(topic: str) -> str:
+    return f"{topic}.dlq"
