@@ -1,0 +1,104 @@
+"""A consume loop over batches: handle, then commit; retry a failed batch with
+backoff, never skip it. Used where FastStream hides what we need (seeking to
+offsets stored beside the results, committing inside a Kafka transaction)."""
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+log = structlog.get_logger(__name__)
+
+Batch = list[ConsumerRecord]
+BatchHandler = Callable[[Batch], Awaitable[None]]
+
+
+class RetryPolicy:
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self.first = first
+        self.cap = cap
+
+    def delay(self, attempt: int) -> float:
+        # Full jitter keeps several instances from retrying in step.
+        return random.uniform(0, min(self.cap, self.first * 2**attempt))
+
+
+class BatchConsumer:
+    """`handle` must make the batch's effects durable and idempotent; `commit`
+    defaults to committing the consumer's position after it."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        handle: BatchHandler,
+        *,
+        name: str,
+        max_records: int = 500,
+        poll_timeout_ms: int = 100,
+        commit: bool = True,
+        on_poll: Callable[[], Awaitable[None]] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self.handle = handle
+        self.name = name
+        self.max_records = max_records
+        self.poll_timeout_ms = poll_timeout_ms
+        self.commit = commit
+        self.on_poll = on_poll
+        self.retry = retry or RetryPolicy()
+        self.healthy = True
+        self.failures = 0
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            fetched = await self.consumer.getmany(
+                timeout_ms=self.poll_timeout_ms, max_records=self.max_records
+            )
+            batch = [record for records in fetched.values() for record in records]
+            if batch:
+                await self._until_done(batch)
+            if self.on_poll is not None:
+                await self._call_retrying(self.on_poll)
+
+    async def _until_done(self, batch: Batch) -> None:
+        async def attempt() -> None:
+            await self.handle(batch)
+            if self.commit:
+                await self.consumer.commit(_next_offsets(batch))
+
+        await self._call_retrying(attempt)
+
+    async def _call_retrying(self, step: Callable[[], Awaitable[None]]) -> None:
+        attempt = 0
+        while True:
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Transient or not, skipping would lose a record: log, back off, retry.
+                self.healthy = False
+                self.failures += 1
+                log.exception("batch failed, retrying", consumer=self.name, attempt=attempt)
+                if self._stopping.is_set():
+                    raise
+                await asyncio.sleep(self.retry.delay(attempt))
+                attempt += 1
+            else:
+                self.healthy = True
+                return
+
+
+def _next_offsets(batch: Batch) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for record in batch:
+        tp = TopicPartition(record.topic, record.partition)
+        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    return offsets

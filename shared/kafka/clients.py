@@ -1,0 +1,51 @@
+"""Kafka clients configured for the guarantees: nothing acknowledged before it is durable."""
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+
+def durable_producer(bootstrap: str, transactional_id: str | None = None) -> AIOKafkaProducer:
+    """acks=all with the idempotent producer: a retried send is never a duplicate,
+    and an acknowledged record survives the leader's loss."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        transactional_id=transactional_id,
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=15_000,
+    )
+
+
+def group_consumer(bootstrap: str, group_id: str, *topics: str) -> AIOKafkaConsumer:
+    """Commits are ours to make after the effects are durable; read_committed so a
+    transactional producer's aborted records never count."""
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+
+
+def offsets_reader(bootstrap: str) -> AIOKafkaConsumer:
+    """A group-less consumer used only to ask for end offsets (the freshness fence)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+
+
+async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[int, int]:
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic) or set()
+    if not partitions:
+        raise LookupError(f"topic {topic} has no partitions (is it provisioned?)")
+    ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+    return {tp.partition: offset for tp, offset in ends.items()}

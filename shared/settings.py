@@ -1,0 +1,32 @@
+"""Settings every service reads. The contract's variables are unprefixed
+(CONTRACT.md section 7); each service adds its own with its own prefix."""
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_DATABASE_URL = "postgresql://consent:consent@127.0.0.1:55432/consent"
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap_servers: str = Field(
+        default="localhost:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS")
+    )
+    database_url: str = Field(
+        default=LOCAL_DATABASE_URL, validation_alias=AliasChoices("DATABASE_URL")
+    )
+    whatsapp_app_secret: SecretStr = Field(
+        default=SecretStr("local-app-secret"), validation_alias=AliasChoices("WHATSAPP_APP_SECRET")
+    )
+    whatsapp_verify_token: SecretStr = Field(
+        default=SecretStr("local-verify-token"),
+        validation_alias=AliasChoices("WHATSAPP_VERIFY_TOKEN"),
+    )
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL"))
+    log_format: Literal["json", "console"] = Field(
+        default="console", validation_alias=AliasChoices("LOG_FORMAT")
+    )
+    http_host: str = "127.0.0.1"
