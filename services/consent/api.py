@@ -1,0 +1,92 @@
+"""The query API (CONTRACT.md section 6): current state and history of a subject."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from services.consent.store import ConsentStore
+from shared.consent.state import SubjectState
+from shared.phone import InvalidPhoneNumberError, normalize_phone
+
+
+def _subject(phone: str) -> str:
+    try:
+        return normalize_phone(phone)
+    except InvalidPhoneNumberError as exc:
+        raise HTTPException(
+            status_code=422, detail={"reason": "invalid_phone", "detail": str(exc)}
+        ) from exc
+
+
+def consent_view(subject: str, state: SubjectState | None, now: datetime) -> dict[str, Any]:
+    """Expiry is judged now, so the status can change without a new event."""
+    if state is None:
+        return {
+            "subject": subject,
+            "status": "unknown",
+            "purposes": {},
+            "revoked": {},
+            "opt_out_event_id": None,
+            "opted_out_at": None,
+            "last_event_id": None,
+            "version": 0,
+        }
+    purposes = {
+        purpose.value: {**grant.model_dump(mode="json"), "expired": grant.expired_at(now)}
+        for purpose, grant in state.grants.items()
+    }
+    live = any(not grant.expired_at(now) for grant in state.grants.values())
+    status = "opted_out" if state.opted_out else ("opted_in" if live else "unknown")
+    return {
+        "subject": subject,
+        "status": status,
+        "purposes": purposes,
+        "revoked": {
+            purpose.value: {
+                "revoked_at": r.revoked_at.isoformat(),
+                "event_id": r.event_id,
+                "granted_by": r.grant.event_id,
+            }
+            for purpose, r in state.revoked.items()
+        },
+        "suspended_by_opt_out": sorted(p.value for p in state.suspended),
+        "opt_out_event_id": state.opt_out_event_id if state.opted_out else None,
+        "opted_out_at": state.opted_out_at.isoformat()
+        if state.opted_out and state.opted_out_at
+        else None,
+        "last_event_id": state.last_event_id,
+        "version": state.version,
+    }
+
+
+def subjects_router(store: ConsentStore) -> APIRouter:
+    router = APIRouter(prefix="/v1/subjects", tags=["consent"])
+
+    @router.get("/{phone}/consent")
+    async def consent(phone: str) -> dict[str, Any]:
+        subject = _subject(phone)
+        return consent_view(subject, await store.subject(subject), datetime.now(UTC))
+
+    @router.get("/{phone}/events")
+    async def events(phone: str) -> dict[str, Any]:
+        subject = _subject(phone)
+        rows = await store.events(subject)
+        return {
+            "subject": subject,
+            "events": [
+                {
+                    **row["payload"],
+                    "log": {
+                        "topic": row["topic"],
+                        "partition": row["partition"],
+                        "offset": row["offset"],
+                        "log_time": row["log_time"].isoformat(),
+                        "clamped": row["clamped"],
+                    },
+                }
+                for row in rows
+            ],
+        }
+
+    return router

@@ -1,0 +1,85 @@
+"""Wiring of the consent service: projector loop, query API, health, metrics."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
+from shared.db.migrate import apply_migrations
+
+from services.consent.api import subjects_router
+from services.consent.projector import Projector
+from services.consent.settings import ConsentSettings
+from services.consent.store import ConsentStore
+from shared.db.pool import open_pool
+from shared.http_ops import broker_ready, database_ready, ops_router
+from shared.kafka.batch_consumer import BatchConsumer
+from shared.kafka.clients import durable_producer, group_consumer
+from shared.service_runner import serve
+from shared.topics import CONSENT_EVENTS
+
+
+@dataclass
+class Running:
+    pool: Any
+    consumer: AIOKafkaConsumer
+    loop: BatchConsumer
+    task: "asyncio.Task[None]"
+
+
+def create_app(settings: ConsentSettings) -> FastAPI:
+    running: list[Running] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await apply_migrations(settings.database_url)
+        pool = await open_pool(settings.database_url, max_size=8)
+        store = ConsentStore(pool)
+        producer = durable_producer(settings.kafka_bootstrap_servers)
+        consumer = group_consumer(settings.kafka_bootstrap_servers, settings.group_id)
+        projector = Projector(store, consumer, producer)
+        await producer.start()
+        await consumer.start()
+        consumer.subscribe([CONSENT_EVENTS], listener=projector)
+        loop = BatchConsumer(
+            consumer,
+            projector.handle,
+            name="projector",
+            max_records=settings.max_batch,
+            on_poll=projector.track_idle_positions,
+        )
+        task = asyncio.create_task(loop.run(), name="projector")
+        running.append(Running(pool, consumer, loop, task))
+        app.include_router(subjects_router(store))
+        try:
+            yield
+        finally:
+            loop.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await consumer.stop()
+            await producer.stop()
+            await pool.close()
+
+    async def readiness() -> dict[str, bool]:
+        if not running:
+            return {"started": False}
+        r = running[0]
+        return {
+            "database": await database_ready(r.pool),
+            "broker": await broker_ready(r.consumer),
+            "consumer_assigned": bool(r.consumer.assignment()),
+            "projector_running": not r.task.done() and r.loop.healthy,
+        }
+
+    app = FastAPI(title="consent", lifespan=lifespan)
+    app.include_router(ops_router(readiness))
+    return app
+
+
+def main() -> None:
+    settings = ConsentSettings()
+    serve(create_app(settings), settings, settings.http_port)

@@ -1,0 +1,8 @@
+from prometheus_client import Counter, Gauge
+
+EVENTS_APPLIED = Counter("consent_events_applied_total", "Events applied to the projection")
+EVENTS_REJECTED = Counter("consent_events_rejected_total", "Events sent to the DLQ", ["reason"])
+SUBJECTS_REFOLDED = Counter("consent_subjects_refolded_total", "Subject states refolded")
+PROJECTION_LAG = Gauge(
+    "consent_projection_lag_records", "Records behind the log end", ["partition"]
+)

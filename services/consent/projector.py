@@ -1,0 +1,90 @@
+"""consent.events.v1 -> PostgreSQL: validate, dead-letter the unusable, apply the rest."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.abc import ConsumerRebalanceListener
+
+from services.consent import metrics
+from services.consent.store import ConsentStore
+from shared.consent.state import LoggedEvent
+from shared.contract.events import parse_consent_event
+from shared.kafka.dlq import send_to_dlq
+from shared.rejection import Rejected
+from shared.topics import CONSENT_EVENTS
+
+log = structlog.get_logger(__name__)
+
+
+class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Positions live in consent.tracking beside the rows they cover, so on every
+    assignment the consumer seeks there: Kafka's committed offsets are only a hint."""
+
+    def __init__(
+        self, store: ConsentStore, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
+    ) -> None:
+        self.store = store
+        self.consumer = consumer
+        self.producer = producer
+        self.applied: dict[int, int] = {}
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        for tp in revoked:
+            self.applied.pop(tp.partition, None)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        tracked = await self.store.tracking(CONSENT_EVENTS)
+        for tp in assigned:
+            if tp.partition in tracked:
+                self.consumer.seek(tp, tracked[tp.partition])
+                self.applied[tp.partition] = tracked[tp.partition]
+        log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned))
+
+    async def handle(self, batch: list[ConsumerRecord]) -> None:
+        fresh: list[LoggedEvent] = []
+        rejects: list[tuple[ConsumerRecord, Rejected]] = []
+        positions: dict[int, int] = {}
+        for record in batch:
+            if record.offset < self.applied.get(record.partition, 0):
+                continue  # already applied: a redelivery after a crash or rebalance
+            positions[record.partition] = record.offset + 1
+            parsed = parse_consent_event(record.value)
+            if isinstance(parsed, Rejected):
+                rejects.append((record, parsed))
+                continue
+            log_time = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+            fresh.append(LoggedEvent.from_log(parsed, log_time, record.partition, record.offset))
+        if rejects:
+            # DLQ first: the source offset is only tracked once the reject is durable.
+            await send_to_dlq(self.producer, rejects)
+            for record, rejected in rejects:
+                metrics.EVENTS_REJECTED.labels(rejected.reason).inc()
+                log.warning(
+                    "event rejected",
+                    reason=rejected.reason,
+                    detail=rejected.detail,
+                    partition=record.partition,
+                    offset=record.offset,
+                )
+        if positions:
+            refolded = await self.store.apply(CONSENT_EVENTS, fresh, positions)
+            self.applied.update(positions)
+            metrics.EVENTS_APPLIED.inc(len(fresh))
+            metrics.SUBJECTS_REFOLDED.inc(refolded)
+
+    async def track_idle_positions(self) -> None:
+        """Transaction markers occupy offsets but never reach `handle`; the fence
+        compares with end offsets, so the tracked position must step over them."""
+        moved: dict[int, int] = {}
+        for tp in self.consumer.assignment():
+            position = await self.consumer.position(tp)
+            if position > self.applied.get(tp.partition, 0):
+                moved[tp.partition] = position
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                metrics.PROJECTION_LAG.labels(str(tp.partition)).set(max(0, highwater - position))
+        if moved:
+            await self.store.advance(CONSENT_EVENTS, moved)
+            self.applied.update(moved)

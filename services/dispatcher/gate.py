@@ -1,0 +1,229 @@
+"""messages.requests.v1 -> one decision per request_id, and the send when it is allowed.
+
+Per batch: fence, one lookup, pure decisions, one DB transaction, then one Kafka
+transaction carrying the outputs and the consumed offsets together."""
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from services.dispatcher import metrics
+from services.dispatcher.fence import Fence
+from services.dispatcher.outbound import cloud_api_body
+from services.dispatcher.store import DecisionRow, DispatcherStore
+from shared.contract.decisions import Decision, DispatchDecision, Reason
+from shared.contract.purposes import OPT_OUT_CONFIRMATION
+from shared.contract.requests import SendRequest, parse_send_request, salvage_request_id
+from shared.dispatch.rules import FrequencyPolicy, SendFacts, decide_send
+from shared.kafka.dlq import dlq_headers
+from shared.rejection import Rejected
+from shared.topics import DISPATCH_DECISIONS, MESSAGES_OUTBOUND, dlq
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Outputs:
+    """What one batch publishes, in record order."""
+
+    sends: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = field(
+        default_factory=list
+    )
+
+    def add(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self.sends.append((topic, key, value, headers or []))
+
+    def publish_row(self, row: DecisionRow) -> None:
+        key = (row.recipient or "").encode() or None
+        headers = [("request_id", row.request_id.encode())]
+        self.add(DISPATCH_DECISIONS, key, orjson.dumps(row.decision_json), headers)
+        if row.outbound_json is not None:
+            self.add(MESSAGES_OUTBOUND, key, orjson.dumps(row.outbound_json), headers)
+
+
+class Gate:
+    def __init__(
+        self,
+        store: DispatcherStore,
+        fence: Fence,
+        producer: AIOKafkaProducer,
+        group_id: str,
+        frequency: FrequencyPolicy,
+    ) -> None:
+        self.store = store
+        self.fence = fence
+        self.producer = producer
+        self.group_id = group_id
+        self.frequency = frequency
+
+    async def handle(self, batch: list[ConsumerRecord]) -> None:
+        metrics.BATCH_SIZE.observe(len(batch))
+        parsed = [(record, parse_send_request(record.value)) for record in batch]
+        ids = {_request_id(record, p) for record, p in parsed} - {None}
+        stored = await self.store.decisions([i for i in ids if i is not None])
+        fresh = [(record, p) for record, p in parsed if _request_id(record, p) not in stored]
+        new_rows = await self._decide(fresh) if fresh else {}
+        if new_rows:
+            inserted = await self.store.record(list(new_rows.values()))
+            lost = set(new_rows) - inserted
+            if lost:  # another instance decided these first; its outputs stand
+                stored.update(await self.store.decisions(list(lost)))
+                for request_id in lost:
+                    del new_rows[request_id]
+        outputs = Outputs()
+        published: set[str] = set()
+        for record, p in parsed:
+            self._route(record, p, stored, new_rows, published, outputs)
+        await self._publish(batch, outputs)
+
+    async def _decide(
+        self, fresh: list[tuple[ConsumerRecord, SendRequest | Rejected]]
+    ) -> dict[str, DecisionRow]:
+        fence = await self.fence.wait()
+        now = datetime.now(UTC)
+        requests = [p for _, p in fresh if isinstance(p, SendRequest)]
+        recipients = sorted({r.recipient for r in requests})
+        states = await self.store.states(recipients)
+        counts = Counter(await self.store.dispatched_since(recipients, now - self.frequency.window))
+        confirmed = await self.store.confirmed_opt_outs(
+            [r.opt_out_event_id for r in requests if r.opt_out_event_id]
+        )
+        fence_json = {str(p): o for p, o in sorted(fence.items())}
+        rows: dict[str, DecisionRow] = {}
+        for record, p in fresh:
+            request_id = _request_id(record, p)
+            if request_id is None or request_id in rows:
+                continue  # no id: DLQ only; a repeat within the batch: decided once
+            if isinstance(p, Rejected):
+                rows[request_id] = _invalid_row(record, request_id, p, now, fence_json)
+                continue
+            facts = SendFacts(
+                confirmation_already_sent=p.opt_out_event_id in confirmed,
+                dispatched_in_window=counts[p.recipient],
+            )
+            verdict = decide_send(states.get(p.recipient), p, facts, now, self.frequency)
+            if verdict.decision is Decision.DISPATCHED:
+                if verdict.reason is Reason.CONSENTED:
+                    counts[p.recipient] += 1
+                elif p.opt_out_event_id:
+                    confirmed.add(p.opt_out_event_id)
+            decision = DispatchDecision(
+                request_id=p.request_id,
+                recipient=p.recipient,
+                purpose=p.purpose,
+                decision=verdict.decision,
+                reason=verdict.reason,
+                consent_event_id=verdict.consent_event_id,
+                decided_at=now,
+                opt_out_event_id=p.opt_out_event_id if p.purpose == OPT_OUT_CONFIRMATION else None,
+                detail=verdict.detail,
+                fence=fence_json,
+            )
+            outbound = cloud_api_body(p) if verdict.decision is Decision.DISPATCHED else None
+            rows[request_id] = _row(decision, record, outbound)
+        return rows
+
+    def _route(
+        self,
+        record: ConsumerRecord,
+        parsed: SendRequest | Rejected,
+        stored: dict[str, DecisionRow],
+        new_rows: dict[str, DecisionRow],
+        published: set[str],
+        outputs: Outputs,
+    ) -> None:
+        request_id = _request_id(record, parsed)
+        if isinstance(parsed, Rejected):
+            outputs.add(dlq(record.topic), record.key, record.value, dlq_headers(record, parsed))
+            metrics.DEAD_LETTERED.labels(parsed.reason).inc()
+        row = new_rows.get(request_id) if request_id else None
+        redelivered = False
+        if row is None and request_id in stored:
+            row = stored[request_id]
+            # The same record again means the transaction that carried its outputs
+            # never committed: publish the stored decision (never a new one).
+            redelivered = (row.source_partition, row.source_offset) == (
+                record.partition,
+                record.offset,
+            )
+            if not redelivered:
+                metrics.DUPLICATES.inc()
+                log.info("duplicate request_id, already decided", request_id=request_id)
+                return
+        if row is None or request_id in published:
+            return
+        published.add(row.request_id)
+        outputs.publish_row(row)
+        if redelivered:
+            metrics.REPUBLISHED.inc()
+        else:
+            metrics.DECISIONS.labels(row.decision, row.reason).inc()
+
+    async def _publish(self, batch: list[ConsumerRecord], outputs: Outputs) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        for record in batch:
+            tp = TopicPartition(record.topic, record.partition)
+            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+        async with self.producer.transaction():
+            for topic, key, value, headers in outputs.sends:
+                await self.producer.send(topic, value=value, key=key, headers=headers)
+            await self.producer.send_offsets_to_transaction(offsets, self.group_id)
+
+
+def _request_id(record: ConsumerRecord, parsed: SendRequest | Rejected) -> str | None:
+    if isinstance(parsed, SendRequest):
+        return parsed.request_id
+    return salvage_request_id(record.value)
+
+
+def _row(
+    decision: DispatchDecision, record: ConsumerRecord, outbound: dict[str, Any] | None
+) -> DecisionRow:
+    return DecisionRow(
+        request_id=decision.request_id,
+        recipient=decision.recipient,
+        purpose=decision.purpose,
+        decision=decision.decision.value,
+        reason=decision.reason.value,
+        consent_event_id=decision.consent_event_id,
+        opt_out_event_id=decision.opt_out_event_id,
+        decided_at=decision.decided_at,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        decision_json=decision.model_dump(mode="json"),
+        outbound_json=outbound,
+    )
+
+
+def _invalid_row(
+    record: ConsumerRecord,
+    request_id: str,
+    rejected: Rejected,
+    now: datetime,
+    fence: dict[str, int],
+) -> DecisionRow:
+    body = orjson.loads(record.value) if record.value else {}
+    recipient = record.key.decode(errors="replace") if record.key else None
+    purpose = body.get("purpose") if isinstance(body.get("purpose"), str) else None
+    decision = DispatchDecision(
+        request_id=request_id,
+        recipient=recipient,
+        purpose=purpose,
+        decision=Decision.DROPPED,
+        reason=Reason.INVALID_REQUEST,
+        decided_at=now,
+        detail=f"{rejected.reason}: {rejected.detail}",
+        fence=fence,
+    )
+    return _row(decision, record, None)

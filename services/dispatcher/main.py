@@ -1,0 +1,99 @@
+"""Wiring of the dispatcher: the gate's consume loop, health, metrics."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
+from shared.db.migrate import apply_migrations
+
+from services.dispatcher import metrics
+from services.dispatcher.fence import Fence
+from services.dispatcher.gate import Gate
+from services.dispatcher.settings import DispatcherSettings
+from services.dispatcher.store import DispatcherStore
+from shared.db.pool import open_pool
+from shared.dispatch.rules import FrequencyPolicy
+from shared.http_ops import broker_ready, database_ready, ops_router
+from shared.kafka.batch_consumer import BatchConsumer
+from shared.kafka.clients import durable_producer, group_consumer, offsets_reader
+from shared.service_runner import serve
+from shared.topics import MESSAGE_REQUESTS
+
+
+@dataclass
+class Running:
+    pool: Any
+    consumer: AIOKafkaConsumer
+    loop: BatchConsumer
+    task: "asyncio.Task[None]"
+
+
+def create_app(settings: DispatcherSettings) -> FastAPI:
+    running: list[Running] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await apply_migrations(settings.database_url)
+        pool = await open_pool(settings.database_url, max_size=8)
+        store = DispatcherStore(pool)
+        producer = durable_producer(
+            settings.kafka_bootstrap_servers, transactional_id=f"dispatcher-{settings.instance_id}"
+        )
+        consumer = group_consumer(settings.kafka_bootstrap_servers, settings.group_id)
+        reader = offsets_reader(settings.kafka_bootstrap_servers)
+        for client in (producer, consumer, reader):
+            await client.start()
+        consumer.subscribe([MESSAGE_REQUESTS])
+        gate = Gate(
+            store,
+            Fence(reader, store, settings.fence_timeout_seconds),
+            producer,
+            settings.group_id,
+            FrequencyPolicy(
+                limit=settings.frequency_limit,
+                window=timedelta(seconds=settings.frequency_window_seconds),
+            ),
+        )
+        # Offsets are committed inside the Kafka transaction, never by the loop.
+        loop = BatchConsumer(
+            consumer, gate.handle, name="dispatcher", max_records=settings.max_batch, commit=False
+        )
+        task = asyncio.create_task(loop.run(), name="dispatcher")
+        running.append(Running(pool, consumer, loop, task))
+        try:
+            yield
+        finally:
+            loop.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            for client in (consumer, reader, producer):
+                await client.stop()
+            await pool.close()
+
+    async def readiness() -> dict[str, bool]:
+        if not running:
+            return {"started": False}
+        r = running[0]
+        deciding = not r.task.done() and r.loop.healthy
+        # Fail closed is visible: not ready while batches fail (fence, database).
+        metrics.FAIL_CLOSED.set(0 if deciding else 1)
+        return {
+            "database": await database_ready(r.pool),
+            "broker": await broker_ready(r.consumer),
+            "consumer_assigned": bool(r.consumer.assignment()),
+            "deciding": deciding,
+        }
+
+    app = FastAPI(title="dispatcher", lifespan=lifespan)
+    app.include_router(ops_router(readiness))
+    return app
+
+
+def main() -> None:
+    settings = DispatcherSettings()
+    serve(create_app(settings), settings, settings.http_port)

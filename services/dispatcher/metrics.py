@@ -1,0 +1,21 @@
+from prometheus_client import Counter, Gauge, Histogram
+
+DECISIONS = Counter("dispatcher_decisions_total", "Decisions made", ["decision", "reason"])
+REPUBLISHED = Counter(
+    "dispatcher_republished_total", "Stored decisions re-published after a redelivery"
+)
+DUPLICATES = Counter(
+    "dispatcher_duplicate_requests_total", "Records repeating a decided request_id"
+)
+DEAD_LETTERED = Counter("dispatcher_dead_lettered_total", "Requests sent to the DLQ", ["reason"])
+FENCE_WAIT = Histogram(
+    "dispatcher_fence_wait_seconds",
+    "Time waiting for the consent projection to reach the log end",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BATCH_SIZE = Histogram(
+    "dispatcher_batch_size", "Requests per batch", buckets=(1, 5, 10, 50, 100, 250, 500, 1000)
+)
+FAIL_CLOSED = Gauge(
+    "dispatcher_fail_closed", "1 while consent state cannot be read and nothing is dispatched"
+)
