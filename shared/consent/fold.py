@@ -10,12 +10,13 @@ from shared.contract.purposes import Purpose
 def fold_subject(subject: str, history: Iterable[LoggedEvent]) -> SubjectState:
     """The state is a pure function of the history in `occurred_at` order, whatever
     order the events arrived in: a late older opt-in lands before a newer opt-out."""
+    # An event_id seen before is ignored (contract section 2): "before" is log
+    # order, so a reused id can never displace the record that came first.
+    first: dict[str, LoggedEvent] = {}
+    for logged in sorted(history, key=LoggedEvent.log_key):
+        first.setdefault(logged.event.event_id, logged)
     state = SubjectState(subject=subject)
-    seen: set[str] = set()
-    for logged in sorted(history, key=LoggedEvent.order_key):
-        if logged.event.event_id in seen:
-            continue
-        seen.add(logged.event.event_id)
+    for logged in sorted(first.values(), key=LoggedEvent.order_key):
         state = evolve(state, logged.event)
     return state
 
@@ -58,7 +59,7 @@ def _granted(state: SubjectState, event: ConsentEvent) -> SubjectState:
 
 
 def _revoked(state: SubjectState, event: ConsentEvent) -> SubjectState:
-    targets = set(event.purposes) if event.purposes else set(Purpose)
+    targets = set(Purpose) if event.purposes is None else set(event.purposes)
     revoked = dict(state.revoked)
     for purpose in targets:
         grant = state.grants.get(purpose) or state.suspended.get(purpose)

@@ -34,8 +34,13 @@ class LoggedEvent(BaseModel):
         )
 
     def order_key(self) -> tuple[datetime, datetime, int, int]:
-        # Contract section 2: occurred_at, then the broker's timestamp, then the position.
-        return (self.event.occurred_at, self.log_time, self.partition, self.offset)
+        # Contract section 2: occurred_at (never later than the broker's clock),
+        # then the broker's timestamp, then the position.
+        occurred = min(self.event.occurred_at, self.log_time)
+        return (occurred, self.log_time, self.partition, self.offset)
+
+    def log_key(self) -> tuple[datetime, int, int]:
+        return (self.log_time, self.partition, self.offset)
 
 
 class Status(StrEnum):

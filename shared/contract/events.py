@@ -64,17 +64,40 @@ class ConsentEvent(BaseModel):
     evidence: dict[str, Any] | None = None
     expires_at: AwareDatetime | None = None
 
-    @field_validator("purposes", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _only_clause_3_2(cls, value: Any) -> Any:
-        if isinstance(value, list | tuple):
-            allowed = {p.value for p in Purpose}
-            unknown = [p for p in value if p not in allowed]
-            if unknown:
-                raise RejectedError(
-                    "purpose_not_permitted",
-                    f"{unknown!r} not among the clause 3.2 purposes {[p.value for p in Purpose]}",
-                )
+    def _purposes_per_type(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        kind, purposes = data.get("type"), data.get("purposes")
+        if kind in (EventType.OPTED_OUT, EventType.OPTED_IN):
+            # Contract: ignored on opt-outs and opt-ins; a stray value must never
+            # keep an opt-out from counting.
+            return {**data, "purposes": None}
+        if kind == EventType.CONSENT_REVOKED and purposes == []:
+            raise RejectedError(
+                "missing_purposes", "ConsentRevoked purposes, when given, must not be empty"
+            )
+        if not isinstance(purposes, list) or not purposes:
+            return data
+        allowed = {p.value for p in Purpose}
+        unknown = [p for p in purposes if not isinstance(p, str) or p not in allowed]
+        if not unknown:
+            return data
+        if kind == EventType.CONSENT_REVOKED:
+            # What can never be granted needs no revoking; the known purposes still
+            # are revoked, and a list of only unknown ones revokes nothing.
+            return {**data, "purposes": [p for p in purposes if p not in unknown]}
+        raise RejectedError(
+            "purpose_not_permitted",
+            f"{unknown!r} not among the clause 3.2 purposes {sorted(allowed)}",
+        )
+
+    @field_validator("occurred_at", "expires_at", mode="before")
+    @classmethod
+    def _rfc3339_text(cls, value: Any) -> Any:
+        if isinstance(value, int | float):  # JSON numbers: not RFC 3339
+            raise RejectedError("invalid_timestamp", "expected an RFC 3339 string with offset")
         return value
 
     @model_validator(mode="after")
@@ -92,15 +115,10 @@ class ConsentEvent(BaseModel):
                 raise RejectedError(
                     "missing_evidence", "ConsentGranted needs evidence of the opt-in (clause 2.1)"
                 )
-        elif self.type in (EventType.OPTED_OUT, EventType.OPTED_IN):
-            if self.source != WHATSAPP_REPLY:
-                raise RejectedError(
-                    "invalid_source", f"{self.type} source must be {WHATSAPP_REPLY!r}"
-                )
-        elif self.purposes is not None and not self.purposes:
-            raise RejectedError(
-                "missing_purposes", "ConsentRevoked purposes, when given, must not be empty"
-            )
+        elif self.type in (EventType.OPTED_OUT, EventType.OPTED_IN) and (
+            self.source != WHATSAPP_REPLY
+        ):
+            raise RejectedError("invalid_source", f"{self.type} source must be {WHATSAPP_REPLY!r}")
         return self
 
     def clamped_to(self, log_time: datetime) -> "ConsentEvent":
@@ -123,7 +141,7 @@ def parse_consent_event(raw: bytes | None) -> ConsentEvent | Rejected:
     if isinstance(body, Rejected):
         return body
     kind = body.get("type")
-    if kind not in {t.value for t in EventType}:
+    if not isinstance(kind, str) or kind not in {t.value for t in EventType}:
         return Rejected(
             reason="unknown_type",
             detail=f"type {kind!r} is not one of {[t.value for t in EventType]}",
