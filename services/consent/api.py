@@ -27,6 +27,7 @@ def consent_view(subject: str, state: SubjectState | None, now: datetime) -> dic
             "status": "unknown",
             "purposes": {},
             "revoked": {},
+            "suspended_by_opt_out": [],
             "opt_out_event_id": None,
             "opted_out_at": None,
             "last_event_id": None,

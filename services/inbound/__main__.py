@@ -1,0 +1,3 @@
+from services.inbound.main import main
+
+main()

@@ -1,0 +1,6 @@
+from prometheus_client import Counter
+
+WEBHOOKS_RECEIVED = Counter("inbound_webhooks_received_total", "Webhook POSTs received")
+WEBHOOKS_REJECTED = Counter("inbound_webhooks_rejected_total", "Webhook POSTs refused", ["reason"])
+REPLIES = Counter("inbound_replies_total", "Replies classified", ["kind", "language"])
+DEAD_LETTERED = Counter("inbound_dead_lettered_total", "Records sent to the DLQ", ["reason"])

@@ -1,0 +1,75 @@
+"""whatsapp.inbound.v1 -> OptedOut/OptedIn on consent.events.v1, then the confirmation
+request on messages.requests.v1. Committed only after both are acknowledged."""
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import structlog
+from aiokafka import ConsumerRecord
+from faststream.kafka import KafkaBroker
+
+from services.inbound import metrics
+from services.inbound.domain.classifier import KeywordConfig, Language
+from services.inbound.domain.replies import reply_effects
+from shared.contract.webhook import inbound_replies, parse_webhook
+from shared.kafka.dlq import dlq_headers
+from shared.phone import InvalidPhoneNumberError, normalize_phone
+from shared.rejection import Rejected
+from shared.topics import CONSENT_EVENTS, MESSAGE_REQUESTS, dlq
+
+log = structlog.get_logger(__name__)
+
+
+class ReplyProcessor:
+    def __init__(
+        self, broker: KafkaBroker, keywords: KeywordConfig, confirmations: Mapping[Language, str]
+    ) -> None:
+        self.broker = broker
+        self.keywords = keywords
+        self.confirmations = confirmations
+
+    async def process(self, record: ConsumerRecord) -> None:
+        body = parse_webhook(record.value)
+        if isinstance(body, Rejected):
+            await self.dead_letter(record, body)
+            return
+        received_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        unresolved = []
+        for reply in inbound_replies(body):
+            try:
+                subject = normalize_phone(reply.wa_id or "")
+            except InvalidPhoneNumberError:
+                # A business-scoped id without a phone number cannot key a consent
+                # event; an operator must see it rather than lose a possible STOP.
+                unresolved.append(reply.message_id)
+                continue
+            effects = reply_effects(reply, subject, received_at, self.keywords, self.confirmations)
+            c = effects.classification
+            metrics.REPLIES.labels(c.kind.value, c.language.value if c.language else "").inc()
+            if effects.event is not None:
+                await self.broker.publish(
+                    effects.event.model_dump_json().encode(), CONSENT_EVENTS, key=subject.encode()
+                )
+                log.info("reply recorded", type=effects.event.type, event_id=effects.event.event_id)
+            if effects.confirmation is not None:
+                await self.broker.publish(
+                    effects.confirmation.model_dump_json().encode(),
+                    MESSAGE_REQUESTS,
+                    key=subject.encode(),
+                )
+        if unresolved:
+            await self.dead_letter(
+                record,
+                Rejected(
+                    reason="unresolvable_sender",
+                    detail=f"messages {unresolved} carry no valid phone number (wa_id)",
+                ),
+            )
+
+    async def dead_letter(self, record: ConsumerRecord, rejected: Rejected) -> None:
+        metrics.DEAD_LETTERED.labels(rejected.reason).inc()
+        log.warning("webhook dead-lettered", reason=rejected.reason, detail=rejected.detail)
+        headers = {k: v.decode(errors="replace") for k, v in dlq_headers(record, rejected)}
+        await self.broker.publish(
+            record.value or b"", dlq(record.topic), key=record.key, headers=headers
+        )

@@ -1,0 +1,59 @@
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.db.migrate import apply_migrations
+from shared.db.pool import open_pool
+from shared.kafka.provision import provision_topics
+from tests.support.records import unique_phone
+from tests.support.services import PORTS, ServiceProcess
+from tests.support.stack import Stack, locate_stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    located = locate_stack()
+    asyncio.run(provision_topics(located.kafka_bootstrap, 3))
+    asyncio.run(apply_migrations(located.database_url))
+    return located
+
+
+@pytest.fixture(scope="session")
+async def pool(stack: Stack) -> AsyncIterator[object]:
+    db = await open_pool(stack.database_url)
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+def phone() -> str:
+    """A fresh valid Russian mobile number per test, so tests never share a subject."""
+    return unique_phone()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture(scope="session")
+def services(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, ServiceProcess]]:
+    busy = [name for name, port in PORTS.items() if not _port_free(port)]
+    if busy:
+        pytest.fail(f"ports of {busy} are taken: stop the running system first (make down)")
+    log_dir: Path = tmp_path_factory.mktemp("service-logs")
+    running = {name: ServiceProcess(name, stack, log_dir, {}) for name in PORTS}
+    for process in running.values():
+        process.start()
+    try:
+        for process in running.values():
+            process.wait_ready()
+        yield running
+    finally:
+        for process in running.values():
+            process.stop()

@@ -1,0 +1,95 @@
+"""Signed webhooks through HTTP on the real broker, as Meta delivers them."""
+
+import asyncio
+
+import httpx
+import orjson
+import pytest
+
+from shared.topics import CONSENT_EVENTS, MESSAGE_REQUESTS, WHATSAPP_INBOUND
+from tests.support.kafka import TopicReader
+from tests.support.services import ServiceProcess
+from tests.support.stack import Stack
+from tests.support.webhooks import signature_headers, signed, text_webhook
+
+pytestmark = pytest.mark.e2e
+
+
+def _for(records: list[object], subject: str) -> list[dict[str, object]]:
+    values = [orjson.loads(r.value) for r in records]  # type: ignore[attr-defined]
+    return [v for v in values if subject in (v.get("subject"), v.get("recipient"))]
+
+
+async def test_signed_stop_gives_one_opt_out_and_one_confirmation_even_when_redelivered(
+    stack: Stack, services: dict[str, ServiceProcess], phone: str
+) -> None:
+    events = await TopicReader(stack.kafka_bootstrap, CONSENT_EVENTS).start()
+    requests = await TopicReader(stack.kafka_bootstrap, MESSAGE_REQUESTS).start()
+    try:
+        raw, headers = signed(text_webhook(phone[1:], "СТОП"))
+        async with httpx.AsyncClient(base_url=services["inbound"].url) as http:
+            first = await http.post("/webhooks/whatsapp", content=raw, headers=headers)
+            again = await http.post("/webhooks/whatsapp", content=raw, headers=headers)
+        assert (first.status_code, again.status_code) == (200, 200)
+        await events.wait_for(lambda rs: len(_for(rs, phone)) >= 2)
+        await requests.wait_for(lambda rs: len(_for(rs, phone)) >= 2)
+        opt_outs = _for(events.records, phone)
+        assert {e["type"] for e in opt_outs} == {"OptedOut"}
+        assert len({e["event_id"] for e in opt_outs}) == 1, "a redelivery became a second opt-out"
+        confirmations = _for(requests.records, phone)
+        assert len({c["request_id"] for c in confirmations}) == 1
+        confirmation = confirmations[0]
+        assert confirmation["purpose"] == "opt_out_confirmation"
+        assert confirmation["opt_out_event_id"] == opt_outs[0]["event_id"]
+        assert "отписались" in confirmation["message"]["text"]["body"]  # type: ignore[index]
+    finally:
+        await events.stop()
+        await requests.stop()
+
+
+async def test_a_bad_signature_is_refused_and_nothing_is_published(
+    stack: Stack, services: dict[str, ServiceProcess], phone: str
+) -> None:
+    raw_topic = await TopicReader(stack.kafka_bootstrap, WHATSAPP_INBOUND).start()
+    try:
+        raw, headers = signed(text_webhook(phone[1:], "STOP"), secret=b"not-the-secret")
+        async with httpx.AsyncClient(base_url=services["inbound"].url) as http:
+            wrong = await http.post("/webhooks/whatsapp", content=raw, headers=headers)
+            missing = await http.post("/webhooks/whatsapp", content=raw)
+        assert (wrong.status_code, missing.status_code) == (401, 401)
+        await asyncio.sleep(1)
+        await raw_topic.poll()
+        assert not [r for r in raw_topic.records if phone[1:].encode() in (r.value or b"")]
+    finally:
+        await raw_topic.stop()
+
+
+async def test_meta_verification_handshake(services: dict[str, ServiceProcess]) -> None:
+    async with httpx.AsyncClient(base_url=services["inbound"].url) as http:
+        ok = await http.get(
+            "/webhooks/whatsapp",
+            params={
+                "hub.mode": "subscribe",
+                "hub.verify_token": "local-verify-token",
+                "hub.challenge": "1158201444",
+            },
+        )
+        refused = await http.get(
+            "/webhooks/whatsapp",
+            params={"hub.mode": "subscribe", "hub.verify_token": "x", "hub.challenge": "1"},
+        )
+    assert (ok.status_code, ok.text) == (200, "1158201444")
+    assert refused.status_code == 403
+
+
+async def test_bodies_that_are_not_json_or_too_large_are_refused(
+    services: dict[str, ServiceProcess],
+) -> None:
+    async with httpx.AsyncClient(base_url=services["inbound"].url) as http:
+        bad = await http.post(
+            "/webhooks/whatsapp", content=b"not json", headers=signature_headers(b"not json")
+        )
+        huge = await http.post("/webhooks/whatsapp", content=b"x" * (1024 * 1024 + 1))
+    assert bad.status_code == 400
+    assert bad.json()["reason"] == "invalid_json"
+    assert huge.status_code == 413

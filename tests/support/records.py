@@ -1,0 +1,49 @@
+"""Contract records as another system would write them."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+
+def now_iso(offset_seconds: float = 0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=offset_seconds)).isoformat()
+
+
+def consent_granted(subject: str, *purposes: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": "ConsentGranted",
+        "subject": subject,
+        "occurred_at": now_iso(),
+        "source": "event_registration",
+        "purposes": list(purposes or ["event_reminder"]),
+        "evidence": {"registration_id": "R-1042"},
+        **fields,
+    }
+
+
+def opted_out(subject: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": "OptedOut",
+        "subject": subject,
+        "occurred_at": now_iso(),
+        "source": "whatsapp_reply",
+        "evidence": {"message_id": "wamid.test", "text": "STOP", "keyword": "STOP"},
+        **fields,
+    }
+
+
+def send_request(recipient: str, purpose: str = "event_reminder", **fields: Any) -> dict[str, Any]:
+    return {
+        "request_id": str(uuid.uuid4()),
+        "recipient": recipient,
+        "purpose": purpose,
+        "message": {"type": "text", "text": {"body": "Reminder: the workshop starts at 10:00"}},
+        "requested_at": now_iso(),
+        **fields,
+    }
+
+
+def unique_phone() -> str:
+    return "+7916" + str(uuid.uuid4().int % 10_000_000).zfill(7)
