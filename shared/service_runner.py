@@ -1,12 +1,16 @@
 """Runs a service's ASGI app under uvicorn with our logging, until SIGTERM."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
+import structlog
 import uvicorn
 from fastapi import FastAPI
 
 from shared.settings import CommonSettings
 from shared.structured_logging import configure_logging
+
+log = structlog.get_logger(__name__)
 
 
 def serve(app: FastAPI, settings: CommonSettings, port: int) -> None:
@@ -20,3 +24,17 @@ def serve(app: FastAPI, settings: CommonSettings, port: int) -> None:
         lifespan="on",
     )
     asyncio.run(uvicorn.Server(config).serve())
+
+
+async def close_all(*closers: Callable[[], Awaitable[object]]) -> None:
+    """Shutdown goes on past a failing step: a broker that is already gone must
+    not keep the database pool (or the next client) open."""
+    for close in closers:
+        try:
+            await close()
+        except (
+            BaseException
+        ) as exc:  # CancelledError too: aiokafka raises it when the broker is down
+            log.warning(
+                "shutdown step failed", step=getattr(close, "__qualname__", "?"), error=repr(exc)
+            )

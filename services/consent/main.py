@@ -8,17 +8,17 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
-from shared.db.migrate import apply_migrations
 
 from services.consent.api import subjects_router
 from services.consent.projector import Projector
 from services.consent.settings import ConsentSettings
 from services.consent.store import ConsentStore
+from shared.db.migrate import apply_migrations
 from shared.db.pool import open_pool
 from shared.http_ops import broker_ready, database_ready, ops_router
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import durable_producer, group_consumer
-from shared.service_runner import serve
+from shared.service_runner import close_all, serve
 from shared.topics import CONSENT_EVENTS
 
 
@@ -60,9 +60,7 @@ def create_app(settings: ConsentSettings) -> FastAPI:
             loop.stop()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            await consumer.stop()
-            await producer.stop()
-            await pool.close()
+            await close_all(consumer.stop, producer.stop, pool.close)
 
     async def readiness() -> dict[str, bool]:
         if not running:

@@ -9,19 +9,19 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
-from shared.db.migrate import apply_migrations
 
 from services.dispatcher import metrics
 from services.dispatcher.fence import Fence
 from services.dispatcher.gate import Gate
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.store import DispatcherStore
+from shared.db.migrate import apply_migrations
 from shared.db.pool import open_pool
 from shared.dispatch.rules import FrequencyPolicy
 from shared.http_ops import broker_ready, database_ready, ops_router
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import durable_producer, group_consumer, offsets_reader
-from shared.service_runner import serve
+from shared.service_runner import close_all, serve
 from shared.topics import MESSAGE_REQUESTS
 
 
@@ -71,9 +71,7 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
             loop.stop()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            for client in (consumer, reader, producer):
-                await client.stop()
-            await pool.close()
+            await close_all(consumer.stop, reader.stop, producer.stop, pool.close)
 
     async def readiness() -> dict[str, bool]:
         if not running:
