@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# The project's own PostgreSQL cluster for development and tests, from
+# Debian's packages, under .local/pg/ on port 55432 (loopback only), so it
+# never collides with a system cluster on 5432.
+#
+#   deploy/local/postgres.sh install  the server packages when missing (apt, as root)
+#   deploy/local/postgres.sh start    initdb once, start, ensure role and database "consent"
+#   deploy/local/postgres.sh stop     fast shutdown (immediate after a bound)
+#   deploy/local/postgres.sh status   exit 0 when running (3 when not)
+#
+# URL served: postgresql://consent:consent@127.0.0.1:55432/consent
+# When DATABASE_URL is set the caller brings its own database: start and
+# status do nothing (stop still stops our own cluster if one runs).
+#
+# The server refuses to run as root: as root, everything runs as the
+# unprivileged system user `postgres` (created when missing); otherwise as the
+# current user.
+set -euo pipefail
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PG_DIR="$LOCAL_DIR/pg"
+DATA="$PG_DIR/data"
+LOG_FILE="$PG_DIR/postgres.log"
+PORT=55432
+PG_USER=postgres # the OS user that owns the cluster when we are root
+DB_ROLE=consent
+DB_PASSWORD=consent
+DB_NAME=consent
+STOP_TIMEOUT="${PG_STOP_TIMEOUT:-30}"
+
+# The socket lives beside the data, unless the path would exceed the kernel's
+# 107-byte limit for unix socket paths (a deeply nested clone): then /tmp.
+SOCK_DIR="$PG_DIR/run"
+if ((${#SOCK_DIR} + 20 > 100)); then
+    SOCK_DIR="/tmp/consent-pg-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+fi
+
+# Finds the newest PostgreSQL server binaries (Debian keeps them off PATH).
+find_pg_bin() {
+    local d
+    for d in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r); do
+        if [[ -x "$d/initdb" && -x "$d/pg_ctl" ]]; then
+            echo "$d"
+            return 0
+        fi
+    done
+    if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then
+        dirname "$(command -v pg_ctl)"
+    fi
+}
+
+ensure_installed() {
+    PG_BIN="$(find_pg_bin)"
+    [[ -n "$PG_BIN" ]] && return 0
+    if ((EUID == 0)) && command -v apt-get >/dev/null 2>&1; then
+        note "PostgreSQL server not found: installing Debian's postgresql package"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        PG_BIN="$(find_pg_bin)"
+    fi
+    [[ -n "$PG_BIN" ]] ||
+        die "PostgreSQL server binaries (initdb, pg_ctl) not found: install them (apt-get install -y postgresql) or set DATABASE_URL"
+}
+
+# as_owner CMD...: runs CMD as the cluster's owner, from a directory that
+# user can read (initdb and pg_ctl complain about an unreadable cwd).
+as_owner() {
+    if ((EUID == 0)); then
+        (cd "$PG_DIR" && runuser -u "$PG_USER" -- "$@")
+    else
+        (cd "$PG_DIR" && "$@")
+    fi
+}
+
+# As root: the postgres user must exist, own .local/pg, and be able to reach
+# it, i.e. traverse every parent directory of the clone.
+prepare_owner() {
+    mkdir -p "$PG_DIR"
+    ((EUID == 0)) || return 0
+    if ! id -u "$PG_USER" >/dev/null 2>&1; then
+        note "creating the unprivileged system user '$PG_USER' to run the server"
+        useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash "$PG_USER"
+    fi
+    local dir="$PG_DIR"
+    while [[ "$dir" != "/" ]]; do
+        dir="$(dirname "$dir")"
+        if ! runuser -u "$PG_USER" -- test -x "$dir"; then
+            # e.g. a clone under /root (mode 700): allow traversal only (no listing).
+            note "granting others traversal (o+x) of $dir so user '$PG_USER' can reach .local/pg"
+            chmod o+x "$dir"
+        fi
+    done
+    chown -R "$PG_USER:" "$PG_DIR"
+    if [[ "$SOCK_DIR" != "$PG_DIR/"* ]]; then
+        mkdir -p "$SOCK_DIR"
+        chown "$PG_USER:" "$SOCK_DIR"
+    fi
+}
+
+# initdb once, into a scratch directory renamed at the end, so an interrupted
+# initdb never leaves a half-made cluster that later starts fail on.
+init_cluster() {
+    if [[ -f "$DATA/PG_VERSION" ]]; then
+        local have want
+        have="$(cat "$DATA/PG_VERSION")"
+        want="$("$PG_BIN/postgres" --version | grep -oE '[0-9]+' | head -n1)"
+        [[ "$have" == "$want" ]] ||
+            die "$DATA was made by PostgreSQL $have but the server found is $want: remove .local/pg (its data is lost) or install PostgreSQL $have"
+        return 0
+    fi
+    note "initializing a new cluster in $DATA"
+    rm -rf "$DATA.tmp"
+    # Trust over the unix socket only (a directory only the owner can reach is
+    # where the admin connects); TCP clients, the services included, use passwords.
+    as_owner "$PG_BIN/initdb" -D "$DATA.tmp" -U postgres --no-locale -E UTF8 \
+        --auth-local=trust --auth-host=scram-sha-256 >"$PG_DIR/initdb.log" 2>&1 ||
+        { cat "$PG_DIR/initdb.log" >&2; die "initdb failed (output above)"; }
+    as_owner mv "$DATA.tmp" "$DATA"
+    # Our settings live in a file of their own, rewritten at every start.
+    echo "include_if_exists = 'local.conf'" | as_owner tee -a "$DATA/postgresql.conf" >/dev/null
+}
+
+write_local_conf() {
+    as_owner tee "$DATA/local.conf" >/dev/null <<EOF
+# Written by deploy/local/postgres.sh at every start: edit that script instead.
+listen_addresses = '127.0.0.1'
+port = $PORT
+unix_socket_directories = '$SOCK_DIR'
+# Three services with pools, the test suite and benchmarks at once.
+max_connections = 200
+EOF
+    as_owner mkdir -p "$SOCK_DIR"
+    chmod 700 "$SOCK_DIR" 2>/dev/null || as_owner chmod 700 "$SOCK_DIR"
+}
+
+is_running() {
+    [[ -f "$DATA/PG_VERSION" ]] || return 1
+    as_owner "$PG_BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1
+}
+
+# A postmaster.pid whose pid now belongs to another process (after a reboot or
+# a machine handed over) would make the server refuse to start: remove it when
+# that pid is clearly not a postgres of ours.
+clear_stale_lock() {
+    local lock="$DATA/postmaster.pid" pid
+    [[ -f "$lock" ]] || return 0
+    pid="$(head -n1 "$lock" | tr -dc '0-9')"
+    if [[ -z "$pid" ]] || ! pid_alive "$pid" || [[ "$(pid_cmdline "$pid")" != *postgres* ]]; then
+        note "removing stale $lock (pid ${pid:-?} is not a running postgres)"
+        rm -f "$lock"
+    fi
+}
+
+psql_admin() {
+    as_owner "$PG_BIN/psql" -h "$SOCK_DIR" -p "$PORT" -U postgres -d postgres \
+        -v ON_ERROR_STOP=1 -qAtX
+}
+
+ensure_database() {
+    psql_admin <<SQL
+DO \$\$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$DB_ROLE') THEN
+        -- CREATEDB: tests may make throw-away databases of their own.
+        CREATE ROLE $DB_ROLE LOGIN CREATEDB PASSWORD '$DB_PASSWORD';
+    END IF;
+END
+\$\$;
+SELECT 'CREATE DATABASE $DB_NAME OWNER $DB_ROLE'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$DB_NAME')\gexec
+SQL
+}
+
+cmd_start() {
+    if [[ -n "${DATABASE_URL:-}" ]]; then
+        note "DATABASE_URL is set: using that database, not starting a local PostgreSQL"
+        return 0
+    fi
+    ensure_installed
+    prepare_owner
+    init_cluster
+    if is_running; then
+        note "already running on 127.0.0.1:$PORT"
+    else
+        clear_stale_lock
+        require_port_free "$PORT" "the local PostgreSQL"
+        write_local_conf
+        note "starting PostgreSQL on 127.0.0.1:$PORT (log: $LOG_FILE)"
+        # -w: return once it accepts connections. pg_ctl detaches the server
+        # into its own session, so a Ctrl-C aimed at `make run` spares it.
+        as_owner "$PG_BIN/pg_ctl" -D "$DATA" -l "$LOG_FILE" -w -t 60 start >/dev/null ||
+            { tail -n 30 "$LOG_FILE" >&2; die "PostgreSQL did not start (log above: $LOG_FILE)"; }
+    fi
+    ensure_database
+    note "ready: $LOCAL_DATABASE_URL"
+}
+
+cmd_stop() {
+    PG_BIN="$(find_pg_bin)"
+    if [[ -z "$PG_BIN" ]] || ! is_running; then
+        note "not running"
+        return 0
+    fi
+    note "stopping PostgreSQL"
+    # fast: disconnect clients and shut down cleanly; immediate if that hangs.
+    if ! as_owner "$PG_BIN/pg_ctl" -D "$DATA" -m fast -w -t "$STOP_TIMEOUT" stop >/dev/null; then
+        note "fast shutdown timed out: immediate shutdown"
+        as_owner "$PG_BIN/pg_ctl" -D "$DATA" -m immediate -w -t 30 stop >/dev/null
+    fi
+    note "stopped"
+}
+
+cmd_status() {
+    if [[ -n "${DATABASE_URL:-}" ]]; then
+        echo "postgres: DATABASE_URL is set, the local cluster is not used"
+        return 0
+    fi
+    PG_BIN="$(find_pg_bin)"
+    if [[ -n "$PG_BIN" ]] && is_running; then
+        echo "postgres: running on 127.0.0.1:$PORT ($LOCAL_DATABASE_URL), data in $DATA, log $LOG_FILE"
+    else
+        echo "postgres: not running"
+        return 3
+    fi
+}
+
+case "${1:-}" in
+install)
+    if [[ -n "${DATABASE_URL:-}" ]]; then
+        note "DATABASE_URL is set: no local PostgreSQL needed"
+    else
+        ensure_installed
+    fi
+    ;;
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+*)
+    echo "usage: $0 install|start|stop|status" >&2
+    exit 2
+    ;;
+esac

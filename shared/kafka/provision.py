@@ -1,0 +1,237 @@
+"""Create the contract's Kafka topics (CONTRACT.md section 1), idempotently.
+
+    python -m shared.kafka.provision
+
+Creates every topic of `shared.topics.ALL` plus a `<topic>.dlq` for each topic
+we consume, all with the same partition count (`KAFKA_PARTITIONS`, default 3),
+so the keyed-by-recipient topics are co-partitioned. Topics that exist are
+checked, never silently accepted as they are:
+
+- a partition count that differs is an error (the fix, adding partitions,
+  changes which partition a key lands on: an operator's decision, not ours);
+- a topic config we require (the event log's infinite retention and broker
+  timestamps) that differs is set, and said so, because the contract requires
+  it; other dynamic configs an operator set on the topic are kept.
+
+Environment: `KAFKA_BOOTSTRAP_SERVERS` (default localhost:9092),
+`KAFKA_PARTITIONS` (default 3), `KAFKA_REPLICATION_FACTOR` (default 1: the
+local single broker; a 3-broker cluster wants 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import for_code
+
+from shared.topics import ALL, CONSENT_EVENTS, CONSUMED, dlq
+
+DEFAULT_BOOTSTRAP = "localhost:9092"
+DEFAULT_PARTITIONS = 3
+
+# The source of truth is never compacted and never trimmed (CONTRACT.md section 1);
+# its timestamps come from the broker's clock (ARCHITECTURE.md section 3).
+EVENT_LOG_CONFIGS: Mapping[str, str] = {
+    "retention.ms": "-1",
+    "retention.bytes": "-1",
+    "cleanup.policy": "delete",
+    "message.timestamp.type": "LogAppendTime",
+}
+# A dead letter waits for an operator, however long that takes.
+DLQ_CONFIGS: Mapping[str, str] = {"retention.ms": "-1"}
+
+_TOPIC_ALREADY_EXISTS = 36
+# DescribeConfigs' config_source for a config set on the topic itself.
+_DYNAMIC_TOPIC_CONFIG = 1
+
+log = logging.getLogger("shared.kafka.provision")
+
+
+class ProvisioningError(Exception):
+    """The cluster's topics cannot be made to match the contract."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+
+def topic_specs() -> list[TopicSpec]:
+    """Every topic the system needs, with the configs it requires."""
+    specs = [TopicSpec(t, EVENT_LOG_CONFIGS if t == CONSENT_EVENTS else {}) for t in ALL]
+    specs += [TopicSpec(dlq(t), DLQ_CONFIGS) for t in CONSUMED]
+    return specs
+
+
+async def provision_topics(bootstrap: str, partitions: int, replication_factor: int = 1) -> None:
+    """Create the missing topics and verify the existing ones; raises
+    ProvisioningError with every problem found."""
+    if partitions < 1:
+        raise ProvisioningError(f"the partition count must be at least 1, not {partitions}")
+    specs = topic_specs()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="consent-provision")
+    await admin.start()
+    try:
+        await _create_missing(admin, specs, partitions, replication_factor)
+        await _check_partitions(admin, specs, partitions)
+        await _enforce_configs(admin, specs)
+    finally:
+        await admin.close()
+
+
+async def _create_missing(
+    admin: Any, specs: list[TopicSpec], partitions: int, replication_factor: int
+) -> None:
+    existing = set(await admin.list_topics())
+    missing = [s for s in specs if s.name not in existing]
+    if not missing:
+        return
+    response = await admin.create_topics(
+        [
+            NewTopic(s.name, partitions, replication_factor, topic_configs=dict(s.configs))
+            for s in missing
+        ],
+        timeout_ms=30_000,
+    )
+    problems = []
+    for err in response.to_object()["topic_errors"]:
+        code = err["error_code"]
+        if code == 0:
+            log.info("created %s (%d partitions)", err["topic"], partitions)
+        elif code == _TOPIC_ALREADY_EXISTS:
+            # Another provisioner won the race; the checks below cover it.
+            log.info("%s was created concurrently", err["topic"])
+        else:
+            detail = err.get("error_message") or for_code(code).__name__
+            problems.append(f"cannot create {err['topic']}: {detail}")
+    if problems:
+        raise ProvisioningError("; ".join(problems))
+
+
+async def _partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
+    """Partition count per topic, waiting briefly for a just-created topic's
+    metadata to reach the broker that answers (it may lag the controller)."""
+    deadline = time.monotonic() + 15
+    while True:
+        described = await admin.describe_topics(names)
+        counts = {
+            d["topic"]: len(d["partitions"])
+            for d in described
+            if d["error_code"] == 0 and d["partitions"]
+        }
+        if len(counts) == len(names) or time.monotonic() > deadline:
+            return counts
+        await asyncio.sleep(0.2)
+
+
+async def _check_partitions(admin: Any, specs: list[TopicSpec], partitions: int) -> None:
+    names = [s.name for s in specs]
+    counts = await _partition_counts(admin, names)
+    problems = []
+    for name in names:
+        found = counts.get(name)
+        if found is None:
+            problems.append(f"{name} does not appear in the cluster's metadata")
+        elif found != partitions:
+            problems.append(f"{name} has {found} partitions, expected {partitions}")
+    if problems:
+        raise ProvisioningError(
+            "\n  ".join(["topics differ from the required layout:", *problems])
+            + "\nEvery topic must have the same partition count (co-partitioning). "
+            "Either set KAFKA_PARTITIONS to the existing count, or recreate the topics "
+            "(on the local broker: make down; rm -rf .local/kafka/data; make up)."
+        )
+
+
+async def _enforce_configs(admin: Any, specs: list[TopicSpec]) -> None:
+    wanted = {s.name: s.configs for s in specs if s.configs}
+    if not wanted:
+        return
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted]
+    )
+    to_alter: list[Any] = []
+    for response in responses:
+        for resource in response.to_object()["resources"]:
+            name = resource["resource_name"]
+            if resource["error_code"] != 0:
+                raise ProvisioningError(
+                    f"cannot read the configs of {name}: {resource['error_message']}"
+                )
+            entries = {e["config_names"]: e for e in resource["config_entries"]}
+            differing = {
+                key: value
+                for key, value in wanted[name].items()
+                if key not in entries or entries[key]["config_value"] != value
+            }
+            if not differing:
+                continue
+            for key, value in differing.items():
+                current = entries[key]["config_value"] if key in entries else "unset"
+                log.warning("%s: setting %s=%s (was %s)", name, key, value, current)
+            # AlterConfigs replaces the topic's whole dynamic config: carry over
+            # what an operator set, then overlay what the contract requires.
+            merged = {
+                key: e["config_value"]
+                for key, e in entries.items()
+                if e.get("config_source") == _DYNAMIC_TOPIC_CONFIG and e["config_value"] is not None
+            }
+            merged.update(wanted[name])
+            to_alter.append(ConfigResource(ConfigResourceType.TOPIC, name, merged))
+    if not to_alter:
+        return
+    for response in await admin.alter_configs(to_alter):
+        for resource in response.to_object()["resources"]:
+            if resource["error_code"] != 0:
+                raise ProvisioningError(
+                    f"cannot set the configs of {resource['resource_name']}: "
+                    f"{resource['error_message'] or for_code(resource['error_code']).__name__}"
+                )
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ProvisioningError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="[provision] %(message)s", stream=sys.stderr)
+    # aiokafka logs connection failures itself at ERROR; our message says it once.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
+    try:
+        partitions = _int_env("KAFKA_PARTITIONS", DEFAULT_PARTITIONS)
+        replication = _int_env("KAFKA_REPLICATION_FACTOR", 1)
+        asyncio.run(provision_topics(bootstrap, partitions, replication))
+    except ProvisioningError as exc:
+        log.error("ERROR: %s", exc)
+        return 1
+    except Exception as exc:  # connection failures and the like: one clear line
+        reason = (
+            str(exc) if str(exc).startswith(type(exc).__name__) else f"{type(exc).__name__}: {exc}"
+        )
+        log.error("ERROR: provisioning topics on %s failed: %s", bootstrap, reason)
+        return 1
+    log.info(
+        "%d topics ready on %s (%d partitions each)", len(topic_specs()), bootstrap, partitions
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
