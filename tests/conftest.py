@@ -1,7 +1,6 @@
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -9,7 +8,7 @@ from shared.db.migrate import apply_migrations
 from shared.db.pool import open_pool
 from shared.kafka.provision import provision_topics
 from tests.support.records import unique_phone
-from tests.support.services import PORTS, ServiceProcess
+from tests.support.services import PORTS, ROOT, ServiceProcess
 from tests.support.stack import Stack, locate_stack
 
 
@@ -46,7 +45,9 @@ def services(
     busy = [name for name, port in PORTS.items() if not _port_free(port)]
     if busy:
         pytest.fail(f"ports of {busy} are taken: stop the running system first (make down)")
-    log_dir: Path = tmp_path_factory.mktemp("service-logs")
+    # Under .local/ (git-ignored) so a failed CI run leaves the services' logs behind.
+    log_dir = ROOT / ".local" / "test-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
     running = {name: ServiceProcess(name, stack, log_dir, {}) for name in PORTS}
     for process in running.values():
         process.start()

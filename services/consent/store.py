@@ -20,6 +20,8 @@ ON CONFLICT DO NOTHING
 RETURNING subject
 """
 
+_LOCK_SUBJECTS = "SELECT pg_advisory_xact_lock(hashtextextended(s, 0)) FROM unnest($1::text[]) AS s"
+
 _HISTORIES = """
 SELECT subject, payload, log_time, partition, "offset" FROM consent.events
 WHERE subject = ANY($1::text[])
@@ -76,9 +78,12 @@ class ConsentStore:
         async with self.pool.acquire() as conn, conn.transaction():
             touched: set[str] = set()
             if events:
-                inserted = await conn.fetch(_INSERT_EVENTS, *_event_columns(topic, events))
+                inserted = await conn.fetch(_INSERT_EVENTS, *event_columns(topic, events))
                 touched = {row["subject"] for row in inserted}
             if touched:
+                # Another instance may refold a subject at once (its events in our partition too):
+                # per-subject locks, in one order, make each refold see the other's commit.
+                await conn.execute(_LOCK_SUBJECTS, sorted(touched))
                 states = fold_rows(await conn.fetch(_HISTORIES, list(touched)))
                 await conn.execute(_UPSERT_SUBJECTS, *_subject_columns(states.values()))
             await conn.execute(_ADVANCE_TRACKING, topic, list(positions), list(positions.values()))
@@ -106,7 +111,7 @@ class ConsentStore:
         )
 
 
-def _event_columns(topic: str, events: Sequence[LoggedEvent]) -> list[list[Any]]:
+def event_columns(topic: str, events: Sequence[LoggedEvent]) -> list[list[Any]]:
     return [
         [e.event.event_id for e in events],
         [e.event.subject for e in events],

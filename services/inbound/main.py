@@ -2,11 +2,13 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
 
 from services.inbound.domain.classifier import DEFAULT_KEYWORDS, KeywordConfig, Language
 from services.inbound.domain.replies import DEFAULT_CONFIRMATIONS
@@ -35,9 +37,15 @@ def keywords_from(settings: InboundSettings) -> KeywordConfig:
     )
 
 
+async def raw_bytes(message: StreamMessage[Any]) -> bytes:
+    """The body as sent: a record that claims to be JSON and is not must reach our
+    parser (and the DLQ), not fail in FastStream's decoder and be redelivered forever."""
+    return message.body
+
+
 def build_broker(settings: InboundSettings) -> tuple[KafkaBroker, ReplyProcessor]:
     broker = KafkaBroker(
-        settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all", logger=None
+        settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all"
     )
     confirmations = {
         Language.EN: settings.confirmation_text_en or DEFAULT_CONFIRMATIONS[Language.EN],
@@ -53,6 +61,7 @@ def build_broker(settings: InboundSettings) -> tuple[KafkaBroker, ReplyProcessor
         group_id=settings.group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
+        decoder=raw_bytes,
     )
     async def on_webhook(body: bytes, message: KafkaMessage) -> None:
         """A WhatsApp Cloud API webhook body, unchanged (docs/schemas/whatsapp-webhook)."""

@@ -490,7 +490,7 @@ async def test_rebuild_command_writes_the_projection_and_verifies_it(
     alice, bob = phone, _phone()
     marketing = orjson.dumps(event(bob, purposes=["marketing"]))
     bob_granted = event(bob, purposes=["event_reminder", "customer_support"], occurred_at=at(-4))
-    produced = [
+    produced: list[tuple[str, dict[str, Any] | bytes]] = [
         (alice, event(alice, occurred_at=at(-5))),
         (alice, event(alice, "OptedOut", occurred_at=at(-2))),
         (alice, event(alice, "OptedIn", occurred_at=at(-3))),  # late and older

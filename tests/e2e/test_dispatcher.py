@@ -107,7 +107,7 @@ async def test_unusable_requests_go_to_the_dlq_and_those_with_an_id_get_a_decisi
         )
         await dead.wait_for(lambda rs: len(rs) >= 3)
         reasons = [dict(r.headers)["error.reason"].decode() for r in dead.records[:3]]
-        assert sorted(reasons) == ["invalid_json", "invalid_phone", "invalid_schema"]
+        assert sorted(reasons) == ["invalid_json", "invalid_phone", "invalid_request_id"]
         for record in dead.records[:3]:
             headers = dict(record.headers)
             assert headers["source.topic"] == MESSAGE_REQUESTS.encode()

@@ -1,0 +1,524 @@
+"""The consent projector on the real broker and database.
+
+Records are produced to the real `consent.events.v1`, read back with a real
+aiokafka consumer and handed to `Projector.handle`, exactly as the consume loop
+does. The projection is written to a private database (created for this
+module, dropped after): the shared `consent.tracking` belongs to whatever
+consent service runs beside the tests, and advancing it from here would make
+that service skip records on its next assignment.
+"""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from services.consent.projector import Projector
+from services.consent.store import ConsentStore
+from shared.consent.state import Status
+from shared.contract.purposes import Purpose
+from shared.db.migrate import apply_migrations
+from shared.db.pool import open_pool
+from shared.kafka.batch_consumer import BatchConsumer
+from shared.kafka.clients import durable_producer, end_offsets, group_consumer
+from shared.phone import mask_phone
+from shared.topics import CONSENT_EVENTS, dlq
+from tests.support.kafka import TopicReader
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+_ABSENT = object()
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+async def database_url(stack: Stack) -> AsyncIterator[str]:
+    """A private, migrated database for this module's projection."""
+    name = f"consent_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(stack.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    except asyncpg.InsufficientPrivilegeError:
+        pytest.skip("the database role may not CREATE DATABASE (a private projection is needed)")
+    finally:
+        await admin.close()
+    url = urlsplit(stack.database_url)._replace(path=f"/{name}").geturl()
+    await apply_migrations(url)
+    yield url
+    admin = await asyncpg.connect(stack.database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def store(database_url: str) -> AsyncIterator[ConsentStore]:
+    db = await open_pool(database_url)
+    yield ConsentStore(db)
+    await db.close()
+
+
+@pytest.fixture(scope="module")
+async def producer(stack: Stack) -> AsyncIterator[AIOKafkaProducer]:
+    client = durable_producer(stack.kafka_bootstrap)
+    await client.start()
+    yield client
+    await client.stop()
+
+
+@pytest.fixture(scope="module")
+async def log(stack: Stack, producer: AIOKafkaProducer) -> AsyncIterator["Log"]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=stack.kafka_bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        fetch_max_wait_ms=20,  # a seek waits for the fetch in flight
+    )
+    await consumer.start()
+    yield Log(producer, consumer)
+    await consumer.stop()
+
+
+@pytest.fixture
+def projector(store: ConsentStore, log: "Log") -> Projector:
+    return Projector(store, log.consumer, log.producer)
+
+
+class Log:
+    """Produces records to consent.events.v1 and reads exactly those back."""
+
+    def __init__(self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer) -> None:
+        self.producer = producer
+        self.consumer = consumer
+
+    async def produce(
+        self,
+        key: str,
+        *values: bytes | dict[str, Any] | None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> list[ConsumerRecord]:
+        futures = [
+            await self.producer.send(
+                CONSENT_EVENTS,
+                value=orjson.dumps(v) if isinstance(v, dict) else v,
+                key=key.encode(),
+                headers=headers or [],
+            )
+            for v in values
+        ]
+        sent = await asyncio.gather(*futures)
+        return await self.read({(m.partition, m.offset) for m in sent})
+
+    async def read(self, wanted: set[tuple[int, int]]) -> list[ConsumerRecord]:
+        tps = {TopicPartition(CONSENT_EVENTS, p) for p, _ in wanted}
+        self.consumer.assign(sorted(tps))
+        for tp in tps:
+            self.consumer.seek(tp, min(o for p, o in wanted if p == tp.partition))
+        found: dict[tuple[int, int], ConsumerRecord] = {}
+        async with asyncio.timeout(15):
+            while len(found) < len(wanted):
+                fetched = await self.consumer.getmany(timeout_ms=200)
+                for records in fetched.values():
+                    found.update(
+                        {
+                            (r.partition, r.offset): r
+                            for r in records
+                            if (r.partition, r.offset) in wanted
+                        }
+                    )
+        return [found[position] for position in sorted(wanted)]
+
+
+def event(phone: str, kind: str = "ConsentGranted", /, **fields: Any) -> dict[str, Any]:
+    """A valid event of `kind`; a field given as _ABSENT is left out."""
+    body: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "type": kind,
+        "subject": phone,
+        "occurred_at": (NOW - timedelta(hours=1)).isoformat(),
+    }
+    if kind == "ConsentGranted":
+        body |= {
+            "source": "event_registration",
+            "purposes": ["event_reminder"],
+            "evidence": {"registration_id": "R-1042"},
+        }
+    elif kind in ("OptedOut", "OptedIn"):
+        body |= {"source": "whatsapp_reply", "evidence": {"message_id": "wamid.X", "text": "STOP"}}
+    else:
+        body |= {"source": "crm"}
+    for name, value in fields.items():
+        if value is _ABSENT:
+            body.pop(name, None)
+        else:
+            body[name] = value
+    return body
+
+
+def at(hours: float) -> str:
+    return (NOW + timedelta(hours=hours)).isoformat()
+
+
+async def events_rows(store: ConsentStore, *subjects: str) -> list[dict[str, Any]]:
+    rows = await store.pool.fetch(
+        'SELECT * FROM consent.events WHERE subject = ANY($1) ORDER BY partition, "offset"',
+        list(subjects),
+    )
+    return [dict(r) for r in rows]
+
+
+async def snapshot(store: ConsentStore, subjects: list[str]) -> dict[str, Any]:
+    """Everything a batch may write: rows with their timestamps, and the positions."""
+    return {
+        "events": await events_rows(store, *subjects),
+        "subjects": [
+            dict(r)
+            for r in await store.pool.fetch(
+                "SELECT * FROM consent.subjects WHERE subject = ANY($1) ORDER BY subject", subjects
+            )
+        ],
+        "tracking": await store.tracking(CONSENT_EVENTS),
+    }
+
+
+# ------------------------------------------------------------- (a) the DLQ
+
+# Each: the reason, and how to spoil an otherwise valid record about `subject`.
+REJECTS: list[tuple[str, str, Callable[[str], bytes | None]]] = [
+    ("invalid_json", "not-json", lambda s: b'{"event_id": "x", "type": '),
+    ("invalid_json", "not-utf8", lambda s: b"\xff\xfe{}"),
+    ("invalid_json", "tombstone", lambda s: None),
+    ("invalid_schema", "not-an-object", lambda s: orjson.dumps([event(s)])),
+    ("invalid_schema", "evidence-not-an-object", lambda s: orjson.dumps(event(s, evidence="yes"))),
+    ("invalid_schema", "source-missing", lambda s: orjson.dumps(event(s, source=_ABSENT))),
+    ("unknown_type", "unknown-type", lambda s: orjson.dumps(event(s, type="ConsentMaybe"))),
+    ("unknown_type", "type-missing", lambda s: orjson.dumps(event(s, type=_ABSENT))),
+    ("invalid_phone", "not-a-number", lambda s: orjson.dumps(event(s, subject="12345"))),
+    ("invalid_phone", "subject-missing", lambda s: orjson.dumps(event(s, subject=_ABSENT))),
+    ("invalid_source", "grant-source", lambda s: orjson.dumps(event(s, source="bought_list"))),
+    (
+        "invalid_source",
+        "opt-out-source",
+        lambda s: orjson.dumps(event(s, "OptedOut", source="website_form")),
+    ),
+    (
+        "purpose_not_permitted",
+        "marketing",
+        lambda s: orjson.dumps(event(s, purposes=["event_reminder", "marketing"])),
+    ),
+    ("missing_purposes", "grant-empty", lambda s: orjson.dumps(event(s, purposes=[]))),
+    ("missing_purposes", "grant-absent", lambda s: orjson.dumps(event(s, purposes=_ABSENT))),
+    (
+        "missing_purposes",
+        "revoke-empty",
+        lambda s: orjson.dumps(event(s, "ConsentRevoked", purposes=[])),
+    ),
+    ("missing_evidence", "empty", lambda s: orjson.dumps(event(s, evidence={}))),
+    ("missing_evidence", "absent", lambda s: orjson.dumps(event(s, evidence=_ABSENT))),
+    (
+        "invalid_timestamp",
+        "no-offset",
+        lambda s: orjson.dumps(event(s, occurred_at="2026-11-27T10:00:00")),
+    ),
+    ("invalid_timestamp", "garbage", lambda s: orjson.dumps(event(s, occurred_at="yesterday"))),
+    ("invalid_timestamp", "expiry", lambda s: orjson.dumps(event(s, expires_at="next year"))),
+    ("invalid_event_id", "empty", lambda s: orjson.dumps(event(s, event_id=""))),
+    ("invalid_event_id", "too-long", lambda s: orjson.dumps(event(s, event_id="e" * 129))),
+    ("invalid_event_id", "absent", lambda s: orjson.dumps(event(s, event_id=_ABSENT))),
+]
+
+
+@pytest.mark.parametrize(
+    ("reason", "spoil"), [pytest.param(r, f, id=f"{r}-{n}") for r, n, f in REJECTS]
+)
+async def test_unusable_record_goes_to_dlq_unchanged_and_the_next_one_is_applied(
+    stack: Stack,
+    store: ConsentStore,
+    log: Log,
+    projector: Projector,
+    phone: str,
+    reason: str,
+    spoil: Callable[[str], bytes | None],
+) -> None:
+    dead_letters = await TopicReader(stack.kafka_bootstrap, dlq(CONSENT_EVENTS)).start()
+    try:
+        valid = event(phone)
+        bad, good = await log.produce(
+            phone, spoil(phone), valid, headers=[("traceparent", b"00-abc-01")]
+        )
+
+        await projector.handle([bad, good])
+
+        def from_bad(records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+            return [
+                r
+                for r in records
+                if _header(r, "source.partition") == str(bad.partition).encode()
+                and _header(r, "source.offset") == str(bad.offset).encode()
+            ]
+
+        letter = from_bad(await dead_letters.wait_for(lambda rs: bool(from_bad(rs)), timeout=15))[0]
+    finally:
+        await dead_letters.stop()
+    assert letter.value == bad.value
+    assert letter.key == phone.encode()
+    assert _header(letter, "error.reason") == reason.encode()
+    assert _header(letter, "error.detail")
+    assert _header(letter, "source.topic") == CONSENT_EVENTS.encode()
+    assert _header(letter, "traceparent") == b"00-abc-01"
+    # The consumer goes on: the valid record after it is applied, the position passes both.
+    state = await store.subject(phone)
+    assert state is not None
+    assert state.status is Status.OPTED_IN
+    assert state.last_event_id == valid["event_id"]
+    assert [r["event_id"] for r in await events_rows(store, phone)] == [valid["event_id"]]
+    assert (await store.tracking(CONSENT_EVENTS))[good.partition] >= good.offset + 1
+
+
+def _header(record: ConsumerRecord, name: str) -> bytes | None:
+    return next((v for k, v in record.headers if k == name), None)
+
+
+# ------------------------------------------------------- (b) redelivery
+
+
+async def test_redelivered_batch_changes_nothing(
+    store: ConsentStore, log: Log, projector: Projector
+) -> None:
+    alice, bob = _phone(), _phone()
+    records = [
+        *await log.produce(
+            alice,
+            event(alice, occurred_at=at(-5)),
+            event(alice, "OptedOut", occurred_at=at(-2)),
+            event(alice, "OptedIn", occurred_at=at(-3)),  # late and older: changes nothing
+            b"not json",
+        ),
+        *await log.produce(
+            bob,
+            event(bob, purposes=["event_reminder", "customer_support"], occurred_at=at(-4)),
+            event(bob, "ConsentRevoked", purposes=["customer_support"], occurred_at=at(-1)),
+        ),
+    ]
+    await projector.handle(records)
+    applied = await snapshot(store, [alice, bob])
+    assert {s["subject"]: s["status"] for s in applied["subjects"]} == {
+        alice: "opted_out",
+        bob: "opted_in",
+    }
+
+    await projector.handle(records)  # the same consumer, the batch again
+    assert await snapshot(store, [alice, bob]) == applied
+
+    # A restarted consumer that has not sought yet: only the database can tell.
+    restarted = Projector(store, log.consumer, log.producer)
+    await restarted.handle(records)
+    await restarted.handle(records[1:3])
+    assert await snapshot(store, [alice, bob]) == applied
+
+
+# ------------------------------------------------------------ (c) clamping
+
+
+async def test_occurred_at_later_than_the_broker_time_is_clamped(
+    store: ConsentStore, log: Log, projector: Projector, phone: str
+) -> None:
+    future = event(phone, occurred_at=at(24), purposes=["event_reminder"])
+    past = event(phone, occurred_at=at(-1), purposes=["customer_support"])
+    records = await log.produce(phone, future, past)
+    # The topic stamps LogAppendTime: the broker's clock, one for every producer.
+    assert {r.timestamp_type for r in records} == {1}
+
+    await projector.handle(records)
+
+    log_time = datetime.fromtimestamp(records[0].timestamp / 1000, UTC)
+    rows = {r["event_id"]: r for r in await events_rows(store, phone)}
+    clamped, kept = rows[future["event_id"]], rows[past["event_id"]]
+    assert (clamped["clamped"], clamped["occurred_at"]) == (True, log_time)
+    assert datetime.fromisoformat(clamped["payload"]["occurred_at"]) == log_time
+    assert (kept["clamped"], kept["occurred_at"]) == (False, NOW - timedelta(hours=1))
+    state = await store.subject(phone)
+    assert state is not None
+    assert state.grants[Purpose.EVENT_REMINDER].granted_at == log_time
+    assert state.grants[Purpose.CUSTOMER_SUPPORT].granted_at == NOW - timedelta(hours=1)
+    # Clamped, the "future" grant is now the later one of the two.
+    assert state.last_event_id == future["event_id"]
+
+
+# --------------------------------------------------------- (d) append-only
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE consent.events SET type = 'OptedIn' WHERE event_id = $1",
+        "DELETE FROM consent.events WHERE event_id = $1",
+        "TRUNCATE consent.events",
+    ],
+    ids=["update", "delete", "truncate"],
+)
+async def test_events_table_refuses_change(
+    store: ConsentStore, log: Log, projector: Projector, phone: str, statement: str
+) -> None:
+    granted = event(phone)
+    await projector.handle(await log.produce(phone, granted))
+    args = [granted["event_id"]] if "$1" in statement else []
+
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        await store.pool.execute(statement, *args)
+
+    rows = await events_rows(store, phone)
+    assert [(r["event_id"], r["type"]) for r in rows] == [(granted["event_id"], "ConsentGranted")]
+
+
+# ------------------------------------------------------- (e) late arrivals
+
+
+async def test_late_older_opt_in_and_grant_do_not_undo_a_newer_opt_out(
+    store: ConsentStore, log: Log, projector: Projector, phone: str
+) -> None:
+    # Given a grant and a newer opt-out
+    await projector.handle(
+        await log.produce(
+            phone,
+            event(phone, occurred_at=at(-5), purposes=["event_reminder"]),
+            event(phone, "OptedOut", occurred_at=at(-2)),
+        )
+    )
+    # When an older opt-in and an older grant arrive late
+    await projector.handle(
+        await log.produce(
+            phone,
+            event(phone, "OptedIn", occurred_at=at(-3)),
+            event(phone, occurred_at=at(-4), purposes=["educational_material"]),
+        )
+    )
+    # Then the subject is still opted out, with nothing to message for
+    late = await store.subject(phone)
+    assert late is not None
+    assert (late.status, late.grants, late.version) == (Status.OPTED_OUT, {}, 4)
+
+    # And a newer opt-in does count: it restores what the opt-out suspended
+    newer = event(phone, "OptedIn", occurred_at=at(-1))
+    await projector.handle(await log.produce(phone, newer))
+    restored = await store.subject(phone)
+    assert restored is not None
+    assert restored.status is Status.OPTED_IN
+    assert set(restored.grants) == {Purpose.EVENT_REMINDER, Purpose.EDUCATIONAL_MATERIAL}
+    assert restored.last_event_id == newer["event_id"]
+
+
+async def test_subject_spread_over_partitions_is_folded_as_one_history(
+    store: ConsentStore, log: Log, projector: Projector, phone: str
+) -> None:
+    """Another system's partitioner may put the same key elsewhere."""
+    grant = event(phone, occurred_at=at(-3))
+    opt_out = event(phone, "OptedOut", occurred_at=at(-1))
+    partitions = sorted(await end_offsets(log.consumer, CONSENT_EVENTS))
+    sent = [
+        await (
+            await log.producer.send(CONSENT_EVENTS, orjson.dumps(v), phone.encode(), partition=p)
+        )
+        for v, p in ((opt_out, partitions[0]), (grant, partitions[-1]))
+    ]
+    records = await log.read({(m.partition, m.offset) for m in sent})
+
+    for record in records:  # one partition at a time, the opt-out first
+        await projector.handle([record])
+
+    state = await store.subject(phone)
+    assert state is not None
+    assert (state.status, state.last_event_id) == (Status.OPTED_OUT, opt_out["event_id"])
+
+
+async def test_two_instances_applying_one_subject_at_once_lose_nothing(
+    store: ConsentStore, log: Log
+) -> None:
+    """Scaled out, two instances own different partitions, and one subject's
+    events may sit in both: each refold must see the other's events."""
+    partitions = sorted(await end_offsets(log.consumer, CONSENT_EVENTS))
+    if len(partitions) < 2:
+        pytest.skip("needs two partitions")
+    subjects = [_phone() for _ in range(5)]
+    sent = [
+        await (await log.producer.send(CONSENT_EVENTS, orjson.dumps(body), s.encode(), partition=p))
+        for s in subjects
+        for body, p in (
+            (event(s, occurred_at=at(-2)), partitions[0]),
+            (event(s, "OptedOut", occurred_at=at(-1)), partitions[1]),
+        )
+    ]
+    records = await log.read({(m.partition, m.offset) for m in sent})
+    first, second = (Projector(store, log.consumer, log.producer) for _ in range(2))
+
+    await asyncio.gather(
+        first.handle([r for r in records if r.partition == partitions[0]]),
+        second.handle([r for r in records if r.partition == partitions[1]]),
+    )
+
+    for subject in subjects:
+        state = await store.subject(subject)
+        assert state is not None
+        assert (state.version, state.status, set(state.suspended)) == (
+            2,
+            Status.OPTED_OUT,
+            {Purpose.EVENT_REMINDER},
+        ), mask_phone(subject)
+
+
+# ---------------------------------------------- the consume loop, seeking
+
+
+async def test_on_assignment_the_consumer_starts_at_the_tracked_positions(
+    stack: Stack, store: ConsentStore, log: Log
+) -> None:
+    before, after = _phone(), _phone()
+    await log.produce(before, event(before))  # already covered by the tracked position
+    ends = await end_offsets(log.consumer, CONSENT_EVENTS)
+    await store.pool.execute(
+        """INSERT INTO consent.tracking (topic, partition, next_offset)
+           SELECT $1, p, o FROM unnest($2::int[], $3::bigint[]) AS t(p, o)
+           ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset""",
+        CONSENT_EVENTS,
+        list(ends),
+        list(ends.values()),
+    )
+    await log.produce(after, event(after))
+
+    # A new group has no committed offsets: without the seek it would start at the earliest.
+    consumer = group_consumer(stack.kafka_bootstrap, f"consent-test-{uuid.uuid4().hex[:8]}")
+    projector = Projector(store, consumer, log.producer)
+    await consumer.start()
+    consumer.subscribe([CONSENT_EVENTS], listener=projector)
+    loop = BatchConsumer(
+        consumer, projector.handle, name="test", on_poll=projector.track_idle_positions
+    )
+    task = asyncio.create_task(loop.run())
+    try:
+        async with asyncio.timeout(30):
+            while await store.subject(after) is None:
+                assert not task.done(), task
+                await asyncio.sleep(0.1)
+    finally:
+        loop.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await consumer.stop()
+    assert await store.subject(before) is None
+    assert await events_rows(store, before) == []
+
+
+def _phone() -> str:
+    return "+7916" + str(uuid.uuid4().int % 10_000_000).zfill(7)

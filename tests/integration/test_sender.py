@@ -1,0 +1,404 @@
+"""The sender on the real broker and database, against a local fake Graph API.
+
+Bodies are produced to the real `messages.outbound.v1` (with the `request_id`
+header the dispatcher sets) and consumed by the Sender under the same
+BatchConsumer the dispatcher runs. Each run reads from the end offsets taken
+before the test produced (or from an exact offset, to replay a redelivery), with
+a group id of its own, so records of other tests are never POSTed. Outcomes go to
+the shared `dispatcher.sends`; request_ids are fresh UUIDs, so nothing collides.
+"""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pydantic import SecretStr
+
+from services.dispatcher.send_store import SendRow, SendStore
+from services.dispatcher.sender import (
+    GraphApi,
+    Sender,
+    SendPolicy,
+    sender_consumer,
+    start_sender,
+)
+from services.dispatcher.settings import DispatcherSettings
+from shared.kafka.batch_consumer import BatchConsumer
+from shared.kafka.clients import durable_producer, end_offsets
+from shared.topics import MESSAGES_OUTBOUND, dlq
+from tests.support.fake_graph_api import FakeGraphApi, Reply
+from tests.support.kafka import TopicReader
+from tests.support.records import unique_phone
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+FAST = SendPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.05, retry_after_max=5)
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def graph() -> Iterator[FakeGraphApi]:
+    with FakeGraphApi() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+async def outbound_dlq(stack: Stack) -> str:
+    """messages.outbound.v1.dlq, created like its siblings when provisioning lacks it."""
+    topic = dlq(MESSAGES_OUTBOUND)
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            [described] = await admin.describe_topics([MESSAGES_OUTBOUND])
+            partitions = len(described["partitions"])
+            response = await admin.create_topics(
+                [NewTopic(topic, partitions, 1, topic_configs={"retention.ms": "-1"})]
+            )
+            [error] = response.to_object()["topic_errors"]
+            # 36: another run created it meanwhile.
+            assert error["error_code"] in (0, 36), error
+    finally:
+        await admin.close()
+    return topic
+
+
+@pytest.fixture(scope="module")
+async def producer(stack: Stack) -> AsyncIterator[AIOKafkaProducer]:
+    client = durable_producer(stack.kafka_bootstrap)
+    await client.start()
+    yield client
+    await client.stop()
+
+
+@pytest.fixture
+def store(pool: Any) -> SendStore:
+    return SendStore(pool)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def cloud_api_body(phone: str, text: str = "Reminder: the workshop starts at 10:00") -> bytes:
+    body = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": phone.lstrip("+"),
+        "type": "text",
+        "text": {"body": text},
+    }
+    return orjson.dumps(body)
+
+
+async def publish(producer: AIOKafkaProducer, phone: str, request_id: str) -> Any:
+    return await producer.send_and_wait(
+        MESSAGES_OUTBOUND,
+        value=cloud_api_body(phone),
+        key=phone.encode(),
+        headers=[("request_id", request_id.encode())],
+    )
+
+
+async def log_end(stack: Stack) -> dict[TopicPartition, int]:
+    reader = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap)
+    await reader.start()
+    try:
+        ends = await end_offsets(reader, MESSAGES_OUTBOUND)
+    finally:
+        await reader.stop()
+    return {TopicPartition(MESSAGES_OUTBOUND, p): o for p, o in ends.items()}
+
+
+@asynccontextmanager
+async def running_sender(
+    stack: Stack,
+    pool: Any,
+    graph: FakeGraphApi,
+    start: dict[TopicPartition, int],
+    policy: SendPolicy = FAST,
+    **options: Any,
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """The sender as the dispatcher wires it, but assigned from `start` offsets;
+    yields its consumer (to read the group's committed offsets)."""
+    group_id = f"dispatcher-sender-test-{uuid.uuid4().hex[:10]}"
+    consumer = sender_consumer(stack.kafka_bootstrap, group_id, "earliest")
+    dlq_producer = durable_producer(stack.kafka_bootstrap)
+    api = GraphApi(graph.url, graph.version, graph.phone_number_id, SecretStr(graph.token), 5.0)
+    await consumer.start()
+    await dlq_producer.start()
+    consumer.assign(list(start))
+    for tp, offset in start.items():
+        consumer.seek(tp, offset)
+    sender = Sender(SendStore(pool), api, dlq_producer, policy, **options)
+    loop = BatchConsumer(consumer, sender.handle, name="test-sender")
+    task = asyncio.create_task(loop.run())
+    try:
+        yield consumer
+    finally:
+        loop.stop()
+        await asyncio.wait({task}, timeout=5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await consumer.stop()
+        await dlq_producer.stop()
+        await api.aclose()
+
+
+async def finished(store: SendStore, request_id: str, timeout: float = 30) -> SendRow:
+    async with asyncio.timeout(timeout):
+        while True:
+            row = (await store.rows([request_id])).get(request_id)
+            if row is not None and row.status != "in_flight":
+                return row
+            await asyncio.sleep(0.05)
+
+
+async def committed_past(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, timeout: float = 30
+) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            if (await consumer.committed(tp) or 0) > offset:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def assigned(consumer: AIOKafkaConsumer, timeout: float = 30) -> None:
+    """Waits for the group's assignment and resolves each starting position."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if consumer.assignment():
+                break
+            await asyncio.sleep(0.05)
+        for tp in consumer.assignment():
+            await consumer.position(tp)
+
+
+# ------------------------------------------------------------------ tests
+
+
+async def test_a_body_is_posted_with_the_bearer_token_and_the_provider_id_recorded(
+    stack: Stack, pool: Any, store: SendStore, graph: FakeGraphApi, producer: Any, phone: str
+) -> None:
+    start = await log_end(stack)
+    request_id = str(uuid.uuid4())
+    async with running_sender(stack, pool, graph, start) as consumer:
+        meta = await publish(producer, phone, request_id)
+        row = await finished(store, request_id)
+        tp = TopicPartition(meta.topic, meta.partition)
+        await committed_past(consumer, tp, meta.offset)
+        assert await consumer.committed(tp) == meta.offset + 1
+
+    [request] = graph.requests_for(phone.lstrip("+"))
+    assert request.method == "POST"
+    assert request.path == f"/v21.0/{graph.phone_number_id}/messages"
+    assert request.headers["authorization"] == f"Bearer {graph.token}"
+    assert request.headers["content-type"] == "application/json"
+    assert request.raw == cloud_api_body(phone)
+    assert request.status == 200
+    assert row.status == "sent"
+    assert row.provider_message_id == request.message_id
+    assert row.provider_message_id is not None
+    assert row.provider_message_id.startswith("wamid.")
+    assert (row.http_status, row.attempts, row.recipient) == (200, 1, phone)
+    assert row.sent_at is not None
+
+
+async def test_a_429_is_retried_after_its_retry_after_then_sent(
+    stack: Stack, pool: Any, store: SendStore, graph: FakeGraphApi, producer: Any, phone: str
+) -> None:
+    graph.script(phone.lstrip("+"), Reply(429, retry_after="1"))
+    start = await log_end(stack)
+    request_id = str(uuid.uuid4())
+    async with running_sender(stack, pool, graph, start):
+        await publish(producer, phone, request_id)
+        row = await finished(store, request_id)
+
+    first, second = graph.requests_for(phone.lstrip("+"))
+    assert (first.status, second.status) == (429, 200)
+    # The jitter alone waits at most 10 ms here: only Retry-After explains a second.
+    assert second.at - first.at >= 0.95
+    assert (row.status, row.attempts, row.provider_message_id) == (
+        "sent",
+        2,
+        second.message_id,
+    )
+
+
+async def test_5xx_are_retried_until_the_attempts_run_out_then_dead_lettered(
+    stack: Stack,
+    pool: Any,
+    store: SendStore,
+    graph: FakeGraphApi,
+    producer: Any,
+    phone: str,
+    outbound_dlq: str,
+) -> None:
+    graph.script(phone.lstrip("+"), Reply(500), Reply(503), Reply(502), Reply(500), Reply(200))
+    dead = await TopicReader(stack.kafka_bootstrap, outbound_dlq).start()
+    start = await log_end(stack)
+    request_id = str(uuid.uuid4())
+    try:
+        async with running_sender(stack, pool, graph, start):
+            await publish(producer, phone, request_id)
+            row = await finished(store, request_id)
+            await dead.wait_for(lambda rs: any(_header(r, "request_id") == request_id for r in rs))
+    finally:
+        await dead.stop()
+
+    assert [r.status for r in graph.requests_for(phone.lstrip("+"))] == [500, 503, 502, 500]
+    assert (row.status, row.http_status, row.attempts) == ("failed", 500, 4)
+    assert row.error is not None
+    assert "gave up after 4" in row.error
+
+
+async def test_a_400_is_not_retried_but_recorded_failed_and_dead_lettered(
+    stack: Stack,
+    pool: Any,
+    store: SendStore,
+    graph: FakeGraphApi,
+    producer: Any,
+    phone: str,
+    outbound_dlq: str,
+) -> None:
+    graph.script(phone.lstrip("+"), Reply(400, code=131026, message="Message undeliverable"))
+    dead = await TopicReader(stack.kafka_bootstrap, outbound_dlq).start()
+    start = await log_end(stack)
+    request_id = str(uuid.uuid4())
+    try:
+        async with running_sender(stack, pool, graph, start):
+            meta = await publish(producer, phone, request_id)
+            row = await finished(store, request_id)
+            letters = await dead.wait_for(
+                lambda rs: any(_header(r, "request_id") == request_id for r in rs)
+            )
+            await asyncio.sleep(0.5)  # room for a retry that must not happen
+    finally:
+        await dead.stop()
+
+    [letter] = [r for r in letters if _header(r, "request_id") == request_id]
+    assert [r.status for r in graph.requests_for(phone.lstrip("+"))] == [400]
+    assert (row.status, row.http_status, row.attempts, row.sent_at) == ("failed", 400, 1, None)
+    assert row.error is not None
+    assert "131026" in row.error
+    assert "Message undeliverable" in row.error
+    assert (letter.key, letter.value) == (phone.encode(), cloud_api_body(phone))
+    assert _header(letter, "error.reason") == "send_failed"
+    assert "131026" in (_header(letter, "error.detail") or "")
+    assert _header(letter, "source.topic") == MESSAGES_OUTBOUND
+    assert _header(letter, "source.partition") == str(meta.partition)
+    assert _header(letter, "source.offset") == str(meta.offset)
+
+
+async def test_a_redelivered_record_is_not_posted_twice(
+    stack: Stack, pool: Any, store: SendStore, graph: FakeGraphApi, producer: Any, phone: str
+) -> None:
+    start = await log_end(stack)
+    request_id = str(uuid.uuid4())
+    async with running_sender(stack, pool, graph, start):
+        meta = await publish(producer, phone, request_id)
+        sent = await finished(store, request_id)
+
+    # As if the offsets had never been committed: another sender reads it again.
+    tp = TopicPartition(meta.topic, meta.partition)
+    async with running_sender(stack, pool, graph, {tp: meta.offset}) as again:
+        await committed_past(again, tp, meta.offset)
+
+    assert len(graph.requests_for(phone.lstrip("+"))) == 1
+    assert (await store.rows([request_id]))[request_id] == sent
+
+
+async def test_a_record_left_in_flight_by_a_crash_is_sent_again_once(
+    stack: Stack, pool: Any, store: SendStore, graph: FakeGraphApi, producer: Any, phone: str
+) -> None:
+    """The at-least-once boundary (docs/sender.md): a sender that died between its
+    POST and the outcome leaves an 'in_flight' row; the next one sends again."""
+    request_id = str(uuid.uuid4())
+    assert await store.begin_attempt(request_id, phone) == 1
+    start = await log_end(stack)
+    async with running_sender(stack, pool, graph, start):
+        await publish(producer, phone, request_id)
+        row = await finished(store, request_id)
+
+    assert len(graph.requests_for(phone.lstrip("+"))) == 1
+    assert (row.status, row.attempts) == ("sent", 2)
+
+
+async def test_a_body_in_an_aborted_transaction_is_never_posted(
+    stack: Stack, pool: Any, store: SendStore, graph: FakeGraphApi, producer: Any
+) -> None:
+    aborted_phone, committed_phone = unique_phone(), unique_phone()
+    start = await log_end(stack)
+    transactional = durable_producer(
+        stack.kafka_bootstrap, transactional_id=f"sender-test-{uuid.uuid4().hex[:8]}"
+    )
+    await transactional.start()
+    try:
+        await transactional.begin_transaction()
+        await publish(transactional, aborted_phone, str(uuid.uuid4()))
+        await transactional.abort_transaction()
+        request_id = str(uuid.uuid4())
+        async with transactional.transaction():
+            await publish(transactional, committed_phone, request_id)
+    finally:
+        await transactional.stop()
+    async with running_sender(stack, pool, graph, start):
+        await finished(store, request_id)
+        await asyncio.sleep(0.3)
+
+    assert graph.requests_for(aborted_phone.lstrip("+")) == []
+    assert len(graph.requests_for(committed_phone.lstrip("+"))) == 1
+
+
+def _header(record: Any, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return bytes(value).decode()
+    return None
+
+
+async def test_the_wired_sender_starts_at_the_log_end_and_commits_its_group(
+    stack: Stack, pool: Any, store: SendStore, graph: FakeGraphApi, producer: Any
+) -> None:
+    """start_sender as the dispatcher calls it: a fresh group never replays what was
+    on the topic before it joined, and it commits what it sent."""
+    before, after = unique_phone(), unique_phone()
+    await publish(producer, before, str(uuid.uuid4()))
+    settings = DispatcherSettings(
+        kafka_bootstrap_servers=stack.kafka_bootstrap,
+        sender_enabled=True,
+        sender_group_id=f"dispatcher-sender-test-{uuid.uuid4().hex[:10]}",
+        graph_api_url=graph.url,
+        phone_number_id=graph.phone_number_id,
+        access_token=SecretStr(graph.token),
+    )
+    sender = await start_sender(settings, pool)
+    try:
+        await assigned(sender.consumer)  # "latest" is resolved before we produce
+        request_id = str(uuid.uuid4())
+        meta = await publish(producer, after, request_id)
+        row = await finished(store, request_id)
+        await committed_past(
+            sender.consumer, TopicPartition(meta.topic, meta.partition), meta.offset
+        )
+        assert sender.healthy
+    finally:
+        await sender.stop()
+
+    assert row.status == "sent"
+    assert graph.requests_for(before.lstrip("+")) == []
+    assert len(graph.requests_for(after.lstrip("+"))) == 1
+
+
+def test_enabling_the_sender_without_credentials_is_refused() -> None:
+    with pytest.raises(ValueError, match="DISPATCHER_PHONE_NUMBER_ID"):
+        DispatcherSettings(sender_enabled=True, phone_number_id="", access_token=SecretStr(""))
