@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from services.dispatcher import metrics
 from services.dispatcher.fence import Fence
 from services.dispatcher.gate import Gate
+from services.dispatcher.sender import RunningSender, start_sender
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.store import DispatcherStore
 from shared.db.migrate import apply_migrations
@@ -31,6 +32,7 @@ class Running:
     consumer: AIOKafkaConsumer
     loop: BatchConsumer
     task: "asyncio.Task[None]"
+    sender: RunningSender | None
 
 
 def create_app(settings: DispatcherSettings) -> FastAPI:
@@ -61,13 +63,22 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
         )
         # Offsets are committed inside the Kafka transaction, never by the loop.
         loop = BatchConsumer(
-            consumer, gate.handle, name="dispatcher", max_records=settings.max_batch, commit=False
+            consumer,
+            gate.handle,
+            name="dispatcher",
+            max_records=settings.max_batch,
+            commit=False,
+            # Fail closed is visible: nothing is decided while batches fail.
+            on_health=lambda healthy: metrics.FAIL_CLOSED.set(0 if healthy else 1),
         )
         task = asyncio.create_task(loop.run(), name="dispatcher")
-        running.append(Running(pool, consumer, loop, task))
+        sender = await start_sender(settings, pool) if settings.sender_enabled else None
+        running.append(Running(pool, consumer, loop, task, sender))
         try:
             yield
         finally:
+            if sender is not None:
+                await sender.stop()
             loop.stop()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -80,12 +91,15 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
         deciding = not r.task.done() and r.loop.healthy
         # Fail closed is visible: not ready while batches fail (fence, database).
         metrics.FAIL_CLOSED.set(0 if deciding else 1)
-        return {
+        checks = {
             "database": await database_ready(r.pool),
             "broker": await broker_ready(r.consumer),
             "consumer_assigned": bool(r.consumer.assignment()),
             "deciding": deciding,
         }
+        if r.sender is not None:
+            checks["sending"] = r.sender.healthy
+        return checks
 
     app = FastAPI(title="dispatcher", lifespan=lifespan)
     app.include_router(ops_router(readiness))

@@ -39,6 +39,7 @@ class BatchConsumer:
         poll_timeout_ms: int = 100,
         commit: bool = True,
         on_poll: Callable[[], Awaitable[None]] | None = None,
+        on_health: Callable[[bool], None] | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.consumer = consumer
@@ -48,6 +49,7 @@ class BatchConsumer:
         self.poll_timeout_ms = poll_timeout_ms
         self.commit = commit
         self.on_poll = on_poll
+        self.on_health = on_health
         self.retry = retry or RetryPolicy()
         self.healthy = True
         self.failures = 0
@@ -84,7 +86,7 @@ class BatchConsumer:
                 raise
             except Exception:
                 # Transient or not, skipping would lose a record: log, back off, retry.
-                self.healthy = False
+                self._set_health(False)
                 self.failures += 1
                 log.exception("batch failed, retrying", consumer=self.name, attempt=attempt)
                 if self._stopping.is_set():
@@ -92,8 +94,13 @@ class BatchConsumer:
                 await asyncio.sleep(self.retry.delay(attempt))
                 attempt += 1
             else:
-                self.healthy = True
+                self._set_health(True)
                 return
+
+    def _set_health(self, healthy: bool) -> None:
+        if healthy != self.healthy and self.on_health is not None:
+            self.on_health(healthy)
+        self.healthy = healthy
 
 
 def _next_offsets(batch: Batch) -> dict[TopicPartition, int]:
