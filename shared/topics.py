@@ -15,8 +15,9 @@ KEYED_BY_RECIPIENT: Final = (
     MESSAGES_OUTBOUND,
     DISPATCH_DECISIONS,
 )
-# Topics a service of ours consumes; each gets a dead-letter companion.
-CONSUMED: Final = (WHATSAPP_INBOUND, CONSENT_EVENTS, MESSAGE_REQUESTS)
+# Topics a service of ours consumes; each gets a dead-letter companion
+# (messages.outbound.v1 is consumed by the dispatcher's optional sender).
+CONSUMED: Final = (WHATSAPP_INBOUND, CONSENT_EVENTS, MESSAGE_REQUESTS, MESSAGES_OUTBOUND)
 ALL: Final = (
     WHATSAPP_INBOUND,
     CONSENT_EVENTS,

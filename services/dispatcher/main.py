@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import ProducerFenced
 from fastapi import FastAPI
 
 from services.dispatcher import metrics
@@ -70,6 +71,8 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
             commit=False,
             # Fail closed is visible: nothing is decided while batches fail.
             on_health=lambda healthy: metrics.FAIL_CLOSED.set(0 if healthy else 1),
+            # Another instance took over our transactional.id: this one must stop.
+            fatal=(ProducerFenced,),
         )
         task = asyncio.create_task(loop.run(), name="dispatcher")
         sender = await start_sender(settings, pool) if settings.sender_enabled else None

@@ -1,5 +1,7 @@
 import socket
+from typing import Literal, Self
 
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import CommonSettings
@@ -14,8 +16,48 @@ class DispatcherSettings(CommonSettings):
     group_id: str = "dispatcher"
     # Names the Kafka transactional.id: stable across restarts of one instance
     # (so a restarted instance fences its zombie), distinct between instances.
-    instance_id: str = socket.gethostname()
+    instance_id: str = ""
+
+    @model_validator(mode="after")
+    def _default_instance_id(self) -> "DispatcherSettings":
+        # Host and port: two instances on one host do not fence each other, and
+        # a restarted instance keeps its id.
+        if not self.instance_id:
+            self.instance_id = f"{socket.gethostname()}-{self.http_port}"
+        return self
+
     max_batch: int = 500
     fence_timeout_seconds: float = 10.0
     frequency_limit: int = 20
     frequency_window_seconds: int = 86_400
+
+    # The optional sender to the WhatsApp Cloud API (docs/sender.md): off unless
+    # enabled, and then refusing to start without a phone number id and a token.
+    sender_enabled: bool = False
+    sender_group_id: str = "dispatcher-sender"
+    # A group with no committed offset starts at the log end: enabling the sender
+    # must not replay the topic's history to the recipients.
+    sender_auto_offset_reset: Literal["earliest", "latest"] = "latest"
+    graph_api_url: str = "https://graph.facebook.com"
+    graph_api_version: str = "v21.0"
+    phone_number_id: str = ""
+    access_token: SecretStr = SecretStr("")
+    sender_max_attempts: int = Field(default=6, ge=1)
+    sender_backoff_base_seconds: float = 0.5
+    sender_backoff_max_seconds: float = 30.0
+    sender_retry_after_max_seconds: float = 60.0
+    sender_timeout_seconds: float = 10.0
+    sender_concurrency: int = Field(default=8, ge=1)
+    sender_max_batch: int = 50
+    sender_resend_in_flight: bool = True
+
+    @model_validator(mode="after")
+    def _sender_configured(self) -> Self:
+        if self.sender_enabled and not (
+            self.phone_number_id and self.access_token.get_secret_value()
+        ):
+            raise ValueError(
+                "DISPATCHER_SENDER_ENABLED=true needs DISPATCHER_PHONE_NUMBER_ID "
+                "and DISPATCHER_ACCESS_TOKEN"
+            )
+        return self

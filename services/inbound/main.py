@@ -44,9 +44,7 @@ async def raw_bytes(message: StreamMessage[Any]) -> bytes:
 
 
 def build_broker(settings: InboundSettings) -> tuple[KafkaBroker, ReplyProcessor]:
-    broker = KafkaBroker(
-        settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all"
-    )
+    broker = KafkaBroker(settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all")
     confirmations = {
         Language.EN: settings.confirmation_text_en or DEFAULT_CONFIRMATIONS[Language.EN],
         Language.RU: settings.confirmation_text_ru or DEFAULT_CONFIRMATIONS[Language.RU],

@@ -41,6 +41,7 @@ class BatchConsumer:
         on_poll: Callable[[], Awaitable[None]] | None = None,
         on_health: Callable[[bool], None] | None = None,
         retry: RetryPolicy | None = None,
+        fatal: tuple[type[BaseException], ...] = (),
     ) -> None:
         self.consumer = consumer
         self.handle = handle
@@ -50,6 +51,9 @@ class BatchConsumer:
         self.commit = commit
         self.on_poll = on_poll
         self.on_health = on_health
+        # Errors that no retry can mend (a fenced transactional producer): the loop
+        # ends, readiness fails, and the supervisor restarts the process.
+        self.fatal = fatal
         self.retry = retry or RetryPolicy()
         self.healthy = True
         self.failures = 0
@@ -83,6 +87,10 @@ class BatchConsumer:
             try:
                 await step()
             except asyncio.CancelledError:
+                raise
+            except self.fatal:
+                self._set_health(False)
+                log.critical("unrecoverable, stopping the consumer", consumer=self.name)
                 raise
             except Exception:
                 # Transient or not, skipping would lose a record: log, back off, retry.
