@@ -11,6 +11,7 @@ from services.consent import metrics
 from services.consent.store import ConsentStore
 from shared.consent.state import LoggedEvent
 from shared.contract.events import parse_consent_event
+from shared.kafka.clients import consumer_lag
 from shared.kafka.dlq import send_to_dlq
 from shared.rejection import Rejected
 from shared.topics import CONSENT_EVENTS
@@ -82,9 +83,8 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
             position = await self.consumer.position(tp)
             if position > self.applied.get(tp.partition, 0):
                 moved[tp.partition] = position
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                metrics.PROJECTION_LAG.labels(str(tp.partition)).set(max(0, highwater - position))
+        for partition, lag in (await consumer_lag(self.consumer)).items():
+            metrics.PROJECTION_LAG.labels(str(partition)).set(lag)
         if moved:
             await self.store.advance(CONSENT_EVENTS, moved)
             self.applied.update(moved)

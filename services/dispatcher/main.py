@@ -22,7 +22,7 @@ from shared.db.pool import open_pool
 from shared.dispatch.rules import FrequencyPolicy
 from shared.http_ops import broker_ready, database_ready, ops_router
 from shared.kafka.batch_consumer import BatchConsumer
-from shared.kafka.clients import durable_producer, group_consumer, offsets_reader
+from shared.kafka.clients import consumer_lag, durable_producer, group_consumer, offsets_reader
 from shared.service_runner import close_all, serve
 from shared.topics import MESSAGE_REQUESTS
 
@@ -34,6 +34,11 @@ class Running:
     loop: BatchConsumer
     task: "asyncio.Task[None]"
     sender: RunningSender | None
+
+
+async def _record_lag(consumer: AIOKafkaConsumer) -> None:
+    for partition, lag in (await consumer_lag(consumer)).items():
+        metrics.CONSUMER_LAG.labels(str(partition)).set(lag)
 
 
 def create_app(settings: DispatcherSettings) -> FastAPI:
@@ -73,6 +78,7 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
             on_health=lambda healthy: metrics.FAIL_CLOSED.set(0 if healthy else 1),
             # Another instance took over our transactional.id: this one must stop.
             fatal=(ProducerFenced,),
+            on_poll=lambda: _record_lag(consumer),
         )
         task = asyncio.create_task(loop.run(), name="dispatcher")
         sender = await start_sender(settings, pool) if settings.sender_enabled else None

@@ -19,3 +19,6 @@ BATCH_SIZE = Histogram(
 FAIL_CLOSED = Gauge(
     "dispatcher_fail_closed", "1 while consent state cannot be read and nothing is dispatched"
 )
+CONSUMER_LAG = Gauge(
+    "dispatcher_consumer_lag_records", "Requests behind the log end", ["partition"]
+)

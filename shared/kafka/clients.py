@@ -49,3 +49,14 @@ async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[int, int]:
         raise LookupError(f"topic {topic} has no partitions (is it provisioned?)")
     ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
     return {tp.partition: offset for tp, offset in ends.items()}
+
+
+async def consumer_lag(consumer: AIOKafkaConsumer) -> dict[int, int]:
+    """Records behind the last known high watermark, per assigned partition
+    (from the last fetch: no broker round trip)."""
+    lag: dict[int, int] = {}
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            lag[tp.partition] = max(0, highwater - await consumer.position(tp))
+    return lag
