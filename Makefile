@@ -100,14 +100,18 @@ test: deps infra-up lint typecheck
 	@"$(LOCAL)/services.sh" stop
 	@cd "$(ROOT)" && "$(PY)" -m pytest -q
 
-demo:
-	@echo "make demo: not yet implemented" >&2; exit 1
+# The scripted story on the running system (make up first if it is not running).
+demo: up
+	@cd "$(ROOT)" && "$(PY)" -m services.audit.demo
 
-bench:
-	@echo "make bench: not yet implemented" >&2; exit 1
+# Replays the log; ARGS="--since 2026-11-27T00:00:00Z --subject +79161234567 --out DIR".
+audit: infra-up
+	@cd "$(ROOT)" && "$(PY)" -m services.audit $(ARGS)
 
-audit:
-	@echo "make audit: not yet implemented" >&2; exit 1
+# Every benchmark, sides alternated in one run; ARGS=--quick for a smoke run.
+bench: infra-up
+	@"$(LOCAL)/services.sh" stop
+	@cd "$(ROOT)" && "$(PY)" -m bench $(ARGS)
 
 # ARGS=--verify compares the rebuilt state with the live one instead of writing.
 rebuild: infra-up

@@ -1,10 +1,13 @@
 """Settings every service reads. The contract's variables are unprefixed
 (CONTRACT.md section 7); each service adds its own with its own prefix."""
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.dispatch.rules import FrequencyPolicy
 
 LOCAL_DATABASE_URL = "postgresql://consent:consent@127.0.0.1:55432/consent"
 
@@ -30,3 +33,20 @@ class CommonSettings(BaseSettings):
         default="console", validation_alias=AliasChoices("LOG_FORMAT")
     )
     http_host: str = "127.0.0.1"
+
+
+class FrequencySettings(BaseSettings):
+    """Clause 6.1 limits: the dispatcher enforces them and the audit rechecks them,
+    both reading the same variables."""
+
+    model_config = SettingsConfigDict(env_prefix="DISPATCHER_", extra="ignore")
+
+    frequency_limit: int = FrequencyPolicy.model_fields["limit"].default
+    frequency_window_seconds: int = int(
+        FrequencyPolicy.model_fields["window"].default.total_seconds()
+    )
+
+    def policy(self) -> FrequencyPolicy:
+        return FrequencyPolicy(
+            limit=self.frequency_limit, window=timedelta(seconds=self.frequency_window_seconds)
+        )

@@ -22,7 +22,7 @@ from shared.contract.requests import SendRequest, parse_send_request, salvage_re
 from shared.dispatch.rules import FrequencyPolicy, SendFacts, decide_send
 from shared.kafka.dlq import dlq_headers
 from shared.rejection import Rejected
-from shared.topics import DISPATCH_DECISIONS, MESSAGES_OUTBOUND, dlq
+from shared.topics import CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGES_OUTBOUND, dlq
 
 log = structlog.get_logger(__name__)
 
@@ -74,15 +74,15 @@ class Gate:
         stored = await self.store.decisions([i for i in ids if i is not None])
         fresh = [(record, p) for record, p in parsed if _request_id(record, p) not in stored]
         new_rows = await self._decide(fresh) if fresh else {}
+        # Another instance may have decided some first (a rebalance mid-batch):
+        # its outputs stand, and this batch publishes nothing for them.
+        published: set[str] = set()
         if new_rows:
             inserted = await self.store.record(list(new_rows.values()))
-            lost = set(new_rows) - inserted
-            if lost:  # another instance decided these first; its outputs stand
-                stored.update(await self.store.decisions(list(lost)))
-                for request_id in lost:
-                    del new_rows[request_id]
+            published = set(new_rows) - inserted
+            for request_id in published:
+                del new_rows[request_id]
         outputs = Outputs()
-        published: set[str] = set()
         for record, p in parsed:
             self._route(record, p, stored, new_rows, published, outputs)
         await self._publish(batch, outputs)
@@ -90,11 +90,16 @@ class Gate:
     async def _decide(
         self, fresh: list[tuple[ConsumerRecord, SendRequest | Rejected]]
     ) -> dict[str, DecisionRow]:
-        fence = await self.fence.wait()
+        # decided_at is taken BEFORE the end offsets are read: whatever Kafka had
+        # acknowledged by then is below them, so "decided after the opt-out's
+        # acknowledgement" always implies "saw it" (contract section 4).
         now = datetime.now(UTC)
+        await self.fence.wait()
         requests = [p for _, p in fresh if isinstance(p, SendRequest)]
         recipients = sorted({r.recipient for r in requests})
-        states = await self.store.states(recipients)
+        # The states and the positions they reflect, from one snapshot: the
+        # decision records them, so the audit refolds exactly what was seen.
+        states, fence = await self.store.states_with_positions(recipients, CONSENT_EVENTS)
         counts = Counter(await self.store.dispatched_since(recipients, now - self.frequency.window))
         confirmed = await self.store.confirmed_opt_outs(
             [r.opt_out_event_id for r in requests if r.opt_out_event_id]

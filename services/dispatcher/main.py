@@ -4,7 +4,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -19,7 +18,6 @@ from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.store import DispatcherStore
 from shared.db.migrate import apply_migrations
 from shared.db.pool import open_pool
-from shared.dispatch.rules import FrequencyPolicy
 from shared.http_ops import broker_ready, database_ready, ops_router
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import consumer_lag, durable_producer, group_consumer, offsets_reader
@@ -62,10 +60,7 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
             Fence(reader, store, settings.fence_timeout_seconds),
             producer,
             settings.group_id,
-            FrequencyPolicy(
-                limit=settings.frequency_limit,
-                window=timedelta(seconds=settings.frequency_window_seconds),
-            ),
+            settings.policy(),
         )
         # Offsets are committed inside the Kafka transaction, never by the loop.
         loop = BatchConsumer(

@@ -4,10 +4,10 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, FrequencySettings
 
 
-class DispatcherSettings(CommonSettings):
+class DispatcherSettings(CommonSettings, FrequencySettings):
     model_config = SettingsConfigDict(
         env_prefix="DISPATCHER_", extra="ignore", populate_by_name=True
     )
@@ -28,8 +28,6 @@ class DispatcherSettings(CommonSettings):
 
     max_batch: int = 500
     fence_timeout_seconds: float = 10.0
-    frequency_limit: int = 20
-    frequency_window_seconds: int = 86_400
 
     # The optional sender to the WhatsApp Cloud API (docs/sender.md): off unless
     # enabled, and then refusing to start without a phone number id and a token.

@@ -53,12 +53,24 @@ class DispatcherStore:
         )
         return {row["partition"]: row["next_offset"] for row in rows}
 
-    async def states(self, subjects: Sequence[str]) -> dict[str, SubjectState]:
-        rows = await self.pool.fetch(
-            "SELECT subject, state FROM consent.subjects WHERE subject = ANY($1::text[])",
-            list(subjects),
-        )
-        return {row["subject"]: SubjectState.model_validate(row["state"]) for row in rows}
+    async def states_with_positions(
+        self, subjects: Sequence[str], topic: str
+    ) -> tuple[dict[str, SubjectState], dict[int, int]]:
+        """The subjects' states and the tracking positions they reflect, read in one
+        snapshot (the projector commits both in one transaction)."""
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            rows = await conn.fetch(
+                "SELECT subject, state FROM consent.subjects WHERE subject = ANY($1::text[])",
+                list(subjects),
+            )
+            positions = await conn.fetch(
+                "SELECT partition, next_offset FROM consent.tracking WHERE topic = $1", topic
+            )
+        states = {row["subject"]: SubjectState.model_validate(row["state"]) for row in rows}
+        return states, {row["partition"]: row["next_offset"] for row in positions}
 
     async def decisions(self, request_ids: Sequence[str]) -> dict[str, DecisionRow]:
         rows = await self.pool.fetch(

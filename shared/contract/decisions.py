@@ -28,8 +28,9 @@ DISPATCHING_REASONS = frozenset({Reason.CONSENTED, Reason.OPT_OUT_CONFIRMATION})
 
 
 class DispatchDecision(BaseModel):
-    """`fence` records the `consent.events.v1` end offsets (partition -> offset) the
-    dispatcher waited for, so the audit can refold exactly the events it saw."""
+    """`fence` records the `consent.events.v1` positions (partition -> next offset)
+    that the consent state used for the decision reflects: at or past the end
+    offsets the dispatcher waited for, so the audit refolds exactly what it saw."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -1,0 +1,304 @@
+"""The audit's checks besides the recomputation itself: what was sent after an
+opt-out, requests and their decisions, opt-outs and their one confirmation."""
+
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from services.audit.findings import (
+    DecisionRef,
+    EventRef,
+    Finding,
+    FindingKind,
+    Severity,
+    finding,
+)
+from services.audit.history import AuditPolicy, LoggedDecision, LoggedRequest
+from services.audit.views import RecordedFacts, SubjectLog
+from shared.consent.state import LoggedEvent
+from shared.contract.decisions import Decision, DispatchDecision, Reason
+from shared.contract.events import EventType
+from shared.contract.purposes import OPT_OUT_CONFIRMATION
+from shared.dispatch.rules import Verdict
+from shared.phone import mask_phone
+
+# A recomputed drop for one of these means the recipient's consent did not allow it.
+CONSENT_LACKING = frozenset(
+    {
+        Reason.NO_CONSENT,
+        Reason.OPTED_OUT,
+        Reason.PURPOSE_NOT_CONSENTED,
+        Reason.CONSENT_EXPIRED,
+        Reason.PURPOSE_NOT_PERMITTED,
+        Reason.CONFIRMATION_NOT_ALLOWED,
+    }
+)
+_SHOWN_EVENTS = 20
+# Broker and dispatcher clocks may differ a little: where to start looking for
+# the first decision that saw an opt-out.
+_CLOCK_SLACK = timedelta(seconds=5)
+
+
+@dataclass(frozen=True, slots=True)
+class OptOutOutcome:
+    event: LoggedEvent
+    confirmation: LoggedDecision | None  # the first dispatched confirmation for it
+    enforced_by: LoggedDecision | None  # the recipient's first decision that saw it
+    pending: bool  # unconfirmed but younger than the confirmation deadline
+
+    @property
+    def latency_seconds(self) -> float | None:
+        if self.enforced_by is None:
+            return None
+        return (self.enforced_by.decision.decided_at - self.event.log_time).total_seconds()
+
+
+def verdict_text(decision: Decision, reason: Reason) -> str:
+    return f"{decision.value}/{reason.value}"
+
+
+def _ref(logged: LoggedDecision) -> DecisionRef:
+    return DecisionRef.of(logged.decision, logged.partition, logged.offset)
+
+
+def _who(recipient: str | None) -> str:
+    return mask_phone(recipient) if recipient else "nobody"
+
+
+def _covers(decision: DispatchDecision, event: LoggedEvent) -> bool:
+    if decision.fence is None:
+        return event.log_time <= decision.decided_at
+    return event.offset < decision.fence.get(str(event.partition), 0)
+
+
+def opt_out_breach(
+    logged: LoggedDecision, subject: SubjectLog | None, facts: RecordedFacts
+) -> Finding | None:
+    """Contract section 4: once an OptedOut is acknowledged, nothing is dispatched to
+    that recipient but its one confirmation. Judged on the log itself (appended before
+    decided_at), whatever the decision's fence says it waited for."""
+    d = logged.decision
+    if d.decision is not Decision.DISPATCHED or subject is None:
+        return None
+    state = subject.state(subject.appended_by(d.decided_at))
+    if state is None or not state.opted_out:
+        return None
+    confirms_it = d.reason is Reason.OPT_OUT_CONFIRMATION and (
+        d.opt_out_event_id == state.opt_out_event_id
+    )
+    if confirms_it and d.opt_out_event_id not in facts.confirmed:
+        return None
+    opt_out = subject.find(state.opt_out_event_id)
+    what = "a second confirmation" if confirms_it else f"a {d.purpose} message ({d.reason.value})"
+    detail = f"{what} dispatched while the recipient was opted out"
+    if opt_out is not None:
+        after = (d.decided_at - opt_out.log_time).total_seconds()
+        seen = "covered by" if _covers(d, opt_out) else "NOT covered by"
+        detail += (
+            f": OptedOut {opt_out.event.event_id} was appended {after:.3f}s before the "
+            f"decision, at offset {opt_out.partition}:{opt_out.offset}, {seen} its fence"
+        )
+    return finding(
+        FindingKind.DISPATCHED_AFTER_OPT_OUT,
+        request_id=d.request_id,
+        recipient=d.recipient,
+        purpose=d.purpose,
+        at=d.decided_at,
+        detail=detail,
+        recorded=verdict_text(d.decision, d.reason),
+        events=(EventRef.of(opt_out),) if opt_out is not None else (),
+        decisions=(_ref(logged),),
+    )
+
+
+def mismatch_finding(
+    logged: LoggedDecision,
+    request: LoggedRequest | None,
+    verdict: Verdict,
+    subject: SubjectLog | None,
+    seen: int,
+) -> Finding:
+    d = logged.decision
+    recorded = verdict_text(d.decision, d.reason)
+    recomputed = verdict_text(verdict.decision, verdict.reason)
+    lacking = (
+        d.decision is Decision.DISPATCHED
+        and verdict.decision is Decision.DROPPED
+        and verdict.reason in CONSENT_LACKING
+    )
+    if (
+        request is not None
+        and request.request is not None
+        and (d.recipient, d.purpose)
+        != (
+            request.recipient,
+            request.purpose,
+        )
+    ):
+        lacking = False
+        detail = (
+            f"the decision names {_who(d.recipient)}/{d.purpose} but its request "
+            f"(messages.requests.v1 {request.partition}:{request.offset}) asks "
+            f"{_who(request.recipient)}/{request.purpose}"
+        )
+    elif lacking:
+        detail = f"dispatched, but at its decision time the log gives {recomputed}"
+    else:
+        detail = (
+            f"recorded {recorded} (event {d.consent_event_id}), the log gives "
+            f"{recomputed} (event {verdict.consent_event_id})"
+        )
+    if verdict.detail:
+        detail += f": {verdict.detail}"
+    events = subject.visible(seen)[-_SHOWN_EVENTS:] if subject is not None else []
+    return finding(
+        FindingKind.DISPATCHED_WITHOUT_CONSENT if lacking else FindingKind.DECISION_MISMATCH,
+        request_id=d.request_id,
+        recipient=d.recipient,
+        purpose=d.purpose,
+        at=d.decided_at,
+        detail=detail,
+        recorded=recorded,
+        recomputed=recomputed,
+        events=tuple(EventRef.of(e) for e in events),
+        decisions=(_ref(logged),),
+    )
+
+
+def judge_requests(
+    requests: Mapping[str, LoggedRequest],
+    by_request: Mapping[str, list[LoggedDecision]],
+    policy: AuditPolicy,
+    findings: list[Finding],
+) -> tuple[int, int]:
+    """Every distinct request_id gets exactly one decision (contract section 4).
+    Returns (requests checked, requests still pending)."""
+    checked = pending = 0
+    for request_id, request in requests.items():
+        if not policy.in_range(request.log_time):
+            continue
+        checked += 1
+        if request_id in by_request:
+            continue
+        if request.log_time > policy.as_of - policy.settle:
+            pending += 1
+            continue
+        findings.append(
+            finding(
+                FindingKind.REQUEST_WITHOUT_DECISION,
+                request_id=request_id,
+                recipient=request.recipient,
+                purpose=request.purpose,
+                at=request.log_time,
+                detail=f"no decision for the request at messages.requests.v1 "
+                f"{request.partition}:{request.offset}"
+                + (f" (unusable: {request.rejection})" if request.rejection else ""),
+            )
+        )
+    for request_id, decisions in by_request.items():
+        first = decisions[0].decision
+        if len(decisions) < 2 or not policy.in_range(first.decided_at):
+            continue
+        sent = sum(1 for x in decisions if x.decision.decision is Decision.DISPATCHED)
+        findings.append(
+            finding(
+                FindingKind.REQUEST_WITH_SEVERAL_DECISIONS,
+                severity=Severity.VIOLATION if sent > 1 else Severity.WARNING,
+                request_id=request_id,
+                recipient=first.recipient,
+                purpose=first.purpose,
+                at=first.decided_at,
+                detail=f"{len(decisions)} decisions, {sent} of them dispatched"
+                + (" (sent more than once)" if sent > 1 else ""),
+                recorded=", ".join(
+                    verdict_text(x.decision.decision, x.decision.reason) for x in decisions
+                ),
+                decisions=tuple(_ref(x) for x in decisions),
+            )
+        )
+    return checked, pending
+
+
+def judge_opt_outs(
+    subjects: Mapping[str, SubjectLog],
+    requests: Mapping[str, LoggedRequest],
+    by_recipient: Mapping[str, list[LoggedDecision]],
+    policy: AuditPolicy,
+    findings: list[Finding],
+) -> list[OptOutOutcome]:
+    """Clause 4.3: each opt-out gets its one confirmation within the deadline; and how
+    long until the recipient's first decision that saw it (enforcement latency)."""
+    asked: dict[str, list[LoggedRequest]] = defaultdict(list)
+    for request in requests.values():
+        if request.purpose == OPT_OUT_CONFIRMATION and request.request is not None:
+            asked[request.request.opt_out_event_id or ""].append(request)
+    outcomes = []
+    for subject in subjects.values():
+        decisions = by_recipient.get(subject.subject, [])
+        times = [x.decision.decided_at for x in decisions]
+        confirmations: dict[str, LoggedDecision] = {}
+        for x in decisions:
+            if x.decision.decision is Decision.DISPATCHED and x.decision.opt_out_event_id:
+                confirmations.setdefault(x.decision.opt_out_event_id, x)
+        for event in subject.events:
+            if event.event.type is not EventType.OPTED_OUT or not policy.in_range(event.log_time):
+                continue
+            start = bisect_left(times, event.log_time - _CLOCK_SLACK)
+            enforced = next((x for x in decisions[start:] if _covers(x.decision, event)), None)
+            confirmation = confirmations.get(event.event.event_id)
+            pending = confirmation is None and (
+                policy.as_of - event.log_time < policy.confirmation_deadline
+            )
+            outcomes.append(OptOutOutcome(event, confirmation, enforced, pending))
+            problem = _confirmation_problem(event, confirmation, pending, policy)
+            if problem is not None:
+                tried = asked.get(event.event.event_id, [])
+                findings.append(
+                    _confirmation_finding(event, confirmation, tried, decisions, problem)
+                )
+    return outcomes
+
+
+def _confirmation_problem(
+    event: LoggedEvent, confirmation: LoggedDecision | None, pending: bool, policy: AuditPolicy
+) -> FindingKind | None:
+    if confirmation is None:
+        return None if pending else FindingKind.OPT_OUT_WITHOUT_CONFIRMATION
+    late = confirmation.decision.decided_at - event.log_time > policy.confirmation_deadline
+    return FindingKind.CONFIRMATION_LATE if late else None
+
+
+def _confirmation_finding(
+    event: LoggedEvent,
+    confirmation: LoggedDecision | None,
+    requests: list[LoggedRequest],
+    decisions: list[LoggedDecision],
+    kind: FindingKind,
+) -> Finding:
+    refs: tuple[LoggedDecision, ...] = ()
+    if confirmation is not None:
+        delay = (confirmation.decision.decided_at - event.log_time).total_seconds()
+        detail = f"the confirmation was dispatched {delay:.1f}s after the OptedOut was appended"
+        request_id: str | None = confirmation.decision.request_id
+        refs = (confirmation,)
+    elif requests:
+        request_id = requests[0].request_id
+        ids = {r.request_id for r in requests}
+        refs = tuple(x for x in decisions if x.decision.request_id in ids)
+        said = ", ".join(sorted({x.decision.reason.value for x in refs})) or "not decided"
+        detail = f"a confirmation was requested ({len(requests)}x) but not dispatched: {said}"
+    else:
+        request_id = None
+        detail = "no opt_out_confirmation was ever requested for this opt-out"
+    return finding(
+        kind,
+        request_id=request_id,
+        recipient=event.event.subject,
+        purpose=OPT_OUT_CONFIRMATION,
+        at=event.log_time,
+        detail=detail,
+        events=(EventRef.of(event),),
+        decisions=tuple(_ref(x) for x in refs),
+    )

@@ -1,0 +1,141 @@
+"""What the audit can find, as values (pydantic, frozen): one record per finding.
+
+Severity (docs/audit.md): a *violation* breaks a guarantee of the contract
+(section 4 and 8: nothing dispatched without valid consent, nothing after an
+opt-out but its one confirmation, each decision what the rules give, never
+sent twice) and fails the audit; a *warning* is reported and fails the audit
+only under `--strict` (missing or late confirmations, requests left
+undecided, decisions without their request)."""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.consent.state import LoggedEvent
+from shared.contract.decisions import DispatchDecision
+from shared.phone import mask_phone
+
+
+class FindingKind(StrEnum):
+    DISPATCHED_WITHOUT_CONSENT = "dispatched_without_consent"
+    DISPATCHED_AFTER_OPT_OUT = "dispatched_after_opt_out"
+    DECISION_MISMATCH = "decision_mismatch"
+    REQUEST_WITH_SEVERAL_DECISIONS = "request_with_several_decisions"
+    REQUEST_WITHOUT_DECISION = "request_without_decision"
+    OPT_OUT_WITHOUT_CONFIRMATION = "opt_out_without_confirmation"
+    CONFIRMATION_LATE = "confirmation_late"
+    DECISION_WITHOUT_REQUEST = "decision_without_request"
+
+
+class Severity(StrEnum):
+    VIOLATION = "violation"
+    WARNING = "warning"
+
+
+# The kind's usual severity; a request decided several times is a violation only
+# when it was dispatched more than once (sent twice), else a warning.
+SEVERITY: dict[FindingKind, Severity] = {
+    FindingKind.DISPATCHED_WITHOUT_CONSENT: Severity.VIOLATION,
+    FindingKind.DISPATCHED_AFTER_OPT_OUT: Severity.VIOLATION,
+    FindingKind.DECISION_MISMATCH: Severity.VIOLATION,
+    FindingKind.REQUEST_WITH_SEVERAL_DECISIONS: Severity.WARNING,
+    FindingKind.REQUEST_WITHOUT_DECISION: Severity.WARNING,
+    FindingKind.OPT_OUT_WITHOUT_CONFIRMATION: Severity.WARNING,
+    FindingKind.CONFIRMATION_LATE: Severity.WARNING,
+    FindingKind.DECISION_WITHOUT_REQUEST: Severity.WARNING,
+}
+
+
+class EventRef(BaseModel):
+    """A consent event involved in a finding, with its place in the log."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    type: str
+    occurred_at: datetime
+    log_time: datetime
+    partition: int
+    offset: int
+
+    @classmethod
+    def of(cls, logged: LoggedEvent) -> "EventRef":
+        return cls(
+            event_id=logged.event.event_id,
+            type=logged.event.type.value,
+            occurred_at=logged.event.occurred_at,
+            log_time=logged.log_time,
+            partition=logged.partition,
+            offset=logged.offset,
+        )
+
+
+class DecisionRef(BaseModel):
+    """A decision record involved in a finding (messages.decisions.v1 position)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    decision: str
+    reason: str
+    decided_at: datetime
+    partition: int
+    offset: int
+
+    @classmethod
+    def of(cls, decision: DispatchDecision, partition: int, offset: int) -> "DecisionRef":
+        return cls(
+            request_id=decision.request_id,
+            decision=decision.decision.value,
+            reason=decision.reason.value,
+            decided_at=decision.decided_at,
+            partition=partition,
+            offset=offset,
+        )
+
+
+class Finding(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: FindingKind
+    severity: Severity
+    request_id: str | None
+    recipient: str | None  # masked (clause 5.3): enough to correlate, not to dial
+    purpose: str | None
+    at: datetime  # the decision's decided_at, or the event's / request's log time
+    detail: str
+    recorded: str | None = None  # "dispatched/consented", as on the topic
+    recomputed: str | None = None  # what the same rules give on the replayed log
+    events: tuple[EventRef, ...] = ()
+    decisions: tuple[DecisionRef, ...] = ()
+
+
+def finding(
+    kind: FindingKind,
+    *,
+    recipient: str | None,
+    at: datetime,
+    detail: str,
+    severity: Severity | None = None,
+    request_id: str | None = None,
+    purpose: str | None = None,
+    recorded: str | None = None,
+    recomputed: str | None = None,
+    events: tuple[EventRef, ...] = (),
+    decisions: tuple[DecisionRef, ...] = (),
+) -> Finding:
+    """A finding with the recipient masked here, so no caller can forget it."""
+    return Finding(
+        kind=kind,
+        severity=severity or SEVERITY[kind],
+        request_id=request_id,
+        recipient=mask_phone(recipient) if recipient else None,
+        purpose=purpose,
+        at=at,
+        detail=detail,
+        recorded=recorded,
+        recomputed=recomputed,
+        events=events,
+        decisions=decisions,
+    )

@@ -1,0 +1,187 @@
+"""The audit's judgement, pure: recompute every decision from the log with the
+services' own `fold_subject` and `decide_send`, and check the history.
+
+For each decision, in the order it was made: the recipient's consent events
+below the decision's fence (the consent.events.v1 positions its consent state
+reflected; a decision without a fence: the events appended by its decided_at) are folded,
+SendFacts are rebuilt from the decisions recorded before it, and `decide_send`
+runs with now = decided_at. A recorded decision that the fence's view does not
+give is still explained when a view that also holds later events, appended
+before the decision was written (its record's timestamp), gives it: the
+dispatcher once read the states after recording its fence (decisions written
+before the fence and the states came from one snapshot), so its projection
+may run ahead of the fence, never behind it."""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from services.audit.checks import (
+    OptOutOutcome,
+    judge_opt_outs,
+    judge_requests,
+    mismatch_finding,
+    opt_out_breach,
+)
+from services.audit.findings import DecisionRef, Finding, FindingKind, finding
+from services.audit.history import AuditPolicy, History, LoggedDecision, LoggedRequest
+from services.audit.views import RecordedFacts, SubjectLog, subject_logs
+from shared.contract.decisions import Decision, DispatchDecision, Reason
+from shared.contract.requests import SendRequest
+from shared.dispatch.rules import Verdict, decide_send
+
+_INVALID = Verdict(decision=Decision.DROPPED, reason=Reason.INVALID_REQUEST)
+
+
+@dataclass(frozen=True, slots=True)
+class Recomputation:
+    request_id: str
+    recorded: tuple[Decision, Reason]
+    recomputed: tuple[Decision, Reason]
+    agrees: bool
+    beyond_fence: int  # later events the dispatcher must have seen to decide as it did
+
+
+@dataclass
+class AuditResult:
+    findings: list[Finding] = field(default_factory=list)
+    checked: list[LoggedDecision] = field(default_factory=list)  # in range, in decision order
+    recomputations: list[Recomputation] = field(default_factory=list)
+    opt_outs: list[OptOutOutcome] = field(default_factory=list)
+    requests_checked: int = 0
+    requests_pending: int = 0
+    window_peak: dict[str, int] = field(default_factory=dict)  # most consented per window
+
+    @property
+    def violations(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "violation"]
+
+
+def audit(history: History, policy: AuditPolicy) -> AuditResult:
+    subjects = subject_logs(history.events)
+    requests = first_requests(history.requests)
+    facts = RecordedFacts(policy.frequency)
+    result = AuditResult()
+    by_request: dict[str, list[LoggedDecision]] = defaultdict(list)
+    by_recipient: dict[str, list[LoggedDecision]] = defaultdict(list)
+    for logged in sorted(history.decisions, key=LoggedDecision.order_key):
+        d = logged.decision
+        by_request[d.request_id].append(logged)
+        if d.recipient:
+            by_recipient[d.recipient].append(logged)
+        if policy.in_range(d.decided_at):
+            result.checked.append(logged)
+            subject = subjects.get(d.recipient) if d.recipient else None
+            request = requests.get(d.request_id)
+            _judge(logged, request, subject, facts, history.requests_complete, result)
+        if d.decision is Decision.DISPATCHED and d.reason is Reason.CONSENTED and d.recipient:
+            peak = facts.in_window(d.recipient, d.decided_at) + 1
+            result.window_peak[d.recipient] = max(result.window_peak.get(d.recipient, 0), peak)
+        facts.record(d)
+    result.requests_checked, result.requests_pending = judge_requests(
+        requests, by_request, policy, result.findings
+    )
+    result.opt_outs = judge_opt_outs(subjects, requests, by_recipient, policy, result.findings)
+    result.findings.sort(key=lambda f: (f.at, f.kind))
+    return result
+
+
+def first_requests(records: Iterable[LoggedRequest]) -> dict[str, LoggedRequest]:
+    """request_id is the idempotency key: the first record in the log is the request."""
+    first: dict[str, LoggedRequest] = {}
+    for record in sorted(records, key=lambda r: (r.log_time, r.partition, r.offset)):
+        first.setdefault(record.request_id, record)
+    return first
+
+
+def _judge(
+    logged: LoggedDecision,
+    request: LoggedRequest | None,
+    subject: SubjectLog | None,
+    facts: RecordedFacts,
+    requests_complete: bool,
+    result: AuditResult,
+) -> None:
+    d = logged.decision
+    if request is None and requests_complete:
+        result.findings.append(
+            finding(
+                FindingKind.DECISION_WITHOUT_REQUEST,
+                request_id=d.request_id,
+                recipient=d.recipient,
+                purpose=d.purpose,
+                at=d.decided_at,
+                detail="no record on messages.requests.v1 carries this request_id; "
+                "recomputed from the decision's own recipient and purpose",
+                decisions=(DecisionRef.of(d, logged.partition, logged.offset),),
+            )
+        )
+    asked = _asked(d, request)
+    verdict, seen, beyond = _recompute(logged, asked, subject, facts)
+    agrees = _same(d, verdict) and _names_the_request(d, request)
+    result.recomputations.append(
+        Recomputation(
+            d.request_id, (d.decision, d.reason), (verdict.decision, verdict.reason), agrees, beyond
+        )
+    )
+    breach = opt_out_breach(logged, subject, facts)
+    if breach is not None:
+        result.findings.append(breach)
+    elif not agrees:
+        result.findings.append(mismatch_finding(logged, request, verdict, subject, seen))
+
+
+def _asked(d: DispatchDecision, request: LoggedRequest | None) -> SendRequest | None:
+    """What was asked: the request, or (no request read) the decision's own fields;
+    None when nothing usable was asked, which the dispatcher must call invalid."""
+    if request is not None:
+        return request.request
+    if d.recipient is None or d.purpose is None or d.reason is Reason.INVALID_REQUEST:
+        return None
+    return SendRequest.model_construct(
+        request_id=d.request_id,
+        recipient=d.recipient,
+        purpose=d.purpose,
+        message={},
+        requested_at=None,
+        opt_out_event_id=d.opt_out_event_id,
+    )
+
+
+def _recompute(
+    logged: LoggedDecision,
+    asked: SendRequest | None,
+    subject: SubjectLog | None,
+    facts: RecordedFacts,
+) -> tuple[Verdict, int, int]:
+    """The verdict, the view it was computed on, and how many events past the fence
+    that view holds."""
+    d = logged.decision
+    if asked is None:
+        return _INVALID, 0, 0
+    send_facts = facts.for_request(asked, d.decided_at)
+    fenced = subject.fenced(d) if subject is not None else 0
+    state = subject.state(fenced) if subject is not None else None
+    verdict = decide_send(state, asked, send_facts, d.decided_at, facts.frequency)
+    if _same(d, verdict) or subject is None:
+        return verdict, fenced, 0
+    written_at = max(d.decided_at, logged.log_time)
+    for beyond, mask in enumerate(subject.wider_views(fenced, written_at), start=1):
+        wider = decide_send(subject.state(mask), asked, send_facts, d.decided_at, facts.frequency)
+        if _same(d, wider):
+            return wider, mask, beyond
+    return verdict, fenced, 0
+
+
+def _same(d: DispatchDecision, verdict: Verdict) -> bool:
+    return (d.decision, d.reason, d.consent_event_id) == (
+        verdict.decision,
+        verdict.reason,
+        verdict.consent_event_id,
+    )
+
+
+def _names_the_request(d: DispatchDecision, request: LoggedRequest | None) -> bool:
+    if request is None or request.request is None:
+        return True
+    return (d.recipient, d.purpose) == (request.recipient, request.purpose)

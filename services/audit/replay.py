@@ -1,0 +1,267 @@
+"""Read the three topics into a History: a group-less, read_committed consumer
+(the dispatcher writes decisions in Kafka transactions: an aborted one never
+counts), from the beginning or a time range, up to the end offsets taken at start.
+
+consent.events.v1 is always read from the beginning: a subject's state at any
+decision is the fold of its whole history. With `since`, requests and decisions
+are read from `since - context` (the frequency window: the dispatcher's counts
+at the first decisions in range look back that far); with `until`, requests
+stop there, while decisions are read to the end, so that a request made just
+before `until` finds its decision."""
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from pydantic import ValidationError
+from tqdm import tqdm
+
+from services.audit.history import History, LoggedDecision, LoggedRequest
+from shared.consent.state import LoggedEvent
+from shared.contract.decisions import DispatchDecision
+from shared.contract.events import parse_consent_event
+from shared.contract.requests import parse_send_request, salvage_request_id
+from shared.kafka.clients import end_offsets
+from shared.phone import InvalidPhoneNumberError, normalize_phone
+from shared.rejection import Rejected
+from shared.topics import CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGE_REQUESTS
+
+_CHUNK = 10_000
+_STALL_S = 30.0
+_PROGRESS_FROM = 50_000  # records: below this a replay is short, no bar unless asked
+
+
+class ReplayError(RuntimeError):
+    """The topics cannot be read (missing, or no progress from the broker)."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    events: str = CONSENT_EVENTS
+    requests: str = MESSAGE_REQUESTS
+    decisions: str = DISPATCH_DECISIONS
+
+
+@dataclass(frozen=True)
+class ReplayScope:
+    subjects: frozenset[str] | None = None  # E.164; None: every subject
+    since: datetime | None = None
+    until: datetime | None = None
+    context: timedelta = timedelta(0)
+
+
+@dataclass
+class Replayed:
+    history: History
+    as_of: datetime
+    seconds: float
+    positions: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
+    read: Counter[str] = field(default_factory=Counter)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _log_time(record: ConsumerRecord) -> datetime:
+    return datetime.fromtimestamp(record.timestamp / 1000, UTC)
+
+
+def _phone(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return normalize_phone(value)
+    except InvalidPhoneNumberError:
+        return None
+
+
+class _Collector:
+    """Turns records into the History's values, keeping only the scope's subjects."""
+
+    def __init__(self, topics: Topics, scope: ReplayScope, history: History) -> None:
+        self.topics, self.scope, self.history = topics, scope, history
+        self.handlers: dict[str, Callable[[ConsumerRecord], None]] = {
+            topics.events: self.event,
+            topics.requests: self.request,
+            topics.decisions: self.decision,
+        }
+
+    def wanted(self, record: ConsumerRecord, field_name: str) -> bool:
+        if self.scope.subjects is None:
+            return True
+        try:
+            body = orjson.loads(record.value) if record.value is not None else None
+        except orjson.JSONDecodeError:
+            body = None
+        value = body.get(field_name) if isinstance(body, dict) else None
+        key = record.key.decode(errors="replace") if record.key else None
+        return (_phone(value) or _phone(key)) in self.scope.subjects
+
+    def event(self, record: ConsumerRecord) -> None:
+        if not self.wanted(record, "subject"):
+            return
+        parsed = parse_consent_event(record.value)
+        if isinstance(parsed, Rejected):
+            self.history.unreadable[record.topic] += 1
+            return
+        logged = LoggedEvent.from_log(parsed, _log_time(record), record.partition, record.offset)
+        self.history.events.append(logged)
+
+    def request(self, record: ConsumerRecord) -> None:
+        if not self.wanted(record, "recipient"):
+            return
+        parsed = parse_send_request(record.value)
+        where = (_log_time(record), record.partition, record.offset)
+        if not isinstance(parsed, Rejected):
+            self.history.requests.append(
+                LoggedRequest(
+                    parsed.request_id, parsed.recipient, parsed.purpose, parsed, None, *where
+                )
+            )
+            return
+        request_id = salvage_request_id(record.value)
+        if request_id is None:  # dead-lettered only: no decision is owed
+            self.history.unreadable[record.topic] += 1
+            return
+        key = record.key.decode(errors="replace") if record.key else None
+        body = orjson.loads(record.value) if record.value else {}
+        purpose = body.get("purpose") if isinstance(body.get("purpose"), str) else None
+        self.history.requests.append(
+            LoggedRequest(request_id, key, purpose, None, parsed.reason, *where)
+        )
+
+    def decision(self, record: ConsumerRecord) -> None:
+        if not self.wanted(record, "recipient") or record.value is None:
+            return
+        try:
+            decision = DispatchDecision.model_validate_json(record.value)
+        except ValidationError:
+            self.history.unreadable[record.topic] += 1
+            return
+        self.history.decisions.append(
+            LoggedDecision(decision, _log_time(record), record.partition, record.offset)
+        )
+
+
+async def replay(
+    bootstrap: str,
+    scope: ReplayScope,
+    topics: Topics = Topics(),
+    *,
+    progress: bool | None = None,
+) -> Replayed:
+    """`progress`: None shows a bar on stderr for long replays only."""
+    started = time.monotonic()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=32 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        as_of = datetime.now(UTC)
+        history = History()
+        bounds = await _bounds(consumer, topics, scope)
+        result = Replayed(history, as_of, 0.0)
+        result.positions = {
+            t: {str(tp.partition): b for tp, b in bounds.items() if tp.topic == t}
+            for t in (topics.events, topics.requests, topics.decisions)
+        }
+        # Retention may have trimmed old requests: a decision without its request is
+        # then no finding either.
+        history.requests_complete = scope.since is None and all(
+            start == 0 for tp, (start, _) in bounds.items() if tp.topic == topics.requests
+        )
+        collector = _Collector(topics, scope, history)
+        await _read(consumer, bounds, collector, result.read, progress)
+    finally:
+        await consumer.stop()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def _bounds(
+    consumer: AIOKafkaConsumer, topics: Topics, scope: ReplayScope
+) -> dict[TopicPartition, tuple[int, int]]:
+    """(start, stop) offsets per partition."""
+    bounds: dict[TopicPartition, tuple[int, int]] = {}
+    for topic in (topics.events, topics.requests, topics.decisions):
+        try:
+            ends = await end_offsets(consumer, topic)
+        except LookupError as exc:
+            raise ReplayError(str(exc)) from exc
+        tps = [TopicPartition(topic, p) for p in sorted(ends)]
+        starts = await consumer.beginning_offsets(tps)
+        stops = {tp: ends[tp.partition] for tp in tps}
+        if topic != topics.events and scope.since is not None:
+            starts = await _offsets_at(consumer, tps, scope.since - scope.context, stops)
+        if topic == topics.requests and scope.until is not None:
+            stops = await _offsets_at(consumer, tps, scope.until, stops)
+        for tp in tps:
+            bounds[tp] = (min(starts[tp], stops[tp]), stops[tp])
+    return bounds
+
+
+async def _offsets_at(
+    consumer: AIOKafkaConsumer,
+    tps: list[TopicPartition],
+    moment: datetime,
+    ends: dict[TopicPartition, int],
+) -> dict[TopicPartition, int]:
+    """The first offset whose timestamp is at or after `moment` (the end if none)."""
+    found = await consumer.offsets_for_times({tp: max(0, _ms(moment)) for tp in tps})
+    return {tp: min(ends[tp], found[tp].offset) if found.get(tp) else ends[tp] for tp in tps}
+
+
+async def _read(
+    consumer: AIOKafkaConsumer,
+    bounds: dict[TopicPartition, tuple[int, int]],
+    collector: _Collector,
+    read: Counter[str],
+    progress: bool | None,
+) -> None:
+    consumer.assign(list(bounds))
+    for tp, (start, _) in bounds.items():
+        consumer.seek(tp, start)
+    remaining = {tp for tp, (start, stop) in bounds.items() if start < stop}
+    total = sum(stop - start for start, stop in bounds.values())
+    show = progress if progress is not None else total >= _PROGRESS_FROM
+    done = dict.fromkeys(bounds, 0)
+    stalled_since = time.monotonic()
+    with tqdm(
+        total=total,
+        desc="audit replay",
+        unit="rec",
+        unit_scale=True,
+        file=sys.stderr,
+        disable=not show,
+        mininterval=0.5 if sys.stderr.isatty() else 5.0,
+    ) as bar:
+        while remaining:
+            fetched = await consumer.getmany(*remaining, timeout_ms=500, max_records=_CHUNK)
+            for tp, records in fetched.items():
+                stop = bounds[tp][1]
+                handle = collector.handlers[tp.topic]
+                for record in records:
+                    if record.offset < stop:
+                        read[tp.topic] += 1
+                        handle(record)
+            # The position also steps over transaction markers, never returned.
+            before = len(remaining)
+            for tp in remaining:
+                done[tp] = min(await consumer.position(tp), bounds[tp][1]) - bounds[tp][0]
+            remaining = {tp for tp in remaining if done[tp] < bounds[tp][1] - bounds[tp][0]}
+            bar.update(sum(done.values()) - bar.n)
+            if fetched or len(remaining) < before:
+                stalled_since = time.monotonic()
+            elif time.monotonic() - stalled_since > _STALL_S:
+                raise ReplayError(f"no progress from the broker for {_STALL_S:.0f}s")

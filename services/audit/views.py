@@ -1,0 +1,112 @@
+"""What a decision saw: a subject's consent events below the decision's fence,
+folded with the services' own `fold_subject`; and the dispatcher's own facts
+(earlier dispatches, confirmations sent) rebuilt from the recorded decisions."""
+
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+
+from shared.consent.fold import fold_subject
+from shared.consent.state import LoggedEvent, SubjectState
+from shared.contract.decisions import Decision, DispatchDecision, Reason
+from shared.contract.requests import SendRequest
+from shared.dispatch.rules import FrequencyPolicy, SendFacts
+
+
+class SubjectLog:
+    """One subject's events in log order. A view is a bit mask over them; each
+    distinct view is folded once (a subject's decisions mostly share views)."""
+
+    __slots__ = ("_states", "events", "subject")
+
+    def __init__(self, subject: str, events: Iterable[LoggedEvent]) -> None:
+        self.subject = subject
+        self.events = sorted(events, key=LoggedEvent.log_key)
+        self._states: dict[int, SubjectState | None] = {0: None}
+
+    def fenced(self, decision: DispatchDecision) -> int:
+        """The events the decision waited for: below its fence (the end offsets it
+        read); a decision without a fence saw what the log held at decided_at."""
+        fence = decision.fence
+        if fence is None:
+            return self.appended_by(decision.decided_at, inclusive=True)
+        mask = 0
+        for i, logged in enumerate(self.events):
+            if logged.offset < fence.get(str(logged.partition), 0):
+                mask |= 1 << i
+        return mask
+
+    def appended_by(self, moment: datetime, *, inclusive: bool = False) -> int:
+        mask = 0
+        for i, logged in enumerate(self.events):
+            if logged.log_time < moment or (inclusive and logged.log_time == moment):
+                mask |= 1 << i
+        return mask
+
+    def wider_views(self, fenced: int, written_at: datetime) -> Iterator[int]:
+        """The views the dispatcher may have had beyond its fence: the projection may
+        have applied later events before the states were read, and that read came
+        before the decision was written (`written_at`: its record's timestamp)."""
+        mask = fenced
+        for i, logged in enumerate(self.events):
+            if not mask >> i & 1 and logged.log_time <= written_at:
+                mask |= 1 << i
+                yield mask
+
+    def state(self, mask: int) -> SubjectState | None:
+        if mask not in self._states:
+            self._states[mask] = fold_subject(self.subject, self.visible(mask))
+        return self._states[mask]
+
+    def visible(self, mask: int) -> list[LoggedEvent]:
+        return [logged for i, logged in enumerate(self.events) if mask >> i & 1]
+
+    def find(self, event_id: str | None) -> LoggedEvent | None:
+        return next((e for e in self.events if e.event.event_id == event_id), None)
+
+
+def subject_logs(events: Iterable[LoggedEvent]) -> dict[str, SubjectLog]:
+    """An event_id seen before is ignored (contract section 2), across subjects too,
+    as the projection's table keeps it: the first in log order stands."""
+    first: dict[str, LoggedEvent] = {}
+    for logged in sorted(events, key=LoggedEvent.log_key):
+        first.setdefault(logged.event.event_id, logged)
+    histories: dict[str, list[LoggedEvent]] = defaultdict(list)
+    for logged in first.values():
+        histories[logged.event.subject].append(logged)
+    return {subject: SubjectLog(subject, history) for subject, history in histories.items()}
+
+
+class RecordedFacts:
+    """SendFacts as the dispatcher's own tables give them: built from the decisions
+    it recorded (not from the audit's recomputation, so one mismatch never cascades)."""
+
+    def __init__(self, frequency: FrequencyPolicy) -> None:
+        self.frequency = frequency
+        self.confirmed: set[str] = set()
+        self._consented: dict[str, deque[datetime]] = defaultdict(deque)
+
+    def for_request(self, request: SendRequest, now: datetime) -> SendFacts:
+        return SendFacts(
+            confirmation_already_sent=request.opt_out_event_id in self.confirmed,
+            dispatched_in_window=self.in_window(request.recipient, now),
+        )
+
+    def in_window(self, recipient: str, now: datetime) -> int:
+        # The dispatcher counts decided_at > now - window; decisions arrive here in
+        # decided_at order, so the expired ones are always at the left.
+        sent = self._consented.get(recipient)
+        if not sent:
+            return 0
+        cutoff = now - self.frequency.window
+        while sent and sent[0] <= cutoff:
+            sent.popleft()
+        return len(sent)
+
+    def record(self, decision: DispatchDecision) -> None:
+        if decision.decision is not Decision.DISPATCHED:
+            return
+        if decision.reason is Reason.CONSENTED and decision.recipient:
+            self._consented[decision.recipient].append(decision.decided_at)
+        elif decision.reason is Reason.OPT_OUT_CONFIRMATION and decision.opt_out_event_id:
+            self.confirmed.add(decision.opt_out_event_id)
