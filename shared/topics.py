@@ -8,13 +8,6 @@ MESSAGE_REQUESTS: Final = "messages.requests.v1"
 MESSAGES_OUTBOUND: Final = "messages.outbound.v1"
 DISPATCH_DECISIONS: Final = "messages.decisions.v1"
 
-# Keyed by recipient E.164: provisioned with one partition count so they are co-partitioned.
-KEYED_BY_RECIPIENT: Final = (
-    CONSENT_EVENTS,
-    MESSAGE_REQUESTS,
-    MESSAGES_OUTBOUND,
-    DISPATCH_DECISIONS,
-)
 # Topics a service of ours consumes; each gets a dead-letter companion
 # (messages.outbound.v1 is consumed by the dispatcher's optional sender).
 CONSUMED: Final = (WHATSAPP_INBOUND, CONSENT_EVENTS, MESSAGE_REQUESTS, MESSAGES_OUTBOUND)

@@ -12,12 +12,13 @@ reasons on stderr.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+
+from process_alive import pid_alive
 
 
 @dataclass
@@ -35,20 +36,6 @@ def _parse(spec: str) -> Target:
     if len(parts) not in (2, 3) or not all(parts):
         raise SystemExit(f"bad target {spec!r}: expected NAME,URL[,PID]")
     return Target(parts[0], parts[1], int(parts[2]) if len(parts) == 3 else None)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return True
 
 
 def _check(target: Target) -> None:
@@ -72,7 +59,7 @@ def main() -> int:
     while True:
         pending = [t for t in targets if not t.ready and not t.dead]
         for t in pending:
-            if t.pid is not None and not _alive(t.pid):
+            if t.pid is not None and not pid_alive(t.pid):
                 t.dead = True
                 t.problem = f"its process (pid {t.pid}) exited"
                 continue

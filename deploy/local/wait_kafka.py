@@ -22,20 +22,7 @@ import time
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return True
+from process_alive import pid_alive
 
 
 async def _describe(bootstrap: str, request_timeout_ms: int) -> dict[str, Any]:
@@ -53,7 +40,7 @@ async def wait_ready(bootstrap: str, limit_s: float, pid: int | None) -> str | N
     deadline = time.monotonic() + limit_s
     last_error = "no answer yet"
     while True:
-        if pid is not None and not _pid_alive(pid):
+        if pid is not None and not pid_alive(pid):
             return f"the broker process (pid {pid}) has exited"
         remaining = deadline - time.monotonic()
         if remaining <= 0:

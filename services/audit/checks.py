@@ -74,15 +74,24 @@ def _covers(decision: DispatchDecision, event: LoggedEvent) -> bool:
 
 
 def opt_out_breach(
-    logged: LoggedDecision, subject: SubjectLog | None, facts: RecordedFacts
+    logged: LoggedDecision,
+    subject: SubjectLog | None,
+    facts: RecordedFacts,
+    ack_allowance: timedelta = timedelta(seconds=1),
 ) -> Finding | None:
     """Contract section 4: once an OptedOut is acknowledged, nothing is dispatched to
-    that recipient but its one confirmation. Judged on the log itself (appended before
-    decided_at), whatever the decision's fence says it waited for."""
+    that recipient but its one confirmation. Judged on the log itself, whatever the
+    decision's fence says: events appended before decided_at less the time an
+    append may take to be acknowledged, and every event the fence covers."""
     d = logged.decision
     if d.decision is not Decision.DISPATCHED or subject is None:
         return None
-    state = subject.state(subject.appended_by(d.decided_at))
+    cutoff = d.decided_at - ack_allowance
+    acknowledged = 0
+    for i, event in enumerate(subject.events):
+        if event.log_time < d.decided_at and (event.log_time <= cutoff or _covers(d, event)):
+            acknowledged |= 1 << i
+    state = subject.state(acknowledged)
     if state is None or not state.opted_out:
         return None
     confirms_it = d.reason is Reason.OPT_OUT_CONFIRMATION and (

@@ -36,6 +36,7 @@ class AuditOptions:
     frequency: FrequencyPolicy = field(default_factory=FrequencyPolicy)
     confirmation_deadline: timedelta = timedelta(minutes=5)
     settle: timedelta = timedelta(seconds=60)
+    ack_allowance: timedelta = timedelta(seconds=1)
     strict: bool = False
     progress: bool | None = None
     topics: Topics = field(default_factory=Topics)
@@ -65,6 +66,7 @@ async def run_audit(options: AuditOptions) -> AuditRun:
         until=options.until,
         confirmation_deadline=options.confirmation_deadline,
         settle=options.settle,
+        ack_allowance=options.ack_allowance,
     )
     result = audit(replayed.history, policy)
     report = build_report(
@@ -142,6 +144,13 @@ def parser() -> argparse.ArgumentParser:
         default=60.0,
         help="a request younger than this without a decision is pending, not a finding",
     )
+    p.add_argument(
+        "--ack-allowance-seconds",
+        type=float,
+        default=1.0,
+        help="an OptedOut appended less than this before a decision that did not see it "
+        "may not have been acknowledged yet: not a breach (default 1 s)",
+    )
     p.add_argument("--strict", action="store_true", help="fail (exit 1) on warnings too")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None)
@@ -167,6 +176,7 @@ def options_from(argv: Sequence[str] | None = None) -> AuditOptions:
         ),
         confirmation_deadline=timedelta(seconds=args.confirmation_deadline_seconds),
         settle=timedelta(seconds=args.settle_seconds),
+        ack_allowance=timedelta(seconds=args.ack_allowance_seconds),
         strict=args.strict,
         progress=args.progress,
     )

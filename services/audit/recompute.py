@@ -73,7 +73,7 @@ def audit(history: History, policy: AuditPolicy) -> AuditResult:
             result.checked.append(logged)
             subject = subjects.get(d.recipient) if d.recipient else None
             request = requests.get(d.request_id)
-            _judge(logged, request, subject, facts, history.requests_complete, result)
+            _judge(logged, request, subject, facts, history.requests_complete, result, policy)
         if d.decision is Decision.DISPATCHED and d.reason is Reason.CONSENTED and d.recipient:
             peak = facts.in_window(d.recipient, d.decided_at) + 1
             result.window_peak[d.recipient] = max(result.window_peak.get(d.recipient, 0), peak)
@@ -101,6 +101,7 @@ def _judge(
     facts: RecordedFacts,
     requests_complete: bool,
     result: AuditResult,
+    policy: AuditPolicy,
 ) -> None:
     d = logged.decision
     if request is None and requests_complete:
@@ -124,7 +125,7 @@ def _judge(
             d.request_id, (d.decision, d.reason), (verdict.decision, verdict.reason), agrees, beyond
         )
     )
-    breach = opt_out_breach(logged, subject, facts)
+    breach = opt_out_breach(logged, subject, facts, policy.ack_allowance)
     if breach is not None:
         result.findings.append(breach)
     elif not agrees:

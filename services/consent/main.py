@@ -1,6 +1,5 @@
 """Wiring of the consent service: projector loop, query API, health, metrics."""
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from services.consent.store import ConsentStore
 from shared.db.migrate import apply_migrations
 from shared.db.pool import open_pool
 from shared.http_ops import broker_ready, database_ready, ops_router
-from shared.kafka.batch_consumer import BatchConsumer
+from shared.kafka.batch_consumer import BatchConsumer, RunningConsumer
 from shared.kafka.clients import durable_producer, group_consumer
 from shared.service_runner import close_all, serve
 from shared.topics import CONSENT_EVENTS
@@ -26,8 +25,7 @@ from shared.topics import CONSENT_EVENTS
 class Running:
     pool: Any
     consumer: AIOKafkaConsumer
-    loop: BatchConsumer
-    task: "asyncio.Task[None]"
+    projecting: RunningConsumer
 
 
 def create_app(settings: ConsentSettings) -> FastAPI:
@@ -51,15 +49,13 @@ def create_app(settings: ConsentSettings) -> FastAPI:
             max_records=settings.max_batch,
             on_poll=projector.track_idle_positions,
         )
-        task = asyncio.create_task(loop.run(), name="projector")
-        running.append(Running(pool, consumer, loop, task))
+        projecting = loop.start()
+        running.append(Running(pool, consumer, projecting))
         app.include_router(subjects_router(store))
         try:
             yield
         finally:
-            loop.stop()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await projecting.stop()
             await close_all(consumer.stop, producer.stop, pool.close)
 
     async def readiness() -> dict[str, bool]:
@@ -70,7 +66,7 @@ def create_app(settings: ConsentSettings) -> FastAPI:
             "database": await database_ready(r.pool),
             "broker": await broker_ready(r.consumer),
             "consumer_assigned": bool(r.consumer.assignment()),
-            "projector_running": not r.task.done() and r.loop.healthy,
+            "projector_running": r.projecting.healthy,
         }
 
     app = FastAPI(title="consent", lifespan=lifespan)

@@ -1,24 +1,25 @@
 """The consent schema in PostgreSQL: events (append-only), subjects, tracking."""
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from shared.consent.fold import fold_subject
+from shared.consent.fold import fold_subjects
 from shared.consent.state import LoggedEvent, SubjectState
 from shared.contract.events import ConsentEvent
+from shared.topics import CONSENT_EVENTS
 
 TRACKING_CHANNEL = "consent_tracking"
 
-_INSERT_EVENTS = """
+# The projector's statements; the rebuild writes with them too.
+INSERT_EVENTS = """
 INSERT INTO consent.events
     (event_id, subject, type, occurred_at, log_time, topic, partition, "offset", clamped, payload)
 SELECT * FROM unnest(
     $1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
     $6::text[], $7::int[], $8::bigint[], $9::bool[], $10::jsonb[])
 ON CONFLICT DO NOTHING
-RETURNING subject
 """
+_INSERT_EVENTS_RETURNING_SUBJECTS = INSERT_EVENTS + "RETURNING subject\n"
 
 _LOCK_SUBJECTS = "SELECT pg_advisory_xact_lock(hashtextextended(s, 0)) FROM unnest($1::text[]) AS s"
 
@@ -27,7 +28,7 @@ SELECT subject, payload, log_time, partition, "offset" FROM consent.events
 WHERE subject = ANY($1::text[])
 """
 
-_UPSERT_SUBJECTS = """
+UPSERT_SUBJECTS = """
 INSERT INTO consent.subjects (subject, status, state, last_event_id, version, updated_at)
 SELECT s, st, j, l, v, now()
 FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::int[]) AS t(s, st, j, l, v)
@@ -54,10 +55,15 @@ def to_logged(row: Any) -> LoggedEvent:
 
 
 def fold_rows(rows: Iterable[Any]) -> dict[str, SubjectState]:
-    histories: dict[str, list[LoggedEvent]] = defaultdict(list)
-    for row in rows:
-        histories[row["subject"]].append(to_logged(row))
-    return {subject: fold_subject(subject, events) for subject, events in histories.items()}
+    return fold_subjects(to_logged(row) for row in rows)
+
+
+async def tracking_positions(conn: Any, topic: str = CONSENT_EVENTS) -> dict[int, int]:
+    """consent.tracking: the next offset per partition; `conn` a pool or a connection."""
+    rows = await conn.fetch(
+        "SELECT partition, next_offset FROM consent.tracking WHERE topic = $1", topic
+    )
+    return {row["partition"]: row["next_offset"] for row in rows}
 
 
 class ConsentStore:
@@ -65,10 +71,7 @@ class ConsentStore:
         self.pool = pool
 
     async def tracking(self, topic: str) -> dict[int, int]:
-        rows = await self.pool.fetch(
-            "SELECT partition, next_offset FROM consent.tracking WHERE topic = $1", topic
-        )
-        return {row["partition"]: row["next_offset"] for row in rows}
+        return await tracking_positions(self.pool, topic)
 
     async def apply(
         self, topic: str, events: Sequence[LoggedEvent], positions: dict[int, int]
@@ -78,14 +81,16 @@ class ConsentStore:
         async with self.pool.acquire() as conn, conn.transaction():
             touched: set[str] = set()
             if events:
-                inserted = await conn.fetch(_INSERT_EVENTS, *event_columns(topic, events))
+                inserted = await conn.fetch(
+                    _INSERT_EVENTS_RETURNING_SUBJECTS, *event_columns(topic, events)
+                )
                 touched = {row["subject"] for row in inserted}
             if touched:
                 # Another instance may refold a subject at once (its events in our partition too):
                 # per-subject locks, in one order, make each refold see the other's commit.
                 await conn.execute(_LOCK_SUBJECTS, sorted(touched))
                 states = fold_rows(await conn.fetch(_HISTORIES, list(touched)))
-                await conn.execute(_UPSERT_SUBJECTS, *_subject_columns(states.values()))
+                await conn.execute(UPSERT_SUBJECTS, *subject_columns(states.values()))
             await conn.execute(_ADVANCE_TRACKING, topic, list(positions), list(positions.values()))
             await conn.execute(f"NOTIFY {TRACKING_CHANNEL}")
             return len(touched)
@@ -126,7 +131,7 @@ def event_columns(topic: str, events: Sequence[LoggedEvent]) -> list[list[Any]]:
     ]
 
 
-def _subject_columns(states: Iterable[SubjectState]) -> list[list[Any]]:
+def subject_columns(states: Iterable[SubjectState]) -> list[list[Any]]:
     listed = list(states)
     return [
         [s.subject for s in listed],

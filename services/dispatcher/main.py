@@ -1,6 +1,5 @@
 """Wiring of the dispatcher: the gate's consume loop, health, metrics."""
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,13 +12,13 @@ from fastapi import FastAPI
 from services.dispatcher import metrics
 from services.dispatcher.fence import Fence
 from services.dispatcher.gate import Gate
-from services.dispatcher.sender import RunningSender, start_sender
+from services.dispatcher.sender_runner import RunningSender, start_sender
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.store import DispatcherStore
 from shared.db.migrate import apply_migrations
 from shared.db.pool import open_pool
 from shared.http_ops import broker_ready, database_ready, ops_router
-from shared.kafka.batch_consumer import BatchConsumer
+from shared.kafka.batch_consumer import BatchConsumer, RunningConsumer
 from shared.kafka.clients import consumer_lag, durable_producer, group_consumer, offsets_reader
 from shared.service_runner import close_all, serve
 from shared.topics import MESSAGE_REQUESTS
@@ -29,8 +28,7 @@ from shared.topics import MESSAGE_REQUESTS
 class Running:
     pool: Any
     consumer: AIOKafkaConsumer
-    loop: BatchConsumer
-    task: "asyncio.Task[None]"
+    deciding: RunningConsumer
     sender: RunningSender | None
 
 
@@ -75,24 +73,22 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
             fatal=(ProducerFenced,),
             on_poll=lambda: _record_lag(consumer),
         )
-        task = asyncio.create_task(loop.run(), name="dispatcher")
+        deciding = loop.start()
         sender = await start_sender(settings, pool) if settings.sender_enabled else None
-        running.append(Running(pool, consumer, loop, task, sender))
+        running.append(Running(pool, consumer, deciding, sender))
         try:
             yield
         finally:
             if sender is not None:
                 await sender.stop()
-            loop.stop()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await deciding.stop()
             await close_all(consumer.stop, reader.stop, producer.stop, pool.close)
 
     async def readiness() -> dict[str, bool]:
         if not running:
             return {"started": False}
         r = running[0]
-        deciding = not r.task.done() and r.loop.healthy
+        deciding = r.deciding.healthy
         # Fail closed is visible: not ready while batches fail (fence, database).
         metrics.FAIL_CLOSED.set(0 if deciding else 1)
         checks = {

@@ -22,3 +22,19 @@ FAIL_CLOSED = Gauge(
 CONSUMER_LAG = Gauge(
     "dispatcher_consumer_lag_records", "Requests behind the log end", ["partition"]
 )
+
+# The optional sender (docs/sender.md).
+SENDER_SENDS = Counter("dispatcher_sender_sends_total", "Outbound records by outcome", ["outcome"])
+SENDER_REQUEST_SECONDS = Histogram(
+    "dispatcher_sender_request_seconds",
+    "Cloud API request latency, per attempt",
+    ["result"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+SENDER_RETRIES = Counter(
+    "dispatcher_sender_retries_total", "Attempts followed by a retry", ["cause"]
+)
+SENDER_IN_FLIGHT_FOUND = Counter(
+    "dispatcher_sender_in_flight_found_total",
+    "Redelivered records whose previous attempt has no recorded outcome",
+)

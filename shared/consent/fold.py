@@ -1,5 +1,6 @@
 """evolve(state, event) -> state, and the fold of a whole history."""
 
+from collections import defaultdict
 from collections.abc import Iterable
 
 from shared.consent.state import Grant, LoggedEvent, Revocation, SubjectState
@@ -19,6 +20,14 @@ def fold_subject(subject: str, history: Iterable[LoggedEvent]) -> SubjectState:
     for logged in sorted(first.values(), key=LoggedEvent.order_key):
         state = evolve(state, logged.event)
     return state
+
+
+def fold_subjects(events: Iterable[LoggedEvent]) -> dict[str, SubjectState]:
+    """The events of many subjects, each subject's history folded on its own."""
+    histories: dict[str, list[LoggedEvent]] = defaultdict(list)
+    for logged in events:
+        histories[logged.event.subject].append(logged)
+    return {subject: fold_subject(subject, history) for subject, history in histories.items()}
 
 
 def evolve(state: SubjectState, event: ConsentEvent) -> SubjectState:

@@ -2,7 +2,6 @@
 Meta adds fields over time, so only what we use is modelled and the rest is kept."""
 
 from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -134,7 +133,3 @@ def _sent_at(timestamp: str | None) -> datetime | None:
         return datetime.fromtimestamp(int(timestamp), UTC) if timestamp else None
     except (ValueError, OverflowError, OSError):
         return None
-
-
-def webhook_value(body: WebhookBody) -> dict[str, Any]:
-    return body.model_dump(mode="json", by_alias=True)

@@ -3,26 +3,18 @@ backoff, never skip it. Used where FastStream hides what we need (seeking to
 offsets stored beside the results, committing inside a Kafka transaction)."""
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from shared.backoff import RetryPolicy
 
 log = structlog.get_logger(__name__)
 
 Batch = list[ConsumerRecord]
 BatchHandler = Callable[[Batch], Awaitable[None]]
-
-
-class RetryPolicy:
-    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
-        self.first = first
-        self.cap = cap
-
-    def delay(self, attempt: int) -> float:
-        # Full jitter keeps several instances from retrying in step.
-        return random.uniform(0, min(self.cap, self.first * 2**attempt))
 
 
 class BatchConsumer:
@@ -61,6 +53,10 @@ class BatchConsumer:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def start(self) -> "RunningConsumer":
+        """Runs the loop as a task named after it."""
+        return RunningConsumer(self, asyncio.create_task(self.run(), name=self.name))
 
     async def run(self) -> None:
         while not self._stopping.is_set():
@@ -109,6 +105,25 @@ class BatchConsumer:
         if healthy != self.healthy and self.on_health is not None:
             self.on_health(healthy)
         self.healthy = healthy
+
+
+@dataclass
+class RunningConsumer:
+    loop: BatchConsumer
+    task: "asyncio.Task[None]"
+
+    @property
+    def healthy(self) -> bool:
+        """The loop still runs and its last batch did not fail."""
+        return not self.task.done() and self.loop.healthy
+
+    async def stop(self, drain_seconds: float = 0.0) -> None:
+        """Ends the loop; with `drain_seconds`, a batch in progress may finish first."""
+        self.loop.stop()
+        if drain_seconds > 0:
+            await asyncio.wait({self.task}, timeout=drain_seconds)
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
 
 
 def _next_offsets(batch: Batch) -> dict[TopicPartition, int]:

@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -39,13 +38,13 @@ from services.consent.rebuild import (
     write_rebuilt,
 )
 from shared.consent.state import SubjectState
-from shared.db.migrate import apply_migrations
 from shared.db.pool import open_pool
 from shared.kafka.clients import durable_producer, end_offsets, offsets_reader
 from shared.kafka.provision import EVENT_LOG_CONFIGS
 from shared.phone import mask_phone
 from shared.topics import CONSENT_EVENTS, dlq
 from tests.support.kafka import TopicReader
+from tests.support.private_db import private_database
 from tests.support.services import ROOT, ServiceProcess
 from tests.support.stack import Stack
 
@@ -65,28 +64,6 @@ T = TypeVar("T")
 # ------------------------------------------------------------------ fixtures
 
 
-async def _private_database(stack: Stack) -> str:
-    name = f"consent_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(stack.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    except asyncpg.InsufficientPrivilegeError:
-        pytest.skip("the database role may not CREATE DATABASE (a private projection is needed)")
-    finally:
-        await admin.close()
-    url = urlsplit(stack.database_url)._replace(path=f"/{name}").geturl()
-    await apply_migrations(url)
-    return url
-
-
-async def _drop_database(stack: Stack, url: str) -> None:
-    admin = await asyncpg.connect(stack.database_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 async def _log_end(bootstrap: str, topic: str = CONSENT_EVENTS) -> dict[int, int]:
     reader = offsets_reader(bootstrap)
     await reader.start()
@@ -99,21 +76,20 @@ async def _log_end(bootstrap: str, topic: str = CONSENT_EVENTS) -> dict[int, int
 @pytest.fixture(scope="module")
 async def projection_url(stack: Stack) -> AsyncIterator[str]:
     """The service's private database, tracking from the log's current end."""
-    url = await _private_database(stack)
-    ends = await _log_end(stack.kafka_bootstrap)
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(
-            """INSERT INTO consent.tracking (topic, partition, next_offset)
-               SELECT $1, p, o FROM unnest($2::int[], $3::bigint[]) AS t(p, o)""",
-            CONSENT_EVENTS,
-            list(ends),
-            list(ends.values()),
-        )
-    finally:
-        await conn.close()
-    yield url
-    await _drop_database(stack, url)
+    async with private_database(stack) as url:
+        ends = await _log_end(stack.kafka_bootstrap)
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                """INSERT INTO consent.tracking (topic, partition, next_offset)
+                   SELECT $1, p, o FROM unnest($2::int[], $3::bigint[]) AS t(p, o)""",
+                CONSENT_EVENTS,
+                list(ends),
+                list(ends.values()),
+            )
+        finally:
+            await conn.close()
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -464,9 +440,8 @@ async def event_log(stack: Stack) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="module")
 async def rebuild_url(stack: Stack) -> AsyncIterator[str]:
-    url = await _private_database(stack)
-    yield url
-    await _drop_database(stack, url)
+    async with private_database(stack) as url:
+        yield url
 
 
 async def rebuild_command(stack: Stack, url: str, *args: str) -> tuple[int, str]:

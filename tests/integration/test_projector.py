@@ -13,7 +13,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
@@ -24,13 +23,13 @@ from services.consent.projector import Projector
 from services.consent.store import ConsentStore
 from shared.consent.state import Status
 from shared.contract.purposes import Purpose
-from shared.db.migrate import apply_migrations
 from shared.db.pool import open_pool
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import durable_producer, end_offsets, group_consumer
 from shared.phone import mask_phone
 from shared.topics import CONSENT_EVENTS, dlq
 from tests.support.kafka import TopicReader
+from tests.support.private_db import private_database
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -45,22 +44,8 @@ _ABSENT = object()
 @pytest.fixture(scope="module")
 async def database_url(stack: Stack) -> AsyncIterator[str]:
     """A private, migrated database for this module's projection."""
-    name = f"consent_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(stack.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    except asyncpg.InsufficientPrivilegeError:
-        pytest.skip("the database role may not CREATE DATABASE (a private projection is needed)")
-    finally:
-        await admin.close()
-    url = urlsplit(stack.database_url)._replace(path=f"/{name}").geturl()
-    await apply_migrations(url)
-    yield url
-    admin = await asyncpg.connect(stack.database_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with private_database(stack) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

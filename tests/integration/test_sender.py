@@ -20,14 +20,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import SecretStr
 
+from services.dispatcher.graph_api import GraphApi
+from services.dispatcher.send_policy import SendPolicy
 from services.dispatcher.send_store import SendRow, SendStore
-from services.dispatcher.sender import (
-    GraphApi,
-    Sender,
-    SendPolicy,
-    sender_consumer,
-    start_sender,
-)
+from services.dispatcher.sender import Sender
+from services.dispatcher.sender_runner import sender_consumer, start_sender
 from services.dispatcher.settings import DispatcherSettings
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import durable_producer, end_offsets

@@ -11,7 +11,16 @@ import orjson
 APP_SECRET = b"local-app-secret"
 
 
-def text_webhook(wa_id: str, text: str, message_id: str | None = None) -> dict[str, Any]:
+def text_webhook(
+    wa_id: str,
+    text: str,
+    message_id: str | None = None,
+    *,
+    name: str = "Test",
+    timestamp: str | None = None,
+) -> dict[str, Any]:
+    """One text message from `wa_id`; a fresh message id and the current time
+    unless given."""
     return {
         "object": "whatsapp_business_account",
         "entry": [
@@ -26,12 +35,12 @@ def text_webhook(wa_id: str, text: str, message_id: str | None = None) -> dict[s
                                 "display_phone_number": "15550783881",
                                 "phone_number_id": "106540352242922",
                             },
-                            "contacts": [{"profile": {"name": "Test"}, "wa_id": wa_id}],
+                            "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
                             "messages": [
                                 {
                                     "from": wa_id,
                                     "id": message_id or f"wamid.{uuid.uuid4().hex}",
-                                    "timestamp": str(int(time.time())),
+                                    "timestamp": timestamp or str(int(time.time())),
                                     "type": "text",
                                     "text": {"body": text},
                                 }

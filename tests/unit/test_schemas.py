@@ -10,73 +10,24 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from shared.contract.schemas import DOCUMENTS, main, rendered
+from tests.support.contract_examples import CONTRACT_DECISION, CONTRACT_GRANT, CONTRACT_REQUEST
+from tests.support.webhooks import text_webhook
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
-# The examples of CONTRACT.md sections 2, 3 and 4, verbatim.
-CONSENT_EVENT: dict[str, Any] = {
-    "event_id": "0b7f8a4e-8d3c-4d55-9a53-3c1f0f0e2b10",
-    "type": "ConsentGranted",
-    "subject": "+79161234567",
-    "occurred_at": "2026-11-27T10:00:00Z",
-    "source": "event_registration",
-    "purposes": ["event_reminder", "registration_confirmation"],
-    "evidence": {"registration_id": "R-1042", "form_url": "https://example.org/e/42"},
-    "expires_at": None,
-}
-SEND_REQUEST: dict[str, Any] = {
-    "request_id": "c1e4...",
-    "recipient": "+79161234567",
-    "purpose": "event_reminder",
-    "message": {"type": "text", "text": {"body": "Reminder: the workshop starts at 10:00"}},
-    "requested_at": "2026-11-27T09:00:00Z",
-    "opt_out_event_id": None,
-}
-DISPATCH_DECISION: dict[str, Any] = {
-    "request_id": "c1e4...",
-    "recipient": "+79161234567",
-    "purpose": "event_reminder",
-    "decision": "dispatched",
-    "reason": "consented",
-    "consent_event_id": "0b7f8a4e-...",
-    "decided_at": "2026-11-27T09:00:00.120Z",
-}
 # A text reply as Meta's Cloud API delivers it.
-WEBHOOK: dict[str, Any] = {
-    "object": "whatsapp_business_account",
-    "entry": [
-        {
-            "id": "102290129340398",
-            "changes": [
-                {
-                    "field": "messages",
-                    "value": {
-                        "messaging_product": "whatsapp",
-                        "metadata": {
-                            "display_phone_number": "15550783881",
-                            "phone_number_id": "106540352242922",
-                        },
-                        "contacts": [{"profile": {"name": "Ivan"}, "wa_id": "79161234567"}],
-                        "messages": [
-                            {
-                                "from": "79161234567",
-                                "id": "wamid.HBgLNzkxNjEyMzQ1NjcVAgASGBQzQTdGRjY2",
-                                "timestamp": "1795770000",
-                                "type": "text",
-                                "text": {"body": "СТОП"},
-                            }
-                        ],
-                    },
-                }
-            ],
-        }
-    ],
-}
+WEBHOOK = text_webhook(
+    "79161234567",
+    "СТОП",
+    "wamid.HBgLNzkxNjEyMzQ1NjcVAgASGBQzQTdGRjY2",
+    name="Ivan",
+    timestamp="1795770000",
+)
 
 EXAMPLES = {
-    "consent-event": CONSENT_EVENT,
-    "send-request": SEND_REQUEST,
-    "dispatch-decision": DISPATCH_DECISION,
+    "consent-event": CONTRACT_GRANT,
+    "send-request": CONTRACT_REQUEST,
+    "dispatch-decision": CONTRACT_DECISION,
     "whatsapp-webhook": WEBHOOK,
 }
 
@@ -115,17 +66,17 @@ def test_contract_example_is_valid(name: str) -> None:
 
 
 WRONG = [
-    ("consent-event", _with(CONSENT_EVENT, type="ConsentMaybe"), "unknown event type"),
-    ("consent-event", _without(CONSENT_EVENT, "subject"), "no subject"),
-    ("consent-event", _with(CONSENT_EVENT, purposes=["marketing"]), "not a clause 3.2 purpose"),
-    ("consent-event", _with(CONSENT_EVENT, event_id=""), "empty event_id"),
-    ("consent-event", _with(CONSENT_EVENT, event_id="x" * 129), "event_id over 128 chars"),
-    ("send-request", _without(SEND_REQUEST, "message"), "no message"),
-    ("send-request", _with(SEND_REQUEST, message="hello"), "message not an object"),
-    ("send-request", _with(SEND_REQUEST, request_id=""), "empty request_id"),
-    ("dispatch-decision", _with(DISPATCH_DECISION, decision="sent"), "unknown decision"),
-    ("dispatch-decision", _with(DISPATCH_DECISION, reason="because"), "unknown reason"),
-    ("dispatch-decision", _without(DISPATCH_DECISION, "decided_at"), "no decided_at"),
+    ("consent-event", _with(CONTRACT_GRANT, type="ConsentMaybe"), "unknown event type"),
+    ("consent-event", _without(CONTRACT_GRANT, "subject"), "no subject"),
+    ("consent-event", _with(CONTRACT_GRANT, purposes=["marketing"]), "not a clause 3.2 purpose"),
+    ("consent-event", _with(CONTRACT_GRANT, event_id=""), "empty event_id"),
+    ("consent-event", _with(CONTRACT_GRANT, event_id="x" * 129), "event_id over 128 chars"),
+    ("send-request", _without(CONTRACT_REQUEST, "message"), "no message"),
+    ("send-request", _with(CONTRACT_REQUEST, message="hello"), "message not an object"),
+    ("send-request", _with(CONTRACT_REQUEST, request_id=""), "empty request_id"),
+    ("dispatch-decision", _with(CONTRACT_DECISION, decision="sent"), "unknown decision"),
+    ("dispatch-decision", _with(CONTRACT_DECISION, reason="because"), "unknown reason"),
+    ("dispatch-decision", _without(CONTRACT_DECISION, "decided_at"), "no decided_at"),
     ("whatsapp-webhook", _without(WEBHOOK, "entry"), "no entry list"),
     ("whatsapp-webhook", _with(WEBHOOK, entry={"id": "1"}), "entry not a list"),
 ]

@@ -18,7 +18,6 @@ from tests.unit.audit.builders import RecordedLog, at
 from tests.unit.domain.builders import OTHER_SUBJECT, granted, opted_out, request
 
 VOID = {"meta", "br", "hr", "img", "input", "link", "col", "area", "base", "wbr"}
-SVG_LEAVES = {"rect", "line", "path", "circle"}
 
 
 class StrictParser(HTMLParser):

@@ -15,10 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from services.dispatcher.send_store import SendRow
-from services.dispatcher.sender import (
-    GraphApi,
-    Sender,
+from services.dispatcher.graph_api import GraphApi
+from services.dispatcher.send_policy import (
     SendPolicy,
     Verdict,
     classify,
@@ -26,6 +24,8 @@ from services.dispatcher.sender import (
     provider_message_id,
     retry_after_seconds,
 )
+from services.dispatcher.send_store import SendRow
+from services.dispatcher.sender import Sender
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 

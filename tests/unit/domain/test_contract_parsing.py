@@ -14,35 +14,9 @@ from shared.contract.events import ConsentEvent, EventType, parse_consent_event
 from shared.contract.purposes import Purpose
 from shared.contract.requests import SendRequest, parse_send_request, salvage_request_id
 from shared.rejection import Rejected
+from tests.support.contract_examples import CONTRACT_DECISION, CONTRACT_GRANT, CONTRACT_REQUEST
 
-# The examples of CONTRACT.md, verbatim.
-CONTRACT_GRANT: dict[str, Any] = {
-    "event_id": "0b7f8a4e-8d3c-4d55-9a53-3c1f0f0e2b10",
-    "type": "ConsentGranted",
-    "subject": "+79161234567",
-    "occurred_at": "2026-11-27T10:00:00Z",
-    "source": "event_registration",
-    "purposes": ["event_reminder", "registration_confirmation"],
-    "evidence": {"registration_id": "R-1042", "form_url": "https://example.org/e/42"},
-    "expires_at": None,
-}
-CONTRACT_REQUEST: dict[str, Any] = {
-    "request_id": "c1e4...",
-    "recipient": "+79161234567",
-    "purpose": "event_reminder",
-    "message": {"type": "text", "text": {"body": "Reminder: the workshop starts at 10:00"}},
-    "requested_at": "2026-11-27T09:00:00Z",
-    "opt_out_event_id": None,
-}
-CONTRACT_DECISION: dict[str, Any] = {
-    "request_id": "c1e4...",
-    "recipient": "+79161234567",
-    "purpose": "event_reminder",
-    "decision": "dispatched",
-    "reason": "consented",
-    "consent_event_id": "0b7f8a4e-...",
-    "decided_at": "2026-11-27T09:00:00.120Z",
-}
+# More records in the contract's shapes, beside its own examples.
 OPT_OUT: dict[str, Any] = {
     "event_id": "wamid.HBgLNzkxNjEyMzQ1NjcVAgASGBQzQTk",
     "type": "OptedOut",

@@ -27,7 +27,6 @@ from tests.unit.domain.builders import (
 
 REMINDER = Purpose.EVENT_REMINDER
 CONFIRMATION = Purpose.REGISTRATION_CONFIRMATION
-MATERIAL = Purpose.EDUCATIONAL_MATERIAL
 SUPPORT = Purpose.CUSTOMER_SUPPORT
 MOSCOW = timezone(timedelta(hours=3))
 

@@ -1,0 +1,5 @@
+import sys
+
+from services.consent.rebuild.cli import main
+
+sys.exit(main())

@@ -1,0 +1,38 @@
+"""Reading consent.events (the projector's copy of the log) into subject states."""
+
+from collections.abc import Collection
+from typing import Any
+
+from services.consent.rebuild.rebuilt import CHUNK, Rebuilt, progress_bar
+from services.consent.store import to_logged, tracking_positions
+from shared.consent.fold import fold_subjects
+from shared.consent.state import LoggedEvent
+from shared.phone import normalize_phone
+from shared.topics import CONSENT_EVENTS
+
+
+async def rebuild_states_from_table(
+    conn: Any,
+    *,
+    topic: str = CONSENT_EVENTS,
+    subjects: Collection[str] | None = None,
+    progress: bool = False,
+) -> Rebuilt:
+    """Fold consent.events. Must run inside a transaction (the cursor needs one);
+    REPEATABLE READ makes the events, the tracking and any later read one snapshot."""
+    scope = frozenset(normalize_phone(s) for s in subjects) if subjects is not None else None
+    rebuilt = Rebuilt("table", topic, await tracking_positions(conn, topic), scope=scope)
+    where = "topic = $1 AND ($2::text[] IS NULL OR subject = ANY($2::text[]))"
+    args = (topic, sorted(scope) if scope is not None else None)
+    total = await conn.fetchval(f"SELECT count(*) FROM consent.events WHERE {where}", *args)
+    events: list[LoggedEvent] = []
+    query = (
+        f'SELECT subject, payload, log_time, partition, "offset" FROM consent.events WHERE {where}'
+    )
+    with progress_bar(total, progress, "table") as bar:
+        async for row in conn.cursor(query, *args, prefetch=CHUNK):
+            events.append(to_logged(row))
+            rebuilt.records += 1
+            bar.update()
+    rebuilt.states = fold_subjects(events)
+    return rebuilt

@@ -1,0 +1,55 @@
+"""What a rebuild produces (the folded states, as of which log positions), and
+what its readers, writer and verifier share."""
+
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiokafka import ConsumerRecord
+from tqdm import tqdm
+
+from shared.consent.state import LoggedEvent, SubjectState
+from shared.rejection import Rejected
+
+Source = Literal["log", "table"]
+CHUNK = 5000  # records per fetch, rows per cursor prefetch and per write
+
+
+class RebuildRefusedError(RuntimeError):
+    """The rebuild cannot be written or compared safely; nothing was written."""
+
+
+@dataclass
+class Rebuilt:
+    """Subject states folded from `source`, as of `positions` (next offset per partition)."""
+
+    source: Source
+    topic: str
+    positions: dict[int, int]
+    states: dict[str, SubjectState] = field(default_factory=dict)
+    events: list[LoggedEvent] = field(default_factory=list)  # from the log: to insert
+    rejected: Counter[str] = field(default_factory=Counter)
+    unseen_rejects: list[tuple[ConsumerRecord, Rejected]] = field(default_factory=list)
+    scope: frozenset[str] | None = None  # only these subjects were rebuilt
+    records: int = 0
+
+    def summary(self) -> str:
+        rejected = ", ".join(f"{r}: {n}" for r, n in sorted(self.rejected.items())) or "none"
+        return (
+            f"rebuilt from {self.source} ({self.topic}): {self.records} records, "
+            f"{sum(s.version for s in self.states.values())} events folded into "
+            f"{len(self.states)} subjects, rejected {sum(self.rejected.values())} ({rejected}), "
+            f"positions {dict(sorted(self.positions.items()))}"
+        )
+
+
+def progress_bar(total: int, wanted: bool, label: str) -> "tqdm[Any]":
+    return tqdm(
+        total=total,
+        desc=f"rebuild from {label}",
+        unit="ev",
+        unit_scale=True,
+        file=sys.stderr,
+        disable=not (wanted or sys.stderr.isatty()),
+    )

@@ -1,0 +1,126 @@
+"""Writing a rebuild: in one transaction, the tables locked in the projector's
+order, refused when consent.tracking moved since the source was read."""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiokafka import ConsumerRecord
+
+from services.consent.rebuild.rebuilt import CHUNK, RebuildRefusedError, Rebuilt
+from services.consent.store import (
+    INSERT_EVENTS,
+    TRACKING_CHANNEL,
+    UPSERT_SUBJECTS,
+    event_columns,
+    subject_columns,
+    tracking_positions,
+)
+from shared.consent.state import SubjectState
+from shared.kafka.clients import durable_producer
+from shared.kafka.dlq import send_to_dlq
+from shared.rejection import Rejected
+
+_T = TypeVar("_T")
+
+# The projector's upsert, rewriting (and counting) only the states that differ.
+_UPSERT_CHANGED_SUBJECTS = (
+    UPSERT_SUBJECTS + "WHERE consent.subjects.state IS DISTINCT FROM EXCLUDED.state\n"
+)
+_SET_TRACKING = """
+INSERT INTO consent.tracking (topic, partition, next_offset)
+SELECT $1, p, o FROM unnest($2::int[], $3::bigint[]) AS t(p, o)
+ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()
+"""
+
+
+@dataclass(frozen=True)
+class Written:
+    events_inserted: int
+    subjects_changed: int
+    subjects_deleted: int
+    dead_lettered: int
+
+    def summary(self) -> str:
+        return (
+            f"written: {self.events_inserted} events inserted, {self.subjects_changed} subjects "
+            f"changed, {self.subjects_deleted} removed, {self.dead_lettered} rejects dead-lettered"
+        )
+
+
+async def write_rebuilt(
+    pool: Any, rebuilt: Rebuilt, *, tracked_before: Mapping[int, int], bootstrap: str | None = None
+) -> Written:
+    """Write `rebuilt` in one transaction, refusing if consent.tracking is no longer
+    `tracked_before` (read before the source was). Rejects the projector has not
+    reached go to the DLQ first (needs `bootstrap`): durable before the position passes them."""
+    if rebuilt.scope is not None:
+        raise RebuildRefusedError("a rebuild limited to some subjects cannot replace the table")
+    behind = {p: o for p, o in tracked_before.items() if o > rebuilt.positions.get(p, o)}
+    if rebuilt.source == "log" and behind:
+        raise RebuildRefusedError(f"the projection is past the log's end offsets read: {behind}")
+    dead_lettered = await _dead_letter(rebuilt.unseen_rejects, bootstrap)
+    async with pool.acquire() as conn, conn.transaction():
+        # The projector's order (events, subjects, tracking): it finishes a transaction
+        # in flight rather than deadlock with us; readers are not blocked.
+        await conn.execute(
+            "LOCK TABLE consent.events, consent.subjects, consent.tracking IN EXCLUSIVE MODE"
+        )
+        now = await tracking_positions(conn, rebuilt.topic)
+        if now != dict(tracked_before):
+            raise RebuildRefusedError(
+                f"consent.tracking moved during the rebuild ({dict(tracked_before)} -> {now}): "
+                "is the consent service running? stop it and run the rebuild again"
+            )
+        inserted = 0
+        for chunk in _chunks(rebuilt.events):
+            status = await conn.execute(INSERT_EVENTS, *event_columns(rebuilt.topic, chunk))
+            inserted += int(status.split()[-1])
+        changed, deleted = await _replace_subjects(conn, rebuilt.states.values())
+        if rebuilt.source == "log":
+            positions = rebuilt.positions
+            await conn.execute(
+                _SET_TRACKING, rebuilt.topic, list(positions), list(positions.values())
+            )
+        await conn.execute(f"NOTIFY {TRACKING_CHANNEL}")
+    return Written(inserted, changed, deleted, dead_lettered)
+
+
+async def _dead_letter(
+    rejects: list[tuple[ConsumerRecord, Rejected]], bootstrap: str | None
+) -> int:
+    if not rejects:
+        return 0
+    if bootstrap is None:
+        raise RebuildRefusedError(f"{len(rejects)} rejects need the DLQ and no broker was given")
+    producer = durable_producer(bootstrap)
+    await producer.start()
+    try:
+        await send_to_dlq(producer, rejects)
+    finally:
+        await producer.stop()
+    return len(rejects)
+
+
+async def _replace_subjects(conn: Any, states: Iterable[SubjectState]) -> tuple[int, int]:
+    listed = list(states)
+    await conn.execute(
+        "CREATE TEMP TABLE rebuilt_subject (subject text PRIMARY KEY) ON COMMIT DROP"
+    )
+    changed = 0
+    for chunk in _chunks(listed):
+        await conn.execute(
+            "INSERT INTO rebuilt_subject SELECT unnest($1::text[])", [s.subject for s in chunk]
+        )
+        status = await conn.execute(_UPSERT_CHANGED_SUBJECTS, *subject_columns(chunk))
+        changed += int(status.split()[-1])
+    # DELETE, not TRUNCATE: readers (the API, the dispatcher) keep the old rows until commit.
+    status = await conn.execute(
+        "DELETE FROM consent.subjects s WHERE NOT EXISTS "
+        "(SELECT 1 FROM rebuilt_subject r WHERE r.subject = s.subject)"
+    )
+    return changed, int(status.split()[-1])
+
+
+def _chunks(items: Sequence[_T]) -> Iterable[Sequence[_T]]:
+    return (items[i : i + CHUNK] for i in range(0, len(items), CHUNK))
