@@ -1,12 +1,19 @@
-"""Topic names of the public contract (CONTRACT.md section 1)."""
+"""Topic names of the public contract (CONTRACT.md section 1).
 
+`KAFKA_TOPIC_PREFIX` (default empty, read once at start) puts a whole system on
+its own copies of the topics: benchmarks and experiments beside a live system
+on one broker, without reading or writing its records."""
+
+import os
 from typing import Final
 
-WHATSAPP_INBOUND: Final = "whatsapp.inbound.v1"
-CONSENT_EVENTS: Final = "consent.events.v1"
-MESSAGE_REQUESTS: Final = "messages.requests.v1"
-MESSAGES_OUTBOUND: Final = "messages.outbound.v1"
-DISPATCH_DECISIONS: Final = "messages.decisions.v1"
+PREFIX: Final = os.environ.get("KAFKA_TOPIC_PREFIX", "")
+
+WHATSAPP_INBOUND: Final = PREFIX + "whatsapp.inbound.v1"
+CONSENT_EVENTS: Final = PREFIX + "consent.events.v1"
+MESSAGE_REQUESTS: Final = PREFIX + "messages.requests.v1"
+MESSAGES_OUTBOUND: Final = PREFIX + "messages.outbound.v1"
+DISPATCH_DECISIONS: Final = PREFIX + "messages.decisions.v1"
 
 # Topics a service of ours consumes; each gets a dead-letter companion
 # (messages.outbound.v1 is consumed by the dispatcher's optional sender).
