@@ -80,16 +80,18 @@ def opt_out_breach(
     ack_allowance: timedelta = timedelta(seconds=1),
 ) -> Finding | None:
     """Contract section 4: once an OptedOut is acknowledged, nothing is dispatched to
-    that recipient but its one confirmation. Judged on the log itself, whatever the
-    decision's fence says: events appended before decided_at less the time an
-    append may take to be acknowledged, and every event the fence covers."""
+    that recipient but its one confirmation. Judged on the log itself: the events
+    appended before decided_at less the time an append may take to be acknowledged,
+    whatever the fence says, plus every event the fence covers."""
     d = logged.decision
     if d.decision is not Decision.DISPATCHED or subject is None:
         return None
     cutoff = d.decided_at - ack_allowance
     acknowledged = 0
     for i, event in enumerate(subject.events):
-        if event.log_time < d.decided_at and (event.log_time <= cutoff or _covers(d, event)):
+        # What it must have seen (acknowledged before it decided) and what it did see
+        # (its fence: that may hold newer events, e.g. a fresh opt-in, which count).
+        if event.log_time <= cutoff or _covers(d, event):
             acknowledged |= 1 << i
     state = subject.state(acknowledged)
     if state is None or not state.opted_out:
