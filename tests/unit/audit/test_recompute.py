@@ -410,3 +410,25 @@ def test_a_grant_appended_after_the_decision_was_written_explains_nothing() -> N
 
     assert kinds(result) == [FindingKind.DISPATCHED_WITHOUT_CONSENT]
     assert result.recomputations[0].beyond_fence == 0
+
+
+def test_a_fresh_opt_in_the_fence_saw_counts_even_if_appended_after_decided_at() -> None:
+    """decided_at is taken before the fence; the states read after it may hold newer
+    events. A grant newer than the opt-out, seen by the decision, makes it consented."""
+    log = RecordedLog()
+    log.append(granted(occurred_at=at(0)), at(0))
+    log.append(opted_out(occurred_at=at(1)), at(1))
+    reminder = log.ask(request(), at(1))
+    regrant = log.append(granted(occurred_at=at(1) + timedelta(seconds=1)), at(3))
+    log.record(
+        reminder,
+        DISPATCHED,
+        Reason.CONSENTED,
+        at(2),
+        consent_event_id=regrant.event.event_id,
+        fence=log.fence(),
+    )
+
+    kinds = {f.kind for f in log.audit().findings}
+    assert FindingKind.DISPATCHED_AFTER_OPT_OUT not in kinds
+    assert FindingKind.DECISION_MISMATCH not in kinds
