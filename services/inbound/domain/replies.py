@@ -4,7 +4,7 @@ redelivered webhook yields the same records and changes nothing downstream."""
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
@@ -39,6 +39,15 @@ class ReplyEffects(BaseModel):
     confirmation: SendRequest | None = None
 
 
+def _reply_moment(reply: InboundReply, received_at: datetime) -> datetime:
+    """WhatsApp stamps a message to the second. A grant recorded later in that same
+    second must not outrank the STOP, so the reply counts from the end of its second
+    (never later than we received it): ties go to the opt-out, the safe side."""
+    if reply.sent_at is None:
+        return received_at
+    return min(reply.sent_at + timedelta(seconds=1) - timedelta(microseconds=1), received_at)
+
+
 def classify_texts(texts: tuple[str, ...], keywords: KeywordConfig) -> Classification:
     """A button carries a payload and a title: either may say it. Opt-out wins,
     since missing one breaks clause 4.3 while a wrong one only pauses messages."""
@@ -66,7 +75,7 @@ def reply_effects(
         event_id=str(uuid.uuid5(_IDS, f"whatsapp-reply:{reply.message_id}")),
         type=kind,
         subject=subject,
-        occurred_at=reply.sent_at or received_at,
+        occurred_at=_reply_moment(reply, received_at),
         source=WHATSAPP_REPLY,
         evidence={
             "message_id": reply.message_id,

@@ -1,10 +1,13 @@
 """What a reply means, as values: the event, the confirmation, their derived ids."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from services.inbound.domain.classifier import DEFAULT_KEYWORDS
 from services.inbound.domain.replies import reply_effects
-from shared.contract.events import EventType
+from shared.consent.fold import fold_subject
+from shared.consent.state import LoggedEvent
+from shared.contract.events import ConsentEvent, EventType
+from shared.contract.purposes import Purpose
 from shared.contract.webhook import InboundReply
 
 SUBJECT = "+79161234567"
@@ -22,7 +25,8 @@ def test_stop_becomes_one_opt_out_and_its_confirmation_in_english() -> None:
     effects = reply_effects(reply("STOP"), SUBJECT, RECEIVED, DEFAULT_KEYWORDS)
     assert effects.event is not None
     assert effects.event.type is EventType.OPTED_OUT
-    assert effects.event.occurred_at == SENT
+    # the end of the second WhatsApp stamped it with (ties go to the opt-out)
+    assert effects.event.occurred_at == SENT + timedelta(seconds=1, microseconds=-1)
     assert effects.event.evidence == {
         "message_id": reply("x").message_id,
         "text": "STOP",
@@ -71,3 +75,34 @@ def test_anything_else_produces_no_event() -> None:
     effects = reply_effects(reply("which bus stop?"), SUBJECT, RECEIVED, DEFAULT_KEYWORDS)
     assert effects.event is None
     assert effects.confirmation is None
+
+
+def test_a_stop_outranks_a_grant_recorded_later_in_the_same_second() -> None:
+    """WhatsApp timestamps are whole seconds: a STOP sent at 10:00:00 and a grant
+    recorded at 10:00:00.5 are ambiguous, and the opt-out must win."""
+    grant_time = SENT + timedelta(milliseconds=500)
+    effects = reply_effects(reply("STOP"), SUBJECT, SENT + timedelta(seconds=2), DEFAULT_KEYWORDS)
+    assert effects.event is not None
+    grant = ConsentEvent(
+        event_id="g",
+        type=EventType.CONSENT_GRANTED,
+        subject=SUBJECT,
+        occurred_at=grant_time,
+        source="event_registration",
+        purposes=(Purpose.EVENT_REMINDER,),
+        evidence={"registration_id": "R-1"},
+    )
+    history = [
+        LoggedEvent(event=grant, log_time=grant_time, partition=0, offset=0),
+        LoggedEvent(
+            event=effects.event, log_time=SENT + timedelta(seconds=2), partition=0, offset=1
+        ),
+    ]
+    assert fold_subject(SUBJECT, history).opted_out
+
+
+def test_a_reply_never_counts_from_later_than_it_was_received() -> None:
+    received = SENT + timedelta(milliseconds=200)
+    effects = reply_effects(reply("STOP"), SUBJECT, received, DEFAULT_KEYWORDS)
+    assert effects.event is not None
+    assert effects.event.occurred_at == received
