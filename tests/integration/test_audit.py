@@ -1,20 +1,22 @@
-"""The audit on the real broker: recorded histories on the real topics.
+"""The audit on the real broker: recorded histories on real topics.
 
 Each history is produced for fresh subjects of its own, with its decisions written
-to messages.decisions.v1 as the dispatcher writes them (fence: the consent log's
-end offsets read just before; decided_at: after them). A dispatcher may be
-running beside the tests: the request_ids planted here are first recorded as
-already decided in its idempotency table (source position -1:-1, so it neither
-decides them nor re-publishes anything), and the decisions on the topic are
-exactly the ones written here.
+as the dispatcher writes them (fence: the consent log's end offsets read just
+before; decided_at: after them). The planted violations go to a private copy of
+the three topics (KAFKA_TOPIC_PREFIX for the command-line runs), deleted after:
+no dispatcher reads them, and a later `make audit` of the local system never
+meets these deliberate violations.
 
 The last test drives the real dispatcher (services fixture) through a random
 history of 10,000 requests and checks that the audit recomputes every decision."""
 
 import asyncio
+import os
 import random
 import subprocess
 import sys
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,9 +25,11 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.audit.cli import AuditOptions, AuditRun, run_audit
 from services.audit.findings import Finding, FindingKind, Severity
+from services.audit.replay import Topics
 from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.contract.purposes import OPT_OUT_CONFIRMATION
 from shared.kafka.clients import end_offsets
@@ -40,13 +44,12 @@ pytestmark = pytest.mark.integration
 
 DEADLINE = timedelta(seconds=1)  # the confirmation deadline for these histories
 
-_CLAIM = """
-INSERT INTO dispatcher.decisions (request_id, recipient, purpose, decision, reason,
-    decided_at, source_partition, source_offset, decision_json)
-SELECT id, NULL, NULL, 'dropped', 'invalid_request', now(), -1, -1, '{}'::jsonb
-FROM unnest($1::text[]) AS t(id)
-ON CONFLICT (request_id) DO NOTHING
-"""
+PREFIX = f"test.audit.{uuid.uuid4().hex[:8]}."
+PRIVATE = Topics(
+    events=PREFIX + CONSENT_EVENTS,
+    requests=PREFIX + MESSAGE_REQUESTS,
+    decisions=PREFIX + DISPATCH_DECISIONS,
+)
 
 
 @dataclass
@@ -54,7 +57,6 @@ class Planter:
     """Writes a history to the real topics as other systems and the dispatcher do."""
 
     bootstrap: str
-    pool: Any
     producer: AIOKafkaProducer
     reader: AIOKafkaConsumer
     ids: dict[str, set[str]] = field(default_factory=dict)  # subject -> planted ids
@@ -66,21 +68,19 @@ class Planter:
         await (await self.producer.send(topic, orjson.dumps(value), key=key.encode()))
 
     async def event(self, body: dict[str, Any]) -> str:
-        await self._send(CONSENT_EVENTS, body["subject"], body)
+        await self._send(PRIVATE.events, body["subject"], body)
         self._note(body["subject"], body["event_id"])
         return str(body["event_id"])
 
     async def ask(self, body: dict[str, Any]) -> dict[str, Any]:
-        # Recorded as decided first: a running dispatcher must leave it to us.
-        await self.pool.execute(_CLAIM, [body["request_id"]])
-        await self._send(MESSAGE_REQUESTS, body["recipient"], body)
+        await self._send(PRIVATE.requests, body["recipient"], body)
         self._note(body["recipient"], body["request_id"])
         return body
 
     async def decide(
         self, asked: dict[str, Any], decision: Decision, reason: Reason, consent: str | None
     ) -> None:
-        fence = await end_offsets(self.reader, CONSENT_EVENTS)
+        fence = await end_offsets(self.reader, PRIVATE.events)
         record = DispatchDecision(
             request_id=asked["request_id"],
             recipient=asked["recipient"],
@@ -92,7 +92,7 @@ class Planter:
             opt_out_event_id=asked.get("opt_out_event_id"),
             fence={str(p): o for p, o in sorted(fence.items())},
         )
-        await self._send(DISPATCH_DECISIONS, asked["recipient"], record.model_dump(mode="json"))
+        await self._send(PRIVATE.decisions, asked["recipient"], record.model_dump(mode="json"))
         self._note(asked["recipient"], asked["request_id"])
 
 
@@ -134,7 +134,26 @@ class Planted:
 
 
 @pytest.fixture(scope="module")
-async def planted(stack: Stack, pool: Any, tmp_path_factory: pytest.TempPathFactory) -> Planted:
+async def planted(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Planted]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics(
+        [
+            NewTopic(
+                PRIVATE.events, 3, 1, topic_configs={"message.timestamp.type": "LogAppendTime"}
+            ),
+            NewTopic(PRIVATE.requests, 3, 1),
+            NewTopic(PRIVATE.decisions, 3, 1),
+        ]
+    )
+    try:
+        yield await _planted(stack, tmp_path_factory)
+    finally:
+        await admin.delete_topics([PRIVATE.events, PRIVATE.requests, PRIVATE.decisions])
+        await admin.close()
+
+
+async def _planted(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Planted:
     kinds = [k.value for k in FindingKind] + ["clean"]
     subjects = {kind: unique_phone() for kind in kinds}
     producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
@@ -144,7 +163,7 @@ async def planted(stack: Stack, pool: Any, tmp_path_factory: pytest.TempPathFact
     await producer.start()
     await reader.start()
     try:
-        p = Planter(stack.kafka_bootstrap, pool, producer, reader)
+        p = Planter(stack.kafka_bootstrap, producer, reader)
         await _plant(p, subjects)
     finally:
         await producer.stop()
@@ -158,6 +177,7 @@ async def planted(stack: Stack, pool: Any, tmp_path_factory: pytest.TempPathFact
             confirmation_deadline=DEADLINE,
             settle=timedelta(0),
             progress=False,
+            topics=PRIVATE,
         )
     )
     return Planted(run, subjects, p.ids, out)
@@ -264,6 +284,7 @@ def _cli(stack: Stack, out: Path, *args: str) -> subprocess.CompletedProcess[str
             *args,
         ],
         cwd=ROOT,
+        env={**os.environ, "KAFKA_TOPIC_PREFIX": PREFIX},
         capture_output=True,
         text=True,
         timeout=120,
