@@ -45,12 +45,22 @@ from shared.phone import mask_phone
 from shared.topics import CONSENT_EVENTS, dlq
 from tests.support.kafka import TopicReader
 from tests.support.private_db import private_database
+from tests.support.records import consent_event, unique_phone
 from tests.support.services import ROOT, ServiceProcess
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def event(phone: str, kind: str = "ConsentGranted", /, **fields: Any) -> dict[str, Any]:
+    """A valid event of `kind` an hour before NOW; a field given as ABSENT is left out."""
+    return consent_event(
+        phone, kind, **{"occurred_at": (NOW - timedelta(hours=1)).isoformat(), **fields}
+    )
+
+
 PURPOSES = [
     "event_reminder",
     "registration_confirmation",
@@ -141,30 +151,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _phone() -> str:
-    return "+7916" + str(uuid.uuid4().int % 10_000_000).zfill(7)
-
-
-def event(phone: str, kind: str = "ConsentGranted", /, **fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()),
-        "type": kind,
-        "subject": phone,
-        "occurred_at": (NOW - timedelta(hours=1)).isoformat(),
-    }
-    if kind == "ConsentGranted":
-        body |= {
-            "source": "event_registration",
-            "purposes": ["event_reminder"],
-            "evidence": {"registration_id": "R-1042"},
-        }
-    elif kind in ("OptedOut", "OptedIn"):
-        body |= {"source": "whatsapp_reply", "evidence": {"message_id": "wamid.X", "text": "STOP"}}
-    else:
-        body |= {"source": "crm"}
-    return body | fields
 
 
 def at(hours: float) -> str:
@@ -329,7 +315,7 @@ async def test_projection_after_kill_9_equals_a_rebuild_from_the_log(
 ) -> None:
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    subjects = [_phone() for _ in range(300)]
+    subjects = [unique_phone() for _ in range(300)]
     partitions = sorted(await _log_end(stack.kafka_bootstrap))
     stream = _consent_stream(rng, subjects, partitions, events=3000)
     start = await _log_end(stack.kafka_bootstrap)
@@ -462,7 +448,7 @@ async def rebuild_command(stack: Stack, url: str, *args: str) -> tuple[int, str]
 async def test_rebuild_command_writes_the_projection_and_verifies_it(
     stack: Stack, event_log: str, rebuild_url: str, producer: AIOKafkaProducer, phone: str
 ) -> None:
-    alice, bob = phone, _phone()
+    alice, bob = phone, unique_phone()
     marketing = orjson.dumps(event(bob, purposes=["marketing"]))
     bob_granted = event(bob, purposes=["event_reminder", "customer_support"], occurred_at=at(-4))
     produced: list[tuple[str, dict[str, Any] | bytes]] = [
@@ -471,7 +457,10 @@ async def test_rebuild_command_writes_the_projection_and_verifies_it(
         (alice, event(alice, "OptedIn", occurred_at=at(-3))),  # late and older
         (bob, bob_granted),
         (bob, marketing),
-        (bob, event(bob, "ConsentRevoked", purposes=["customer_support"], occurred_at=at(-1))),
+        (
+            bob,
+            event(bob, "ConsentRevoked", purposes=["customer_support"], occurred_at=at(-1)),
+        ),
         (bob, bob_granted),  # resent
     ]
     await send(producer, produced, topic=event_log)

@@ -30,12 +30,19 @@ from shared.phone import mask_phone
 from shared.topics import CONSENT_EVENTS, dlq
 from tests.support.kafka import TopicReader
 from tests.support.private_db import private_database
+from tests.support.records import ABSENT, consent_event, unique_phone
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-_ABSENT = object()
+
+
+def event(phone: str, kind: str = "ConsentGranted", /, **fields: Any) -> dict[str, Any]:
+    """A valid event of `kind` an hour before NOW; a field given as ABSENT is left out."""
+    return consent_event(
+        phone, kind, **{"occurred_at": (NOW - timedelta(hours=1)).isoformat(), **fields}
+    )
 
 
 # ------------------------------------------------------------------ fixtures
@@ -126,32 +133,6 @@ class Log:
         return [found[position] for position in sorted(wanted)]
 
 
-def event(phone: str, kind: str = "ConsentGranted", /, **fields: Any) -> dict[str, Any]:
-    """A valid event of `kind`; a field given as _ABSENT is left out."""
-    body: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()),
-        "type": kind,
-        "subject": phone,
-        "occurred_at": (NOW - timedelta(hours=1)).isoformat(),
-    }
-    if kind == "ConsentGranted":
-        body |= {
-            "source": "event_registration",
-            "purposes": ["event_reminder"],
-            "evidence": {"registration_id": "R-1042"},
-        }
-    elif kind in ("OptedOut", "OptedIn"):
-        body |= {"source": "whatsapp_reply", "evidence": {"message_id": "wamid.X", "text": "STOP"}}
-    else:
-        body |= {"source": "crm"}
-    for name, value in fields.items():
-        if value is _ABSENT:
-            body.pop(name, None)
-        else:
-            body[name] = value
-    return body
-
-
 def at(hours: float) -> str:
     return (NOW + timedelta(hours=hours)).isoformat()
 
@@ -186,13 +167,21 @@ REJECTS: list[tuple[str, str, Callable[[str], bytes | None]]] = [
     ("invalid_json", "not-utf8", lambda s: b"\xff\xfe{}"),
     ("invalid_json", "tombstone", lambda s: None),
     ("invalid_schema", "not-an-object", lambda s: orjson.dumps([event(s)])),
-    ("invalid_schema", "evidence-not-an-object", lambda s: orjson.dumps(event(s, evidence="yes"))),
-    ("invalid_schema", "source-missing", lambda s: orjson.dumps(event(s, source=_ABSENT))),
+    (
+        "invalid_schema",
+        "evidence-not-an-object",
+        lambda s: orjson.dumps(event(s, evidence="yes")),
+    ),
+    ("invalid_schema", "source-missing", lambda s: orjson.dumps(event(s, source=ABSENT))),
     ("unknown_type", "unknown-type", lambda s: orjson.dumps(event(s, type="ConsentMaybe"))),
-    ("unknown_type", "type-missing", lambda s: orjson.dumps(event(s, type=_ABSENT))),
+    ("unknown_type", "type-missing", lambda s: orjson.dumps(event(s, type=ABSENT))),
     ("invalid_phone", "not-a-number", lambda s: orjson.dumps(event(s, subject="12345"))),
-    ("invalid_phone", "subject-missing", lambda s: orjson.dumps(event(s, subject=_ABSENT))),
-    ("invalid_source", "grant-source", lambda s: orjson.dumps(event(s, source="bought_list"))),
+    ("invalid_phone", "subject-missing", lambda s: orjson.dumps(event(s, subject=ABSENT))),
+    (
+        "invalid_source",
+        "grant-source",
+        lambda s: orjson.dumps(event(s, source="bought_list")),
+    ),
     (
         "invalid_source",
         "opt-out-source",
@@ -204,24 +193,32 @@ REJECTS: list[tuple[str, str, Callable[[str], bytes | None]]] = [
         lambda s: orjson.dumps(event(s, purposes=["event_reminder", "marketing"])),
     ),
     ("missing_purposes", "grant-empty", lambda s: orjson.dumps(event(s, purposes=[]))),
-    ("missing_purposes", "grant-absent", lambda s: orjson.dumps(event(s, purposes=_ABSENT))),
+    ("missing_purposes", "grant-absent", lambda s: orjson.dumps(event(s, purposes=ABSENT))),
     (
         "missing_purposes",
         "revoke-empty",
         lambda s: orjson.dumps(event(s, "ConsentRevoked", purposes=[])),
     ),
     ("missing_evidence", "empty", lambda s: orjson.dumps(event(s, evidence={}))),
-    ("missing_evidence", "absent", lambda s: orjson.dumps(event(s, evidence=_ABSENT))),
+    ("missing_evidence", "absent", lambda s: orjson.dumps(event(s, evidence=ABSENT))),
     (
         "invalid_timestamp",
         "no-offset",
         lambda s: orjson.dumps(event(s, occurred_at="2026-11-27T10:00:00")),
     ),
-    ("invalid_timestamp", "garbage", lambda s: orjson.dumps(event(s, occurred_at="yesterday"))),
-    ("invalid_timestamp", "expiry", lambda s: orjson.dumps(event(s, expires_at="next year"))),
+    (
+        "invalid_timestamp",
+        "garbage",
+        lambda s: orjson.dumps(event(s, occurred_at="yesterday")),
+    ),
+    (
+        "invalid_timestamp",
+        "expiry",
+        lambda s: orjson.dumps(event(s, expires_at="next year")),
+    ),
     ("invalid_event_id", "empty", lambda s: orjson.dumps(event(s, event_id=""))),
     ("invalid_event_id", "too-long", lambda s: orjson.dumps(event(s, event_id="e" * 129))),
-    ("invalid_event_id", "absent", lambda s: orjson.dumps(event(s, event_id=_ABSENT))),
+    ("invalid_event_id", "absent", lambda s: orjson.dumps(event(s, event_id=ABSENT))),
 ]
 
 
@@ -282,7 +279,7 @@ def _header(record: ConsumerRecord, name: str) -> bytes | None:
 async def test_redelivered_batch_changes_nothing(
     store: ConsentStore, log: Log, projector: Projector
 ) -> None:
-    alice, bob = _phone(), _phone()
+    alice, bob = unique_phone(), unique_phone()
     records = [
         *await log.produce(
             alice,
@@ -436,7 +433,7 @@ async def test_two_instances_applying_one_subject_at_once_lose_nothing(
     partitions = sorted(await end_offsets(log.consumer, CONSENT_EVENTS))
     if len(partitions) < 2:
         pytest.skip("needs two partitions")
-    subjects = [_phone() for _ in range(5)]
+    subjects = [unique_phone() for _ in range(5)]
     sent = [
         await (await log.producer.send(CONSENT_EVENTS, orjson.dumps(body), s.encode(), partition=p))
         for s in subjects
@@ -469,7 +466,7 @@ async def test_two_instances_applying_one_subject_at_once_lose_nothing(
 async def test_on_assignment_the_consumer_starts_at_the_tracked_positions(
     stack: Stack, store: ConsentStore, log: Log
 ) -> None:
-    before, after = _phone(), _phone()
+    before, after = unique_phone(), unique_phone()
     await log.produce(before, event(before))  # already covered by the tracked position
     ends = await end_offsets(log.consumer, CONSENT_EVENTS)
     await store.pool.execute(
@@ -503,7 +500,3 @@ async def test_on_assignment_the_consumer_starts_at_the_tracked_positions(
         await consumer.stop()
     assert await store.subject(before) is None
     assert await events_rows(store, before) == []
-
-
-def _phone() -> str:
-    return "+7916" + str(uuid.uuid4().int % 10_000_000).zfill(7)

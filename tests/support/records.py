@@ -47,3 +47,32 @@ def send_request(recipient: str, purpose: str = "event_reminder", **fields: Any)
 
 def unique_phone() -> str:
     return "+7916" + str(uuid.uuid4().int % 10_000_000).zfill(7)
+
+
+ABSENT: Any = object()  # a field given as ABSENT is left out of the record
+
+
+def consent_event(subject: str, kind: str = "ConsentGranted", /, **fields: Any) -> dict[str, Any]:
+    """A valid ConsentEvent of `kind`, an hour old, with `fields` overriding."""
+    body: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "type": kind,
+        "subject": subject,
+        "occurred_at": now_iso(-3600),
+    }
+    if kind == "ConsentGranted":
+        body |= {
+            "source": "event_registration",
+            "purposes": ["event_reminder"],
+            "evidence": {"registration_id": "R-1042"},
+        }
+    elif kind in ("OptedOut", "OptedIn"):
+        body |= {"source": "whatsapp_reply", "evidence": {"message_id": "wamid.X", "text": "STOP"}}
+    else:
+        body |= {"source": "crm"}
+    for name, value in fields.items():
+        if value is ABSENT:
+            body.pop(name, None)
+        else:
+            body[name] = value
+    return body
