@@ -45,8 +45,13 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
         await apply_migrations(settings.database_url)
         pool = await open_pool(settings.database_url, max_size=8)
         store = DispatcherStore(pool)
+        # Kafka 4 answers a transactional produce from a pre-KIP-890 client (aiokafka)
+        # with a retriable error while the previous transaction completes: retry
+        # after 10 ms, not the default 100 ms (measured: transaction 17 -> 8 ms a batch).
         producer = durable_producer(
-            settings.kafka_bootstrap_servers, transactional_id=f"dispatcher-{settings.instance_id}"
+            settings.kafka_bootstrap_servers,
+            transactional_id=f"dispatcher-{settings.instance_id}",
+            retry_backoff_ms=10,
         )
         consumer = group_consumer(settings.kafka_bootstrap_servers, settings.group_id)
         reader = offsets_reader(settings.kafka_bootstrap_servers)

@@ -38,6 +38,11 @@ class GrantSource(StrEnum):
 
 WHATSAPP_REPLY = "whatsapp_reply"
 
+# Built once: membership tests run for every record on the log.
+_PURPOSES = frozenset(p.value for p in Purpose)
+_GRANT_SOURCES = frozenset(s.value for s in GrantSource)
+_EVENT_TYPES = frozenset(t.value for t in EventType)
+
 
 def _phone(value: str) -> str:
     try:
@@ -80,7 +85,7 @@ class ConsentEvent(BaseModel):
             )
         if not isinstance(purposes, list) or not purposes:
             return data
-        allowed = {p.value for p in Purpose}
+        allowed = _PURPOSES
         unknown = [p for p in purposes if not isinstance(p, str) or p not in allowed]
         if not unknown:
             return data
@@ -103,7 +108,7 @@ class ConsentEvent(BaseModel):
     @model_validator(mode="after")
     def _rules_per_type(self) -> "ConsentEvent":
         if self.type is EventType.CONSENT_GRANTED:
-            if self.source not in {s.value for s in GrantSource}:
+            if self.source not in _GRANT_SOURCES:
                 raise RejectedError(
                     "invalid_source",
                     f"ConsentGranted source {self.source!r} is not one of "
@@ -141,7 +146,7 @@ def parse_consent_event(raw: bytes | None) -> ConsentEvent | Rejected:
     if isinstance(body, Rejected):
         return body
     kind = body.get("type")
-    if not isinstance(kind, str) or kind not in {t.value for t in EventType}:
+    if not isinstance(kind, str) or kind not in _EVENT_TYPES:
         return Rejected(
             reason="unknown_type",
             detail=f"type {kind!r} is not one of {[t.value for t in EventType]}",

@@ -3,10 +3,13 @@
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 
-def durable_producer(bootstrap: str, transactional_id: str | None = None) -> AIOKafkaProducer:
+def durable_producer(
+    bootstrap: str, transactional_id: str | None = None, retry_backoff_ms: int = 100
+) -> AIOKafkaProducer:
     """acks=all with the idempotent producer: a retried send is never a duplicate,
     and an acknowledged record survives the leader's loss."""
     return AIOKafkaProducer(
+        retry_backoff_ms=retry_backoff_ms,
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=True,

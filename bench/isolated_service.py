@@ -1,0 +1,127 @@
+"""Run a service's own `main()` with the contract's topic names bound to private ones.
+
+    BENCH_TOPICS='{"messages.requests.v1": "bench.1a2b3c4d.requests", ...}' \\
+        python -m bench.isolated_service dispatcher
+
+The services read and write the contract's topic names, which other runs share:
+a benchmark's 200,000 requests on `messages.requests.v1` would be decided by every
+dispatcher running beside it (a test session's, `make up`'s), and the benchmark's
+dispatcher would publish second decisions for their requests. So the names are
+rebound in `shared.topics` BEFORE any service module is imported: every
+`from shared.topics import X` then binds the private name. Every loaded module of
+the project is then checked for a contract name left over, and the process refuses
+to start if one is found. The service's code runs unchanged otherwise, but for the
+wrappers of the two options below, when they are set.
+
+`BENCH_STAGES=path` with `BENCH_STAGE_CLASSES=module:Class,...` times every
+coroutine method of those classes (wall time, calls, max) and keeps the totals
+there as JSON, rewritten at most every 0.2 s (uvicorn re-raises SIGTERM after its
+shutdown, so nothing at exit can be relied on): where a batch's time goes, waits
+included, which a sampling profile of CPU does not show.
+
+`BENCH_RETRY_BACKOFF_MS=n` is an experiment, off by default: every producer made by
+`shared.kafka.clients.durable_producer` waits n ms instead of aiokafka's 100 before
+retrying a produce (what the broker's NOT_ENOUGH_REPLICAS answers to transactional
+produces cost, see bench.bench_dispatcher.retried_produces).
+"""
+
+import importlib
+import inspect
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import orjson
+
+import shared.kafka.clients as clients
+import shared.topics as topics
+
+
+def rebind(mapping: dict[str, str]) -> None:
+    for name, value in vars(topics).copy().items():
+        if isinstance(value, str) and value in mapping:
+            setattr(topics, name, mapping[value])
+        elif isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+            setattr(topics, name, tuple(mapping.get(v, v) for v in value))
+
+
+def shorten_retry_backoff(milliseconds: int) -> None:
+    made = clients.durable_producer
+
+    def durable_producer(*args: Any, **kwargs: Any) -> Any:
+        producer = made(*args, **kwargs)
+        # aiokafka takes retry_backoff_ms only in its constructor, which
+        # durable_producer does not expose; its sender reads this per request.
+        producer._sender._retry_backoff = milliseconds / 1000
+        return producer
+
+    clients.durable_producer = durable_producer
+
+
+def time_stages(path: str, classes: str) -> None:
+    totals: dict[str, list[float]] = {}  # name -> [seconds, calls, max seconds]
+    written = [0.0]
+
+    def keep() -> None:
+        if time.monotonic() - written[0] >= 0.2:
+            Path(path).write_bytes(orjson.dumps(totals))
+            written[0] = time.monotonic()
+
+    def timed(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - started
+                total = totals.setdefault(name, [0.0, 0, 0.0])
+                total[0] += elapsed
+                total[1] += 1
+                total[2] = max(total[2], elapsed)
+                keep()
+
+        return wrapper
+
+    for spec in classes.split(","):
+        module_name, class_name = spec.split(":")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        for name, method in list(vars(cls).items()):
+            if inspect.iscoroutinefunction(method):
+                setattr(cls, name, timed(f"{class_name}.{name}", method))
+
+
+def leftovers(mapping: dict[str, str]) -> list[str]:
+    found = []
+    for module_name, module in list(sys.modules.items()):
+        if not isinstance(module, ModuleType) or module_name.split(".")[0] not in (
+            "services",
+            "shared",
+        ):
+            continue
+        for attribute, value in vars(module).items():
+            if isinstance(value, str) and value in mapping:
+                found.append(f"{module_name}.{attribute}")
+    return found
+
+
+def main() -> None:
+    service = sys.argv[1]
+    mapping: dict[str, str] = orjson.loads(os.environ["BENCH_TOPICS"])
+    rebind(mapping)
+    if os.environ.get("BENCH_RETRY_BACKOFF_MS"):
+        shorten_retry_backoff(int(os.environ["BENCH_RETRY_BACKOFF_MS"]))
+    entry = importlib.import_module(f"services.{service}.main")
+    left = leftovers(mapping)
+    if left:
+        sys.exit(f"contract topic names left after rebinding, refusing to start: {left}")
+    if os.environ.get("BENCH_STAGES"):
+        time_stages(os.environ["BENCH_STAGES"], os.environ["BENCH_STAGE_CLASSES"])
+    entry.main()
+
+
+if __name__ == "__main__":
+    main()

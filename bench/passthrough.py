@@ -1,0 +1,124 @@
+"""The dispatcher's yardstick: a bare aiokafka consume -> produce loop, nothing else.
+
+    python -m bench.passthrough --source T --target S --group G [--transactional]
+
+The same clients as the dispatcher (`shared.kafka.clients`: read_committed group
+consumer, acks=all idempotent producer, the same linger and batch size) and the
+same batches (getmany of up to --max-batch records, 100 ms poll). Each value is
+produced unchanged to --target with its key. Plain: send the batch, await every
+acknowledgement, commit the offsets. --transactional: the dispatcher's shape, one
+Kafka transaction per batch carrying the records and the consumed offsets.
+Runs until SIGTERM.
+"""
+
+import argparse
+import asyncio
+import signal
+import uuid
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from shared.kafka.clients import durable_producer, group_consumer
+
+
+async def passthrough(
+    consumer: AIOKafkaConsumer,
+    producer: AIOKafkaProducer,
+    target: str,
+    group: str,
+    max_batch: int,
+    transactional: bool,
+    stopping: asyncio.Event,
+) -> None:
+    while not stopping.is_set():
+        fetched = await consumer.getmany(timeout_ms=100, max_records=max_batch)
+        batch = [record for records in fetched.values() for record in records]
+        if not batch:
+            continue
+        offsets = _next_offsets(batch)
+        if transactional:
+            async with producer.transaction():
+                for record in batch:
+                    await producer.send(target, value=record.value, key=record.key)
+                await producer.send_offsets_to_transaction(offsets, group)
+        else:
+            acks = [
+                await producer.send(target, value=record.value, key=record.key) for record in batch
+            ]
+            await asyncio.gather(*acks)
+            await consumer.commit(offsets)
+
+
+def _next_offsets(batch: list[ConsumerRecord]) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for record in batch:
+        tp = TopicPartition(record.topic, record.partition)
+        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    return offsets
+
+
+def _producer(
+    bootstrap: str, transactional_id: str | None, retry_backoff_ms: int | None
+) -> AIOKafkaProducer:
+    if retry_backoff_ms is None:
+        return durable_producer(bootstrap, transactional_id=transactional_id)
+    # durable_producer's settings with another retry backoff: an experiment on what
+    # the broker's NOT_ENOUGH_REPLICAS answers to transactional produces cost.
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        transactional_id=transactional_id,
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=15_000,
+        retry_backoff_ms=retry_backoff_ms,
+    )
+
+
+async def run(args: argparse.Namespace) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    producer = _producer(
+        args.bootstrap,
+        f"bench-passthrough-{uuid.uuid4().hex}" if args.transactional else None,
+        args.retry_backoff_ms,
+    )
+    consumer = group_consumer(args.bootstrap, args.group, args.source)
+    await producer.start()
+    await consumer.start()
+    try:
+        await passthrough(
+            consumer,
+            producer,
+            args.target,
+            args.group,
+            args.max_batch,
+            args.transactional,
+            stopping,
+        )
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", default="localhost:9092")
+    parser.add_argument("--source", required=True)
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--max-batch", type=int, default=500)
+    parser.add_argument("--transactional", action="store_true")
+    parser.add_argument(
+        "--retry-backoff-ms",
+        type=int,
+        help="the producer's retry backoff (aiokafka's default: 100 ms), to measure its share",
+    )
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
