@@ -1,10 +1,12 @@
 """The consent schema in PostgreSQL: events (append-only), subjects, tracking."""
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from shared.consent.fold import fold_subjects
-from shared.consent.state import LoggedEvent, SubjectState
+from shared.consent.fold import fold_onto, fold_subjects, latest_order_keys
+from shared.consent.state import LoggedEvent, OrderKey, SubjectState
 from shared.contract.events import ConsentEvent
 from shared.topics import CONSENT_EVENTS
 
@@ -14,12 +16,13 @@ TRACKING_CHANNEL = "consent_tracking"
 INSERT_EVENTS = """
 INSERT INTO consent.events
     (event_id, subject, type, occurred_at, log_time, topic, partition, "offset", clamped, payload)
-SELECT * FROM unnest(
+SELECT i, s, k, o, t, tp, p, f, c, j::jsonb FROM unnest(
     $1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
-    $6::text[], $7::int[], $8::bigint[], $9::bool[], $10::jsonb[])
+    $6::text[], $7::int[], $8::bigint[], $9::bool[], $10::text[]
+) AS u(i, s, k, o, t, tp, p, f, c, j)
 ON CONFLICT DO NOTHING
 """
-_INSERT_EVENTS_RETURNING_SUBJECTS = INSERT_EVENTS + "RETURNING subject\n"
+_INSERT_EVENTS_RETURNING_IDS = INSERT_EVENTS + "RETURNING event_id\n"
 
 _LOCK_SUBJECTS = "SELECT pg_advisory_xact_lock(hashtextextended(s, 0)) FROM unnest($1::text[]) AS s"
 
@@ -28,13 +31,24 @@ SELECT subject, payload, log_time, partition, "offset" FROM consent.events
 WHERE subject = ANY($1::text[])
 """
 
+_STORED_STATES = """
+SELECT subject, state::text AS state,
+       through_occurred_at, through_log_time, through_partition, through_offset
+FROM consent.subjects WHERE subject = ANY($1::text[])
+"""
+
 UPSERT_SUBJECTS = """
-INSERT INTO consent.subjects (subject, status, state, last_event_id, version, updated_at)
-SELECT s, st, j, l, v, now()
-FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::int[]) AS t(s, st, j, l, v)
+INSERT INTO consent.subjects AS s (subject, status, state, last_event_id, version,
+    through_occurred_at, through_log_time, through_partition, through_offset, updated_at)
+SELECT su, st, j::jsonb, l, v, o, t, p, f, now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
+            $6::timestamptz[], $7::timestamptz[], $8::int[], $9::bigint[])
+    AS u(su, st, j, l, v, o, t, p, f)
 ON CONFLICT (subject) DO UPDATE SET
     status = EXCLUDED.status, state = EXCLUDED.state, last_event_id = EXCLUDED.last_event_id,
-    version = EXCLUDED.version, updated_at = now()
+    version = EXCLUDED.version, through_occurred_at = EXCLUDED.through_occurred_at,
+    through_log_time = EXCLUDED.through_log_time, through_partition = EXCLUDED.through_partition,
+    through_offset = EXCLUDED.through_offset, updated_at = now()
 """
 
 _ADVANCE_TRACKING = """
@@ -54,8 +68,18 @@ def to_logged(row: Any) -> LoggedEvent:
     )
 
 
-def fold_rows(rows: Iterable[Any]) -> dict[str, SubjectState]:
-    return fold_subjects(to_logged(row) for row in rows)
+@dataclass(frozen=True)
+class Folded:
+    """A subject's state and the order key of the latest event folded into it."""
+
+    state: SubjectState
+    through: OrderKey | None
+
+
+def fold_rows(rows: Iterable[Any]) -> dict[str, Folded]:
+    events = [to_logged(row) for row in rows]
+    through = latest_order_keys(events)
+    return {s: Folded(state, through.get(s)) for s, state in fold_subjects(events).items()}
 
 
 async def tracking_positions(conn: Any, topic: str = CONSENT_EVENTS) -> dict[int, int]:
@@ -79,21 +103,20 @@ class ConsentStore:
         """Events, the refolded subjects and the tracking positions in ONE transaction:
         a redelivered batch is a no-op and a crash leaves nothing half-applied."""
         async with self.pool.acquire() as conn, conn.transaction():
-            touched: set[str] = set()
+            fresh: list[LoggedEvent] = []
             if events:
-                inserted = await conn.fetch(
-                    _INSERT_EVENTS_RETURNING_SUBJECTS, *event_columns(topic, events)
+                # In log order, so that of two records with one event_id the first is kept.
+                in_order = sorted(events, key=LoggedEvent.log_key)
+                rows = await conn.fetch(
+                    _INSERT_EVENTS_RETURNING_IDS, *event_columns(topic, in_order)
                 )
-                touched = {row["subject"] for row in inserted}
-            if touched:
-                # Another instance may refold a subject at once (its events in our partition too):
-                # per-subject locks, in one order, make each refold see the other's commit.
-                await conn.execute(_LOCK_SUBJECTS, sorted(touched))
-                states = fold_rows(await conn.fetch(_HISTORIES, list(touched)))
-                await conn.execute(UPSERT_SUBJECTS, *subject_columns(states.values()))
+                fresh = _first_of_inserted(in_order, {row["event_id"] for row in rows})
+            if fresh:
+                folded = await _folded(conn, fresh)
+                await conn.execute(UPSERT_SUBJECTS, *subject_columns(folded))
             await conn.execute(_ADVANCE_TRACKING, topic, list(positions), list(positions.values()))
             await conn.execute(f"NOTIFY {TRACKING_CHANNEL}")
-            return len(touched)
+            return len({e.event.subject for e in fresh})
 
     async def advance(self, topic: str, positions: dict[int, int]) -> None:
         await self.pool.execute(_ADVANCE_TRACKING, topic, list(positions), list(positions.values()))
@@ -116,27 +139,78 @@ class ConsentStore:
         )
 
 
+async def _folded(conn: Any, fresh: Sequence[LoggedEvent]) -> list[Folded]:
+    """The states of the subjects `fresh` (just inserted) is about, folded on from
+    the stored state where every fresh event sorts after it, else from the history."""
+    by_subject: dict[str, list[LoggedEvent]] = defaultdict(list)
+    for logged in fresh:
+        by_subject[logged.event.subject].append(logged)
+    subjects = sorted(by_subject)
+    # Another instance may refold a subject at once (its events in our partition too):
+    # per-subject locks, in one order, make each see the other's commit.
+    await conn.execute(_LOCK_SUBJECTS, subjects)
+    folded: list[Folded] = []
+    refold: list[str] = []
+    for row in await conn.fetch(_STORED_STATES, subjects):
+        subject, through = row["subject"], _through(row)
+        later = by_subject.pop(subject)
+        if through is None or min(e.order_key() for e in later) <= through:
+            refold.append(subject)  # a late event sorts inside the history
+            continue
+        state = fold_onto(SubjectState.model_validate_json(row["state"]), later)
+        folded.append(Folded(state, max(through, *(e.order_key() for e in later))))
+    refold.extend(by_subject)  # no stored state yet
+    if refold:
+        folded.extend(fold_rows(await conn.fetch(_HISTORIES, refold)).values())
+    return folded
+
+
+def _through(row: Any) -> OrderKey | None:
+    if row["through_occurred_at"] is None:
+        return None
+    return (
+        row["through_occurred_at"],
+        row["through_log_time"],
+        row["through_partition"],
+        row["through_offset"],
+    )
+
+
+def _first_of_inserted(events: Sequence[LoggedEvent], inserted: set[str]) -> list[LoggedEvent]:
+    """The events the insert kept: per inserted event_id, its first record in `events`."""
+    pending = set(inserted)
+    kept: list[LoggedEvent] = []
+    for logged in events:
+        if logged.event.event_id in pending:
+            pending.discard(logged.event.event_id)
+            kept.append(logged)
+    return kept
+
+
 def event_columns(topic: str, events: Sequence[LoggedEvent]) -> list[list[Any]]:
+    # Enum members and JSON text as they are: asyncpg takes a str subclass as text,
+    # and PostgreSQL parses the JSON (the rebuild writes millions of these).
     return [
         [e.event.event_id for e in events],
         [e.event.subject for e in events],
-        [e.event.type.value for e in events],
+        [e.event.type for e in events],
         [e.event.occurred_at for e in events],
         [e.log_time for e in events],
         [topic] * len(events),
         [e.partition for e in events],
         [e.offset for e in events],
         [e.clamped for e in events],
-        [e.event.model_dump(mode="json") for e in events],
+        [e.event.model_dump_json() for e in events],
     ]
 
 
-def subject_columns(states: Iterable[SubjectState]) -> list[list[Any]]:
-    listed = list(states)
+def subject_columns(folded: Sequence[Folded]) -> list[list[Any]]:
+    throughs = [f.through for f in folded]
     return [
-        [s.subject for s in listed],
-        [s.status.value for s in listed],
-        [s.model_dump(mode="json") for s in listed],
-        [s.last_event_id for s in listed],
-        [s.version for s in listed],
+        [f.state.subject for f in folded],
+        [f.state.status for f in folded],
+        [f.state.model_dump_json() for f in folded],
+        [f.state.last_event_id for f in folded],
+        [f.state.version for f in folded],
+        *([None if t is None else t[i] for t in throughs] for i in range(4)),
     ]

@@ -2,24 +2,34 @@
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 
-from shared.consent.state import Grant, LoggedEvent, Revocation, SubjectState
+from shared.consent.state import Grant, LoggedEvent, OrderKey, Revocation, SubjectState
 from shared.contract.events import ConsentEvent, EventType
 from shared.contract.purposes import Purpose
+
+_ALL_PURPOSES = frozenset(Purpose)
 
 
 def fold_subject(subject: str, history: Iterable[LoggedEvent]) -> SubjectState:
     """The state is a pure function of the history in `occurred_at` order, whatever
     order the events arrived in: a late older opt-in lands before a newer opt-out."""
+    return fold_onto(SubjectState(subject=subject), history)
+
+
+def fold_onto(state: SubjectState, later: Iterable[LoggedEvent]) -> SubjectState:
+    """`state` folded on with `later`: equal to folding the whole history again when
+    every event of `later` sorts after all those `state` was folded from and repeats
+    none of their ids (the projector checks that before it takes this shortcut)."""
     # An event_id seen before is ignored (contract section 2): "before" is log
     # order, so a reused id can never displace the record that came first.
     first: dict[str, LoggedEvent] = {}
-    for logged in sorted(history, key=LoggedEvent.log_key):
+    for logged in sorted(later, key=LoggedEvent.log_key):
         first.setdefault(logged.event.event_id, logged)
-    state = SubjectState(subject=subject)
+    folding = _Folding(state)
     for logged in sorted(first.values(), key=LoggedEvent.order_key):
-        state = evolve(state, logged.event)
-    return state
+        folding.apply(logged.event)
+    return folding.state()
 
 
 def fold_subjects(events: Iterable[LoggedEvent]) -> dict[str, SubjectState]:
@@ -30,81 +40,118 @@ def fold_subjects(events: Iterable[LoggedEvent]) -> dict[str, SubjectState]:
     return {subject: fold_subject(subject, history) for subject, history in histories.items()}
 
 
+def latest_order_keys(events: Iterable[LoggedEvent]) -> dict[str, OrderKey]:
+    """Per subject, where the last of its events sorts: what a state is folded through."""
+    latest: dict[str, OrderKey] = {}
+    for logged in events:
+        key = logged.order_key()
+        subject = logged.event.subject
+        if subject not in latest or key > latest[subject]:
+            latest[subject] = key
+    return latest
+
+
 def evolve(state: SubjectState, event: ConsentEvent) -> SubjectState:
-    match event.type:
-        case EventType.CONSENT_GRANTED:
-            state = _granted(state, event)
-        case EventType.CONSENT_REVOKED:
-            state = _revoked(state, event)
-        case EventType.OPTED_OUT:
-            state = _opted_out(state, event)
-        case EventType.OPTED_IN:
-            state = _opted_in(state, event)
-    return state.model_copy(update={"last_event_id": event.event_id, "version": state.version + 1})
+    """One step of the fold: `state` is left as it was."""
+    folding = _Folding(state)
+    folding.apply(event)
+    return folding.state()
 
 
-def _granted(state: SubjectState, event: ConsentEvent) -> SubjectState:
-    # A grant newer than an opt-out is a fresh opt-in (contract section 2): it
-    # ends the opt-out for the purposes it names; the others stay suspended
-    # until an OptedIn restores them.
-    grant = Grant(
-        source=event.source,
-        granted_at=event.occurred_at,
-        expires_at=event.expires_at,
-        event_id=event.event_id,
-    )
-    purposes = event.purposes or ()
-    grants = {**state.grants, **dict.fromkeys(purposes, grant)}
-    revoked = {p: r for p, r in state.revoked.items() if p not in purposes}
-    suspended = {p: g for p, g in state.suspended.items() if p not in purposes}
-    return state.model_copy(
-        update={
-            "grants": grants,
-            "revoked": revoked,
-            "suspended": suspended,
-            "opted_out": False,
-        }
+class _Folding:
+    """A subject's state while its history is applied: mutable, so that a history
+    of n events builds n small dicts rather than n frozen models (the rebuild folds
+    millions). Only `state()` lets it out, frozen."""
+
+    __slots__ = (
+        "grants",
+        "last_event_id",
+        "opt_out_event_id",
+        "opted_out",
+        "opted_out_at",
+        "revoked",
+        "subject",
+        "suspended",
+        "version",
     )
 
+    def __init__(self, state: SubjectState) -> None:
+        self.subject = state.subject
+        self.grants = dict(state.grants)
+        self.revoked = dict(state.revoked)
+        self.suspended = dict(state.suspended)
+        self.opted_out = state.opted_out
+        self.opt_out_event_id = state.opt_out_event_id
+        self.opted_out_at = state.opted_out_at
+        self.last_event_id = state.last_event_id
+        self.version = state.version
 
-def _revoked(state: SubjectState, event: ConsentEvent) -> SubjectState:
-    targets = set(Purpose) if event.purposes is None else set(event.purposes)
-    revoked = dict(state.revoked)
-    for purpose in targets:
-        grant = state.grants.get(purpose) or state.suspended.get(purpose)
-        if grant is not None:
-            revoked[purpose] = Revocation(
-                grant=grant, revoked_at=event.occurred_at, event_id=event.event_id
-            )
-    return state.model_copy(
-        update={
-            "grants": {p: g for p, g in state.grants.items() if p not in targets},
-            "suspended": {p: g for p, g in state.suspended.items() if p not in targets},
-            "revoked": revoked,
-        }
-    )
+    def state(self) -> SubjectState:
+        return SubjectState(
+            subject=self.subject,
+            grants=dict(self.grants),
+            revoked=dict(self.revoked),
+            suspended=dict(self.suspended),
+            opted_out=self.opted_out,
+            opt_out_event_id=self.opt_out_event_id,
+            opted_out_at=self.opted_out_at,
+            last_event_id=self.last_event_id,
+            version=self.version,
+        )
 
+    def apply(self, event: ConsentEvent) -> None:
+        match event.type:
+            case EventType.CONSENT_GRANTED:
+                self._granted(event)
+            case EventType.CONSENT_REVOKED:
+                self._revoked(event)
+            case EventType.OPTED_OUT:
+                self._opted_out(event)
+            case EventType.OPTED_IN:
+                self._opted_in(event.occurred_at)
+        self.last_event_id = event.event_id
+        self.version += 1
 
-def _opted_out(state: SubjectState, event: ConsentEvent) -> SubjectState:
-    # Clause 4.3: everything stops. A second opt-out keeps what the first suspended,
-    # so that one later START restores the same purposes.
-    return state.model_copy(
-        update={
-            "grants": {},
-            "suspended": {**state.suspended, **state.grants},
-            "opted_out": True,
-            "opt_out_event_id": event.event_id,
-            "opted_out_at": event.occurred_at,
-        }
-    )
+    def _granted(self, event: ConsentEvent) -> None:
+        # A grant newer than an opt-out is a fresh opt-in (contract section 2): it
+        # ends the opt-out for the purposes it names; the others stay suspended
+        # until an OptedIn restores them.
+        grant = Grant(
+            source=event.source,
+            granted_at=event.occurred_at,
+            expires_at=event.expires_at,
+            event_id=event.event_id,
+        )
+        for purpose in event.purposes or ():
+            self.grants[purpose] = grant
+            self.revoked.pop(purpose, None)
+            self.suspended.pop(purpose, None)
+        self.opted_out = False
 
+    def _revoked(self, event: ConsentEvent) -> None:
+        targets = _ALL_PURPOSES if event.purposes is None else event.purposes
+        for purpose in targets:
+            grant = self.grants.pop(purpose, None)
+            suspended = self.suspended.pop(purpose, None)
+            if grant is None:
+                grant = suspended
+            if grant is not None:
+                self.revoked[purpose] = Revocation(
+                    grant=grant, revoked_at=event.occurred_at, event_id=event.event_id
+                )
 
-def _opted_in(state: SubjectState, event: ConsentEvent) -> SubjectState:
-    restored = {p: g for p, g in state.suspended.items() if not g.expired_at(event.occurred_at)}
-    return state.model_copy(
-        update={
-            "grants": {**state.grants, **restored},
-            "suspended": {},
-            "opted_out": False,
-        }
-    )
+    def _opted_out(self, event: ConsentEvent) -> None:
+        # Clause 4.3: everything stops. A second opt-out keeps what the first suspended,
+        # so that one later START restores the same purposes.
+        self.suspended.update(self.grants)
+        self.grants = {}
+        self.opted_out = True
+        self.opt_out_event_id = event.event_id
+        self.opted_out_at = event.occurred_at
+
+    def _opted_in(self, moment: datetime) -> None:
+        for purpose, grant in self.suspended.items():
+            if not grant.expired_at(moment):
+                self.grants[purpose] = grant
+        self.suspended = {}
+        self.opted_out = False

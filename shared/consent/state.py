@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict
 from shared.contract.events import ConsentEvent
 from shared.contract.purposes import Purpose
 
+# Where an event sorts in its subject's history (contract section 2).
+OrderKey = tuple[datetime, datetime, int, int]
+
 
 class LoggedEvent(BaseModel):
     """A ConsentEvent with its place in the log: what the fold orders by."""
@@ -33,7 +36,7 @@ class LoggedEvent(BaseModel):
             clamped=bounded is not event,
         )
 
-    def order_key(self) -> tuple[datetime, datetime, int, int]:
+    def order_key(self) -> OrderKey:
         # Contract section 2: occurred_at (never later than the broker's clock),
         # then the broker's timestamp, then the position.
         occurred = min(self.event.occurred_at, self.log_time)

@@ -78,7 +78,7 @@ class ConsentEvent(BaseModel):
         if kind in (EventType.OPTED_OUT, EventType.OPTED_IN):
             # Contract: ignored on opt-outs and opt-ins; a stray value must never
             # keep an opt-out from counting.
-            return {**data, "purposes": None}
+            return data if purposes is None else {**data, "purposes": None}
         if kind == EventType.CONSENT_REVOKED and purposes == []:
             raise RejectedError(
                 "missing_purposes", "ConsentRevoked purposes, when given, must not be empty"

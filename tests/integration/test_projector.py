@@ -402,6 +402,87 @@ async def test_late_older_opt_in_and_grant_do_not_undo_a_newer_opt_out(
     assert restored.last_event_id == newer["event_id"]
 
 
+async def _mark_stored_version(store: ConsentStore, phone: str, version: int) -> None:
+    """Tells the paths apart: folding onto the stored state keeps the mark; a refold
+    of the history does not."""
+    await store.pool.execute(
+        "UPDATE consent.subjects SET state = jsonb_set(state, '{version}', to_jsonb($2::int))"
+        " WHERE subject = $1",
+        phone,
+        version,
+    )
+
+
+async def _through(store: ConsentStore, phone: str) -> tuple[Any, ...]:
+    row = await store.pool.fetchrow(
+        "SELECT through_occurred_at, through_log_time, through_partition, through_offset"
+        " FROM consent.subjects WHERE subject = $1",
+        phone,
+    )
+    return tuple(row)
+
+
+async def _order_key_of(store: ConsentStore, event_id: str) -> tuple[Any, ...]:
+    row = await store.pool.fetchrow(
+        'SELECT occurred_at, log_time, partition, "offset" FROM consent.events WHERE event_id = $1',
+        event_id,
+    )
+    return tuple(row)
+
+
+async def test_events_sorting_after_the_history_are_folded_onto_the_stored_state(
+    store: ConsentStore, log: Log, projector: Projector, phone: str
+) -> None:
+    grant = event(phone, occurred_at=at(-3))
+    await projector.handle(await log.produce(phone, grant))
+    assert await _through(store, phone) == await _order_key_of(store, grant["event_id"])
+    await _mark_stored_version(store, phone, 41)
+
+    # When an event that sorts after the whole history arrives
+    opt_out = event(phone, "OptedOut", occurred_at=at(-1))
+    await projector.handle(await log.produce(phone, opt_out))
+
+    # Then it is applied to the stored state, not to a refold of the history
+    state = await store.subject(phone)
+    assert state is not None
+    assert (state.version, state.status) == (42, Status.OPTED_OUT)
+    assert await _through(store, phone) == await _order_key_of(store, opt_out["event_id"])
+
+    # When a late event sorts inside the history
+    await projector.handle(await log.produce(phone, event(phone, "OptedIn", occurred_at=at(-2))))
+
+    # Then the history is refolded from the events table: the mark is gone
+    state = await store.subject(phone)
+    assert state is not None
+    assert (state.version, state.status, state.last_event_id) == (
+        3,
+        Status.OPTED_OUT,
+        opt_out["event_id"],
+    )
+    assert await _through(store, phone) == await _order_key_of(store, opt_out["event_id"])
+
+
+async def test_a_state_stored_without_its_order_key_is_refolded(
+    store: ConsentStore, log: Log, projector: Projector, phone: str
+) -> None:
+    """Rows written before the order key was stored carry NULL: never trusted."""
+    await projector.handle(await log.produce(phone, event(phone, occurred_at=at(-3))))
+    await _mark_stored_version(store, phone, 41)
+    await store.pool.execute(
+        "UPDATE consent.subjects SET through_occurred_at = NULL, through_log_time = NULL,"
+        " through_partition = NULL, through_offset = NULL WHERE subject = $1",
+        phone,
+    )
+
+    opt_out = event(phone, "OptedOut", occurred_at=at(-1))
+    await projector.handle(await log.produce(phone, opt_out))
+
+    state = await store.subject(phone)
+    assert state is not None
+    assert (state.version, state.status) == (2, Status.OPTED_OUT)
+    assert await _through(store, phone) == await _order_key_of(store, opt_out["event_id"])
+
+
 async def test_subject_spread_over_partitions_is_folded_as_one_history(
     store: ConsentStore, log: Log, projector: Projector, phone: str
 ) -> None:

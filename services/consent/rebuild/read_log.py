@@ -8,8 +8,14 @@ from datetime import UTC, datetime
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from services.consent.rebuild.rebuilt import CHUNK, RebuildRefusedError, Rebuilt, progress_bar
-from shared.consent.fold import fold_subjects
+from services.consent.rebuild.rebuilt import (
+    CHUNK,
+    RebuildRefusedError,
+    Rebuilt,
+    cyclic_gc_paused,
+    progress_bar,
+)
+from shared.consent.fold import fold_subjects, latest_order_keys
 from shared.consent.state import LoggedEvent
 from shared.contract.events import parse_consent_event
 from shared.kafka.clients import end_offsets
@@ -46,30 +52,43 @@ async def rebuild_states(
         await consumer.start()
         ends = await end_offsets(consumer, topic)
         rebuilt = Rebuilt("log", topic, ends, scope=scope)
-        first: dict[str, LoggedEvent] = {}
-        async for record in _records_until(consumer, topic, ends, from_offsets, progress):
-            rebuilt.records += 1
-            if scope is not None and _subject_hint(record.value) not in scope:
-                continue
-            parsed = parse_consent_event(record.value)
-            if isinstance(parsed, Rejected):
-                rebuilt.rejected[parsed.reason] += 1
-                if keep_rejects_from is not None and record.offset >= keep_rejects_from.get(
-                    record.partition, 0
-                ):
-                    rebuilt.unseen_rejects.append((record, parsed))
-                continue
-            log_time = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-            logged = LoggedEvent.from_log(parsed, log_time, record.partition, record.offset)
-            # One row per event_id, as the events table keeps: the first in the log.
-            kept = first.get(parsed.event_id)
-            if kept is None or logged.log_key() < kept.log_key():
-                first[parsed.event_id] = logged
+        with cyclic_gc_paused():
+            records = _records_until(consumer, topic, ends, from_offsets, progress)
+            first = await _first_of_each_event(rebuilt, records, keep_rejects_from)
+            rebuilt.events = sorted(first.values(), key=LoggedEvent.log_key)
+            rebuilt.states = fold_subjects(rebuilt.events)
+            rebuilt.through = latest_order_keys(rebuilt.events)
     finally:
         await consumer.stop()
-    rebuilt.events = sorted(first.values(), key=LoggedEvent.log_key)
-    rebuilt.states = fold_subjects(rebuilt.events)
     return rebuilt
+
+
+async def _first_of_each_event(
+    rebuilt: Rebuilt,
+    records: AsyncIterator[ConsumerRecord],
+    keep_rejects_from: Mapping[int, int] | None,
+) -> dict[str, LoggedEvent]:
+    """Validated and clamped, one per event_id as the events table keeps: the first in the log."""
+    first: dict[str, LoggedEvent] = {}
+    scope = rebuilt.scope
+    async for record in records:
+        rebuilt.records += 1
+        if scope is not None and _subject_hint(record.value) not in scope:
+            continue
+        parsed = parse_consent_event(record.value)
+        if isinstance(parsed, Rejected):
+            rebuilt.rejected[parsed.reason] += 1
+            if keep_rejects_from is not None and record.offset >= keep_rejects_from.get(
+                record.partition, 0
+            ):
+                rebuilt.unseen_rejects.append((record, parsed))
+            continue
+        log_time = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        logged = LoggedEvent.from_log(parsed, log_time, record.partition, record.offset)
+        kept = first.get(parsed.event_id)
+        if kept is None or logged.log_key() < kept.log_key():
+            first[parsed.event_id] = logged
+    return first
 
 
 async def _records_until(

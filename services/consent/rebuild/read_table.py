@@ -3,9 +3,9 @@
 from collections.abc import Collection
 from typing import Any
 
-from services.consent.rebuild.rebuilt import CHUNK, Rebuilt, progress_bar
+from services.consent.rebuild.rebuilt import CHUNK, Rebuilt, cyclic_gc_paused, progress_bar
 from services.consent.store import to_logged, tracking_positions
-from shared.consent.fold import fold_subjects
+from shared.consent.fold import fold_subjects, latest_order_keys
 from shared.consent.state import LoggedEvent
 from shared.phone import normalize_phone
 from shared.topics import CONSENT_EVENTS
@@ -29,10 +29,11 @@ async def rebuild_states_from_table(
     query = (
         f'SELECT subject, payload, log_time, partition, "offset" FROM consent.events WHERE {where}'
     )
-    with progress_bar(total, progress, "table") as bar:
+    with cyclic_gc_paused(), progress_bar(total, progress, "table") as bar:
         async for row in conn.cursor(query, *args, prefetch=CHUNK):
             events.append(to_logged(row))
             rebuilt.records += 1
             bar.update()
-    rebuilt.states = fold_subjects(events)
+        rebuilt.states = fold_subjects(events)
+        rebuilt.through = latest_order_keys(events)
     return rebuilt

@@ -12,11 +12,11 @@ from services.consent.store import (
     INSERT_EVENTS,
     TRACKING_CHANNEL,
     UPSERT_SUBJECTS,
+    Folded,
     event_columns,
     subject_columns,
     tracking_positions,
 )
-from shared.consent.state import SubjectState
 from shared.kafka.clients import durable_producer
 from shared.kafka.dlq import send_to_dlq
 from shared.rejection import Rejected
@@ -24,8 +24,10 @@ from shared.rejection import Rejected
 _T = TypeVar("_T")
 
 # The projector's upsert, rewriting (and counting) only the states that differ.
-_UPSERT_CHANGED_SUBJECTS = (
-    UPSERT_SUBJECTS + "WHERE consent.subjects.state IS DISTINCT FROM EXCLUDED.state\n"
+_UPSERT_CHANGED_SUBJECTS = UPSERT_SUBJECTS + (
+    "WHERE (s.state, s.through_occurred_at, s.through_log_time, s.through_partition,"
+    " s.through_offset) IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.through_occurred_at,"
+    " EXCLUDED.through_log_time, EXCLUDED.through_partition, EXCLUDED.through_offset)\n"
 )
 _SET_TRACKING = """
 INSERT INTO consent.tracking (topic, partition, next_offset)
@@ -76,7 +78,8 @@ async def write_rebuilt(
         for chunk in _chunks(rebuilt.events):
             status = await conn.execute(INSERT_EVENTS, *event_columns(rebuilt.topic, chunk))
             inserted += int(status.split()[-1])
-        changed, deleted = await _replace_subjects(conn, rebuilt.states.values())
+        folded = [Folded(s, rebuilt.through.get(s.subject)) for s in rebuilt.states.values()]
+        changed, deleted = await _replace_subjects(conn, folded)
         if rebuilt.source == "log":
             positions = rebuilt.positions
             await conn.execute(
@@ -102,15 +105,15 @@ async def _dead_letter(
     return len(rejects)
 
 
-async def _replace_subjects(conn: Any, states: Iterable[SubjectState]) -> tuple[int, int]:
-    listed = list(states)
+async def _replace_subjects(conn: Any, listed: Sequence[Folded]) -> tuple[int, int]:
     await conn.execute(
         "CREATE TEMP TABLE rebuilt_subject (subject text PRIMARY KEY) ON COMMIT DROP"
     )
     changed = 0
     for chunk in _chunks(listed):
         await conn.execute(
-            "INSERT INTO rebuilt_subject SELECT unnest($1::text[])", [s.subject for s in chunk]
+            "INSERT INTO rebuilt_subject SELECT unnest($1::text[])",
+            [f.state.subject for f in chunk],
         )
         status = await conn.execute(_UPSERT_CHANGED_SUBJECTS, *subject_columns(chunk))
         changed += int(status.split()[-1])

@@ -10,7 +10,7 @@ from datetime import timedelta
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from shared.consent.fold import evolve, fold_subject
+from shared.consent.fold import evolve, fold_onto, fold_subject, latest_order_keys
 from shared.consent.state import LoggedEvent, Status
 from shared.contract.events import ConsentEvent, EventType
 from shared.contract.purposes import Purpose
@@ -107,6 +107,28 @@ def test_fold_of_a_prefix_then_evolve_of_the_rest_equals_the_whole_fold(
         state = evolve(state, event)
 
     assert state == fold_subject(SUBJECT, records)
+
+
+@PROPERTY
+@given(data=st.data(), records=histories())
+def test_folding_on_with_later_new_events_equals_folding_the_whole_history(
+    data: st.DataObject, records: list[LoggedEvent]
+) -> None:
+    """The projector's shortcut: events that all sort after a state's history and
+    repeat none of its ids are folded onto the stored state."""
+    ordered = sorted(records, key=LoggedEvent.order_key)
+    split = data.draw(st.integers(0, len(ordered)))
+    prefix = ordered[:split]
+    seen = {r.event.event_id for r in prefix}
+    later = [r for r in ordered[split:] if r.event.event_id not in seen]
+    stored = fold_subject(SUBJECT, prefix)
+
+    folded_on = fold_onto(stored, data.draw(st.permutations(later)))
+
+    assert folded_on == fold_subject(SUBJECT, prefix + later)
+    assert latest_order_keys(prefix + later).get(SUBJECT) == max(
+        (r.order_key() for r in prefix + later), default=None
+    )
 
 
 @PROPERTY
