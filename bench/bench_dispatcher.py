@@ -54,7 +54,7 @@ from shared.topics import CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGE_REQUESTS, 
 from shared.topics import dlq as dlq_of
 
 PURPOSES = ("event_reminder",) * 8 + ("registration_confirmation", "educational_material")
-MAX_BATCH = 500  # the dispatcher's default DISPATCHER_MAX_BATCH; the passthrough's too
+MAX_BATCH = 2000  # the dispatcher's default DISPATCHER_MAX_BATCH; the passthrough's too
 
 
 @dataclass(frozen=True)
@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         "--max-batch",
         type=int,
         default=MAX_BATCH,
-        help="DISPATCHER_MAX_BATCH, and the passthroughs' batch (default: the service's 500)",
+        help="DISPATCHER_MAX_BATCH, and the passthroughs' batch (default: the service's 2000)",
     )
     parser.add_argument(
         "--producer-retry-backoff-ms",

@@ -3,10 +3,10 @@
 Per batch: fence, one lookup, pure decisions, one DB transaction, then one Kafka
 transaction carrying the outputs and the consumed offsets together."""
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 import structlog
@@ -47,9 +47,9 @@ class Outputs:
     def publish_row(self, row: DecisionRow) -> None:
         key = (row.recipient or "").encode() or None
         headers = [("request_id", row.request_id.encode())]
-        self.add(DISPATCH_DECISIONS, key, orjson.dumps(row.decision_json), headers)
+        self.add(DISPATCH_DECISIONS, key, row.decision_json, headers)
         if row.outbound_json is not None:
-            self.add(MESSAGES_OUTBOUND, key, orjson.dumps(row.outbound_json), headers)
+            self.add(MESSAGES_OUTBOUND, key, row.outbound_json, headers)
 
 
 class Gate:
@@ -98,12 +98,16 @@ class Gate:
         requests = [p for _, p in fresh if isinstance(p, SendRequest)]
         recipients = sorted({r.recipient for r in requests})
         # The states and the positions they reflect, from one snapshot: the
-        # decision records them, so the audit refolds exactly what was seen.
-        states, fence = await self.store.states_with_positions(recipients, CONSENT_EVENTS)
-        counts = Counter(await self.store.dispatched_since(recipients, now - self.frequency.window))
-        confirmed = await self.store.confirmed_opt_outs(
-            [r.opt_out_event_id for r in requests if r.opt_out_event_id]
+        # decision records them, so the audit refolds exactly what was seen. The
+        # dispatcher's own facts are independent of it: read at the same time.
+        (states, fence), dispatched, confirmed = await asyncio.gather(
+            self.store.states_with_positions(recipients, CONSENT_EVENTS),
+            self.store.dispatched_since(recipients, now - self.frequency.window),
+            self.store.confirmed_opt_outs(
+                [r.opt_out_event_id for r in requests if r.opt_out_event_id]
+            ),
         )
+        counts = Counter(dispatched)
         fence_json = {str(p): o for p, o in sorted(fence.items())}
         rows: dict[str, DecisionRow] = {}
         for record, p in fresh:
@@ -135,7 +139,9 @@ class Gate:
                 detail=verdict.detail,
                 fence=fence_json,
             )
-            outbound = cloud_api_body(p) if verdict.decision is Decision.DISPATCHED else None
+            outbound = (
+                orjson.dumps(cloud_api_body(p)) if verdict.decision is Decision.DISPATCHED else None
+            )
             rows[request_id] = _row(decision, record, outbound)
         return rows
 
@@ -192,9 +198,7 @@ def _request_id(record: ConsumerRecord, parsed: SendRequest | Rejected) -> str |
     return salvage_request_id(record.value)
 
 
-def _row(
-    decision: DispatchDecision, record: ConsumerRecord, outbound: dict[str, Any] | None
-) -> DecisionRow:
+def _row(decision: DispatchDecision, record: ConsumerRecord, outbound: bytes | None) -> DecisionRow:
     return DecisionRow(
         request_id=decision.request_id,
         recipient=decision.recipient,
@@ -206,7 +210,7 @@ def _row(
         decided_at=decision.decided_at,
         source_partition=record.partition,
         source_offset=record.offset,
-        decision_json=decision.model_dump(mode="json"),
+        decision_json=decision.model_dump_json().encode(),
         outbound_json=outbound,
     )
 

@@ -26,7 +26,10 @@ class DispatcherSettings(CommonSettings, FrequencySettings):
             self.instance_id = f"{socket.gethostname()}-{self.http_port}"
         return self
 
-    max_batch: int = 500
+    # Every batch pays a fence, a lookup, an insert and a Kafka transaction whatever
+    # its size; under a backlog 2,000 decides 20 % more a second than 500 (make bench).
+    # A batch is only as large as what is waiting: at a steady load it stays small.
+    max_batch: int = 2000
     fence_timeout_seconds: float = 10.0
 
     # The optional sender to the WhatsApp Cloud API (docs/sender.md): off unless

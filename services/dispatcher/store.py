@@ -1,16 +1,17 @@
 """The dispatcher's reads of the consent projection and its own schema."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict
 
 from shared.consent.state import SubjectState
 
 
-class DecisionRow(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """A decision as stored and published: `decision_json` and `outbound_json` are the
+    record values, as bytes (thousands a second; no model per row)."""
 
     request_id: str
     recipient: str | None
@@ -22,24 +23,45 @@ class DecisionRow(BaseModel):
     decided_at: datetime
     source_partition: int
     source_offset: int
-    decision_json: dict[str, Any]
-    outbound_json: dict[str, Any] | None
+    decision_json: bytes
+    outbound_json: bytes | None
 
 
+# One statement: the decisions and, for those it inserted that confirm an
+# opt-out, the confirmation, atomically and in one round trip.
 _INSERT_DECISIONS = """
-INSERT INTO dispatcher.decisions (request_id, recipient, purpose, decision, reason,
-    consent_event_id, opt_out_event_id, decided_at, source_partition, source_offset,
-    decision_json, outbound_json)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-    $7::text[], $8::timestamptz[], $9::int[], $10::bigint[], $11::jsonb[], $12::jsonb[])
-ON CONFLICT (request_id) DO NOTHING
-RETURNING request_id
+WITH inserted AS (
+    INSERT INTO dispatcher.decisions (request_id, recipient, purpose, decision, reason,
+        consent_event_id, opt_out_event_id, decided_at, source_partition, source_offset,
+        decision_json, outbound_json)
+    SELECT r, rc, pu, d, re, c, o, t, sp, so, dj::jsonb, oj::jsonb
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+        $7::text[], $8::timestamptz[], $9::int[], $10::bigint[], $11::text[], $12::text[])
+        AS u(r, rc, pu, d, re, c, o, t, sp, so, dj, oj)
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING request_id, reason, opt_out_event_id, decided_at
+), confirmed AS (
+    INSERT INTO dispatcher.confirmations (opt_out_event_id, request_id, dispatched_at)
+    SELECT opt_out_event_id, request_id, decided_at FROM inserted
+    WHERE reason = 'opt_out_confirmation' AND opt_out_event_id IS NOT NULL
+    ON CONFLICT DO NOTHING
+)
+SELECT request_id FROM inserted
 """
 
-_INSERT_CONFIRMATIONS = """
-INSERT INTO dispatcher.confirmations (opt_out_event_id, request_id, dispatched_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
-ON CONFLICT DO NOTHING
+_STORED_DECISIONS = """
+SELECT request_id, recipient, purpose, decision, reason, consent_event_id, opt_out_event_id,
+       decided_at, source_partition, source_offset, decision_json::text, outbound_json::text
+FROM dispatcher.decisions WHERE request_id = ANY($1::text[])
+"""
+
+# One statement sees one snapshot: the states and the positions they reflect
+# (the projector commits both in one transaction), in one round trip.
+_STATES_WITH_POSITIONS = """
+SELECT subject, state::text AS state, NULL::int AS partition, NULL::bigint AS next_offset
+FROM consent.subjects WHERE subject = ANY($1::text[])
+UNION ALL
+SELECT NULL, NULL, partition, next_offset FROM consent.tracking WHERE topic = $2
 """
 
 
@@ -57,27 +79,19 @@ class DispatcherStore:
         self, subjects: Sequence[str], topic: str
     ) -> tuple[dict[str, SubjectState], dict[int, int]]:
         """The subjects' states and the tracking positions they reflect, read in one
-        snapshot (the projector commits both in one transaction)."""
-        async with (
-            self.pool.acquire() as conn,
-            conn.transaction(isolation="repeatable_read", readonly=True),
-        ):
-            rows = await conn.fetch(
-                "SELECT subject, state FROM consent.subjects WHERE subject = ANY($1::text[])",
-                list(subjects),
-            )
-            positions = await conn.fetch(
-                "SELECT partition, next_offset FROM consent.tracking WHERE topic = $1", topic
-            )
-        states = {row["subject"]: SubjectState.model_validate(row["state"]) for row in rows}
-        return states, {row["partition"]: row["next_offset"] for row in positions}
+        snapshot."""
+        states: dict[str, SubjectState] = {}
+        positions: dict[int, int] = {}
+        for row in await self.pool.fetch(_STATES_WITH_POSITIONS, list(subjects), topic):
+            if row["subject"] is None:
+                positions[row["partition"]] = row["next_offset"]
+            else:
+                states[row["subject"]] = SubjectState.model_validate_json(row["state"])
+        return states, positions
 
     async def decisions(self, request_ids: Sequence[str]) -> dict[str, DecisionRow]:
-        rows = await self.pool.fetch(
-            "SELECT * FROM dispatcher.decisions WHERE request_id = ANY($1::text[])",
-            list(request_ids),
-        )
-        return {row["request_id"]: DecisionRow.model_validate(dict(row)) for row in rows}
+        rows = await self.pool.fetch(_STORED_DECISIONS, list(request_ids))
+        return {row["request_id"]: _stored(row) for row in rows}
 
     async def confirmed_opt_outs(self, opt_out_event_ids: Sequence[str]) -> set[str]:
         rows = await self.pool.fetch(
@@ -99,21 +113,43 @@ class DispatcherStore:
         return {row["recipient"]: row["n"] for row in rows}
 
     async def record(self, rows: Sequence[DecisionRow]) -> set[str]:
-        """Decisions and confirmations in one transaction; returns the request_ids
+        """Decisions and confirmations in one statement; returns the request_ids
         this call inserted (another instance may have decided one first)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetch(_INSERT_DECISIONS, *_columns(rows))
-            confirmations = [r for r in rows if r.reason == "opt_out_confirmation"]
-            if confirmations:
-                await conn.execute(
-                    _INSERT_CONFIRMATIONS,
-                    [r.opt_out_event_id for r in confirmations],
-                    [r.request_id for r in confirmations],
-                    [r.decided_at for r in confirmations],
-                )
-            return {row["request_id"] for row in inserted}
+        inserted = await self.pool.fetch(_INSERT_DECISIONS, *_columns(rows))
+        return {row["request_id"] for row in inserted}
+
+
+def _stored(row: Any) -> DecisionRow:
+    outbound_json = row["outbound_json"]
+    return DecisionRow(
+        request_id=row["request_id"],
+        recipient=row["recipient"],
+        purpose=row["purpose"],
+        decision=row["decision"],
+        reason=row["reason"],
+        consent_event_id=row["consent_event_id"],
+        opt_out_event_id=row["opt_out_event_id"],
+        decided_at=row["decided_at"],
+        source_partition=row["source_partition"],
+        source_offset=row["source_offset"],
+        decision_json=row["decision_json"].encode(),
+        outbound_json=None if outbound_json is None else outbound_json.encode(),
+    )
 
 
 def _columns(rows: Sequence[DecisionRow]) -> list[list[Any]]:
-    fields = list(DecisionRow.model_fields)
-    return [[getattr(row, field) for row in rows] for field in fields]
+    # JSON goes as text (PostgreSQL parses it): bytes would be taken for bytea.
+    return [
+        [r.request_id for r in rows],
+        [r.recipient for r in rows],
+        [r.purpose for r in rows],
+        [r.decision for r in rows],
+        [r.reason for r in rows],
+        [r.consent_event_id for r in rows],
+        [r.opt_out_event_id for r in rows],
+        [r.decided_at for r in rows],
+        [r.source_partition for r in rows],
+        [r.source_offset for r in rows],
+        [r.decision_json.decode() for r in rows],
+        [None if r.outbound_json is None else r.outbound_json.decode() for r in rows],
+    ]
