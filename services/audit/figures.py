@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from services.audit.checks import OptOutOutcome
 from services.audit.history import LoggedDecision
+from services.audit.opt_out_checks import OptOutOutcome
 from shared.contract.decisions import Decision, Reason
 from shared.dispatch.rules import FrequencyPolicy
 from shared.phone import mask_phone

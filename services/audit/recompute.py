@@ -16,15 +16,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from services.audit.checks import (
-    OptOutOutcome,
-    judge_opt_outs,
-    judge_requests,
-    mismatch_finding,
-    opt_out_breach,
-)
 from services.audit.findings import DecisionRef, Finding, FindingKind, finding
 from services.audit.history import AuditPolicy, History, LoggedDecision, LoggedRequest
+from services.audit.opt_out_checks import OptOutOutcome, judge_opt_outs, opt_out_breach
+from services.audit.request_checks import judge_requests, mismatch_finding
 from services.audit.views import RecordedFacts, SubjectLog, subject_logs
 from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.contract.requests import SendRequest

@@ -1,5 +1,6 @@
-"""The audit's checks besides the recomputation itself: what was sent after an
-opt-out, requests and their decisions, opt-outs and their one confirmation."""
+"""The audit's opt-out checks: what was dispatched after an opt-out (per decision),
+and each opt-out's one confirmation within the deadline (clause 4.3) with how long
+until the recipient's first decision that saw it (enforcement latency)."""
 
 from bisect import bisect_left
 from collections import defaultdict
@@ -7,35 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.audit.findings import (
-    DecisionRef,
-    EventRef,
-    Finding,
-    FindingKind,
-    Severity,
-    finding,
-)
+from services.audit.decision_refs import decision_ref, verdict_text
+from services.audit.findings import EventRef, Finding, FindingKind, finding
 from services.audit.history import AuditPolicy, LoggedDecision, LoggedRequest
 from services.audit.views import RecordedFacts, SubjectLog
 from shared.consent.state import LoggedEvent
 from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.contract.events import EventType
 from shared.contract.purposes import OPT_OUT_CONFIRMATION
-from shared.dispatch.rules import Verdict
-from shared.phone import mask_phone
 
-# A recomputed drop for one of these means the recipient's consent did not allow it.
-CONSENT_LACKING = frozenset(
-    {
-        Reason.NO_CONSENT,
-        Reason.OPTED_OUT,
-        Reason.PURPOSE_NOT_CONSENTED,
-        Reason.CONSENT_EXPIRED,
-        Reason.PURPOSE_NOT_PERMITTED,
-        Reason.CONFIRMATION_NOT_ALLOWED,
-    }
-)
-_SHOWN_EVENTS = 20
 # Broker and dispatcher clocks may differ a little: where to start looking for
 # the first decision that saw an opt-out.
 _CLOCK_SLACK = timedelta(seconds=5)
@@ -53,18 +34,6 @@ class OptOutOutcome:
         if self.enforced_by is None:
             return None
         return (self.enforced_by.decision.decided_at - self.event.log_time).total_seconds()
-
-
-def verdict_text(decision: Decision, reason: Reason) -> str:
-    return f"{decision.value}/{reason.value}"
-
-
-def _ref(logged: LoggedDecision) -> DecisionRef:
-    return DecisionRef.of(logged.decision, logged.partition, logged.offset)
-
-
-def _who(recipient: str | None) -> str:
-    return mask_phone(recipient) if recipient else "nobody"
 
 
 def _covers(decision: DispatchDecision, event: LoggedEvent) -> bool:
@@ -120,116 +89,8 @@ def opt_out_breach(
         detail=detail,
         recorded=verdict_text(d.decision, d.reason),
         events=(EventRef.of(opt_out),) if opt_out is not None else (),
-        decisions=(_ref(logged),),
+        decisions=(decision_ref(logged),),
     )
-
-
-def mismatch_finding(
-    logged: LoggedDecision,
-    request: LoggedRequest | None,
-    verdict: Verdict,
-    subject: SubjectLog | None,
-    seen: int,
-) -> Finding:
-    d = logged.decision
-    recorded = verdict_text(d.decision, d.reason)
-    recomputed = verdict_text(verdict.decision, verdict.reason)
-    lacking = (
-        d.decision is Decision.DISPATCHED
-        and verdict.decision is Decision.DROPPED
-        and verdict.reason in CONSENT_LACKING
-    )
-    if (
-        request is not None
-        and request.request is not None
-        and (d.recipient, d.purpose)
-        != (
-            request.recipient,
-            request.purpose,
-        )
-    ):
-        lacking = False
-        detail = (
-            f"the decision names {_who(d.recipient)}/{d.purpose} but its request "
-            f"(messages.requests.v1 {request.partition}:{request.offset}) asks "
-            f"{_who(request.recipient)}/{request.purpose}"
-        )
-    elif lacking:
-        detail = f"dispatched, but at its decision time the log gives {recomputed}"
-    else:
-        detail = (
-            f"recorded {recorded} (event {d.consent_event_id}), the log gives "
-            f"{recomputed} (event {verdict.consent_event_id})"
-        )
-    if verdict.detail:
-        detail += f": {verdict.detail}"
-    events = subject.visible(seen)[-_SHOWN_EVENTS:] if subject is not None else []
-    return finding(
-        FindingKind.DISPATCHED_WITHOUT_CONSENT if lacking else FindingKind.DECISION_MISMATCH,
-        request_id=d.request_id,
-        recipient=d.recipient,
-        purpose=d.purpose,
-        at=d.decided_at,
-        detail=detail,
-        recorded=recorded,
-        recomputed=recomputed,
-        events=tuple(EventRef.of(e) for e in events),
-        decisions=(_ref(logged),),
-    )
-
-
-def judge_requests(
-    requests: Mapping[str, LoggedRequest],
-    by_request: Mapping[str, list[LoggedDecision]],
-    policy: AuditPolicy,
-    findings: list[Finding],
-) -> tuple[int, int]:
-    """Every distinct request_id gets exactly one decision (contract section 4).
-    Returns (requests checked, requests still pending)."""
-    checked = pending = 0
-    for request_id, request in requests.items():
-        if not policy.in_range(request.log_time):
-            continue
-        checked += 1
-        if request_id in by_request:
-            continue
-        if request.log_time > policy.as_of - policy.settle:
-            pending += 1
-            continue
-        findings.append(
-            finding(
-                FindingKind.REQUEST_WITHOUT_DECISION,
-                request_id=request_id,
-                recipient=request.recipient,
-                purpose=request.purpose,
-                at=request.log_time,
-                detail=f"no decision for the request at messages.requests.v1 "
-                f"{request.partition}:{request.offset}"
-                + (f" (unusable: {request.rejection})" if request.rejection else ""),
-            )
-        )
-    for request_id, decisions in by_request.items():
-        first = decisions[0].decision
-        if len(decisions) < 2 or not policy.in_range(first.decided_at):
-            continue
-        sent = sum(1 for x in decisions if x.decision.decision is Decision.DISPATCHED)
-        findings.append(
-            finding(
-                FindingKind.REQUEST_WITH_SEVERAL_DECISIONS,
-                severity=Severity.VIOLATION if sent > 1 else Severity.WARNING,
-                request_id=request_id,
-                recipient=first.recipient,
-                purpose=first.purpose,
-                at=first.decided_at,
-                detail=f"{len(decisions)} decisions, {sent} of them dispatched"
-                + (" (sent more than once)" if sent > 1 else ""),
-                recorded=", ".join(
-                    verdict_text(x.decision.decision, x.decision.reason) for x in decisions
-                ),
-                decisions=tuple(_ref(x) for x in decisions),
-            )
-        )
-    return checked, pending
 
 
 def judge_opt_outs(
@@ -311,5 +172,5 @@ def _confirmation_finding(
         at=event.log_time,
         detail=detail,
         events=(EventRef.of(event),),
-        decisions=tuple(_ref(x) for x in refs),
+        decisions=tuple(decision_ref(x) for x in refs),
     )

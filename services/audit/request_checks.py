@@ -1,0 +1,138 @@
+"""The audit's checks of requests and their decisions, besides the recomputation
+itself: a recorded decision the log does not give (without consent, or another
+verdict than the rules give), and each request's one decision (contract section 4)."""
+
+from collections.abc import Mapping
+
+from services.audit.decision_refs import decision_ref, verdict_text
+from services.audit.findings import EventRef, Finding, FindingKind, Severity, finding
+from services.audit.history import AuditPolicy, LoggedDecision, LoggedRequest
+from services.audit.views import SubjectLog
+from shared.contract.decisions import Decision, Reason
+from shared.dispatch.rules import Verdict
+from shared.phone import mask_phone
+
+# A recomputed drop for one of these means the recipient's consent did not allow it.
+CONSENT_LACKING = frozenset(
+    {
+        Reason.NO_CONSENT,
+        Reason.OPTED_OUT,
+        Reason.PURPOSE_NOT_CONSENTED,
+        Reason.CONSENT_EXPIRED,
+        Reason.PURPOSE_NOT_PERMITTED,
+        Reason.CONFIRMATION_NOT_ALLOWED,
+    }
+)
+_SHOWN_EVENTS = 20
+
+
+def _who(recipient: str | None) -> str:
+    return mask_phone(recipient) if recipient else "nobody"
+
+
+def mismatch_finding(
+    logged: LoggedDecision,
+    request: LoggedRequest | None,
+    verdict: Verdict,
+    subject: SubjectLog | None,
+    seen: int,
+) -> Finding:
+    d = logged.decision
+    recorded = verdict_text(d.decision, d.reason)
+    recomputed = verdict_text(verdict.decision, verdict.reason)
+    lacking = (
+        d.decision is Decision.DISPATCHED
+        and verdict.decision is Decision.DROPPED
+        and verdict.reason in CONSENT_LACKING
+    )
+    if (
+        request is not None
+        and request.request is not None
+        and (d.recipient, d.purpose)
+        != (
+            request.recipient,
+            request.purpose,
+        )
+    ):
+        lacking = False
+        detail = (
+            f"the decision names {_who(d.recipient)}/{d.purpose} but its request "
+            f"(messages.requests.v1 {request.partition}:{request.offset}) asks "
+            f"{_who(request.recipient)}/{request.purpose}"
+        )
+    elif lacking:
+        detail = f"dispatched, but at its decision time the log gives {recomputed}"
+    else:
+        detail = (
+            f"recorded {recorded} (event {d.consent_event_id}), the log gives "
+            f"{recomputed} (event {verdict.consent_event_id})"
+        )
+    if verdict.detail:
+        detail += f": {verdict.detail}"
+    events = subject.visible(seen)[-_SHOWN_EVENTS:] if subject is not None else []
+    return finding(
+        FindingKind.DISPATCHED_WITHOUT_CONSENT if lacking else FindingKind.DECISION_MISMATCH,
+        request_id=d.request_id,
+        recipient=d.recipient,
+        purpose=d.purpose,
+        at=d.decided_at,
+        detail=detail,
+        recorded=recorded,
+        recomputed=recomputed,
+        events=tuple(EventRef.of(e) for e in events),
+        decisions=(decision_ref(logged),),
+    )
+
+
+def judge_requests(
+    requests: Mapping[str, LoggedRequest],
+    by_request: Mapping[str, list[LoggedDecision]],
+    policy: AuditPolicy,
+    findings: list[Finding],
+) -> tuple[int, int]:
+    """Every distinct request_id gets exactly one decision (contract section 4).
+    Returns (requests checked, requests still pending)."""
+    checked = pending = 0
+    for request_id, request in requests.items():
+        if not policy.in_range(request.log_time):
+            continue
+        checked += 1
+        if request_id in by_request:
+            continue
+        if request.log_time > policy.as_of - policy.settle:
+            pending += 1
+            continue
+        findings.append(
+            finding(
+                FindingKind.REQUEST_WITHOUT_DECISION,
+                request_id=request_id,
+                recipient=request.recipient,
+                purpose=request.purpose,
+                at=request.log_time,
+                detail=f"no decision for the request at messages.requests.v1 "
+                f"{request.partition}:{request.offset}"
+                + (f" (unusable: {request.rejection})" if request.rejection else ""),
+            )
+        )
+    for request_id, decisions in by_request.items():
+        first = decisions[0].decision
+        if len(decisions) < 2 or not policy.in_range(first.decided_at):
+            continue
+        sent = sum(1 for x in decisions if x.decision.decision is Decision.DISPATCHED)
+        findings.append(
+            finding(
+                FindingKind.REQUEST_WITH_SEVERAL_DECISIONS,
+                severity=Severity.VIOLATION if sent > 1 else Severity.WARNING,
+                request_id=request_id,
+                recipient=first.recipient,
+                purpose=first.purpose,
+                at=first.decided_at,
+                detail=f"{len(decisions)} decisions, {sent} of them dispatched"
+                + (" (sent more than once)" if sent > 1 else ""),
+                recorded=", ".join(
+                    verdict_text(x.decision.decision, x.decision.reason) for x in decisions
+                ),
+                decisions=tuple(decision_ref(x) for x in decisions),
+            )
+        )
+    return checked, pending
