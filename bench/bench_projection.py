@@ -9,7 +9,9 @@ subject's history interleaved with the others' as a live log would be. Then:
 
 (a) raw consume: one aiokafka consumer (read_committed, no group) reads the topic
     from the beginning to the end offsets, in chunks of 5,000, doing nothing else:
-    the shape of the rebuild's own read loop;
+    the shape of the rebuild's own read loop; and two floors under any rebuild,
+    the same loop decoding every value from JSON (orjson, nothing validated), and
+    validating every value as the projector does (`parse_consent_event`);
 (b) projection: `Projector.handle` driven by `BatchConsumer`, wired exactly as
     `services.consent.main` wires it (group consumer, batches of CONSENT_MAX_BATCH,
     `track_idle_positions` on every poll), into a private database; timed from the
@@ -17,7 +19,7 @@ subject's history interleaved with the others' as a live log would be. Then:
 (c) rebuild: `rebuild_states` (read, validate, clamp, fold every subject in memory),
     then `write_rebuilt` of that result into another private database.
 
-(a) and (c)'s read-and-fold alternate, in reversed order every other round; medians.
+(a)'s three loops and (c)'s read-and-fold alternate, in reversed order every other round; medians.
 (b) and the write run once (they take longest).
 """
 
@@ -53,7 +55,7 @@ from services.consent.projector import Projector
 from services.consent.rebuild import Rebuilt, rebuild_states, tracking_positions, write_rebuilt
 from services.consent.settings import ConsentSettings
 from services.consent.store import ConsentStore
-from shared.contract.events import GrantSource
+from shared.contract.events import GrantSource, parse_consent_event
 from shared.contract.purposes import Purpose
 from shared.db.pool import open_pool
 from shared.kafka.batch_consumer import BatchConsumer
@@ -107,8 +109,11 @@ def event_records(subjects: list[str], count: int, rid: str, seed: int = 3) -> l
 # ------------------------------------------------------------------ (a) raw consume
 
 
-async def raw_consume(bootstrap: str, topic: str, ends: dict[int, int]) -> tuple[float, int]:
-    """Seconds and records: the topic read to its end offsets, nothing done with them."""
+async def raw_consume(
+    bootstrap: str, topic: str, ends: dict[int, int], each: Callable[[Any], object] | None = None
+) -> tuple[float, int]:
+    """Seconds and records: the topic read to its end offsets, nothing done with them
+    (or only `each` of every value: the floors under any rebuild, see `_compare`)."""
     started = time.perf_counter()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -125,7 +130,11 @@ async def raw_consume(bootstrap: str, topic: str, ends: dict[int, int]) -> tuple
         remaining = set(tps)
         while remaining:
             fetched = await consumer.getmany(*remaining, timeout_ms=500, max_records=CHUNK)
-            count += sum(len(records) for records in fetched.values())
+            for records in fetched.values():
+                count += len(records)
+                if each is not None:
+                    for record in records:
+                        each(record.value)
             remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp.partition]}
     finally:
         await consumer.stop()
@@ -271,11 +280,14 @@ async def _compare(
 ) -> None:
     kept: list[Rebuilt] = []
 
-    async def raw() -> float:
-        seconds, count = await raw_consume(bootstrap, topic, ends)
-        if count != n:
-            raise RuntimeError(f"raw consume read {count:,} records, expected {n:,}")
-        return count / seconds
+    def consuming(each: Callable[[Any], object] | None) -> Callable[[], Awaitable[float]]:
+        async def side() -> float:
+            seconds, count = await raw_consume(bootstrap, topic, ends, each)
+            if count != n:
+                raise RuntimeError(f"raw consume read {count:,} records, expected {n:,}")
+            return count / seconds
+
+        return side
 
     async def read_and_fold() -> float:
         kept.clear()  # one Rebuilt in memory at a time
@@ -286,11 +298,24 @@ async def _compare(
         kept.append(rebuilt)
         return rebuilt.records / seconds
 
-    rates = await alternate(repeats, {"raw consume": raw, "rebuild read+fold": read_and_fold})
+    # Two floors under any rebuild that reads the values, in the same rounds: every
+    # value decoded from JSON (nothing validated), and every value validated as the
+    # projector does (parse_consent_event: the contract's rules), nothing folded.
+    sides = {
+        "raw consume": consuming(None),
+        "consume+JSON decode": consuming(orjson.loads),
+        "consume+validate": consuming(parse_consent_event),
+        "rebuild read+fold": read_and_fold,
+    }
+    rates = await alternate(repeats, sides)
     raw_rate = median(rates["raw consume"])
     fold_rate = median(rates["rebuild read+fold"])
     report.figure(f"raw consume (median of {repeats})", raw_rate, "events/s")
     report.note(f"raw consume runs: {spread(rates['raw consume'])}")
+    for floor in ("consume+JSON decode", "consume+validate"):
+        rate = median(rates[floor])
+        report.figure(f"{floor} (median of {repeats})", rate, "events/s")
+        report.figure(f"{floor} ÷ raw consume", rate / raw_rate, "ratio")
     report.figure(f"rebuild read+fold (median of {repeats})", fold_rate, "events/s")
     report.note(f"rebuild read+fold runs: {spread(rates['rebuild read+fold'])}")
     report.figure("rebuild read+fold ÷ raw consume", fold_rate / raw_rate, "ratio", at_least=0.5)

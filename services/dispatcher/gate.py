@@ -29,11 +29,15 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class Outputs:
-    """What one batch publishes, in record order."""
+    """What one batch publishes, in record order, and what it counts once published."""
 
     sends: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = field(
         default_factory=list
     )
+    decided: list[DecisionRow] = field(default_factory=list)
+    republished: int = 0
+    duplicates: int = 0
+    dead_lettered: list[str] = field(default_factory=list)
 
     def add(
         self,
@@ -50,6 +54,22 @@ class Outputs:
         self.add(DISPATCH_DECISIONS, key, row.decision_json, headers)
         if row.outbound_json is not None:
             self.add(MESSAGES_OUTBOUND, key, row.outbound_json, headers)
+
+    def count(self) -> None:
+        for reason in self.dead_lettered:
+            metrics.DEAD_LETTERED.labels(reason).inc()
+        for row in self.decided:
+            metrics.DECISIONS.labels(row.decision, row.reason).inc()
+        metrics.REPUBLISHED.inc(self.republished)
+        metrics.DUPLICATES.inc(self.duplicates)
+
+
+class _LostRaceError(Exception):
+    """Another instance recorded some of the batch's decisions first."""
+
+    def __init__(self, request_ids: set[str]) -> None:
+        super().__init__(f"{len(request_ids)} decisions recorded first by another instance")
+        self.request_ids = request_ids
 
 
 class Gate:
@@ -74,18 +94,14 @@ class Gate:
         stored = await self.store.decisions([i for i in ids if i is not None])
         fresh = [(record, p) for record, p in parsed if _request_id(record, p) not in stored]
         new_rows = await self._decide(fresh) if fresh else {}
-        # Another instance may have decided some first (a rebalance mid-batch):
-        # its outputs stand, and this batch publishes nothing for them.
-        published: set[str] = set()
-        if new_rows:
-            inserted = await self.store.record(list(new_rows.values()))
-            published = set(new_rows) - inserted
-            for request_id in published:
-                del new_rows[request_id]
-        outputs = Outputs()
-        for record, p in parsed:
-            self._route(record, p, stored, new_rows, published, outputs)
-        await self._publish(batch, outputs)
+        outputs = _routed(parsed, stored, new_rows)
+        lost = await self._publish(batch, outputs, list(new_rows.values()))
+        if lost:
+            # Another instance decided some first (a rebalance mid-batch): its
+            # outputs stand, and this batch publishes nothing for them.
+            outputs = _routed(parsed, stored, new_rows, withheld=lost)
+            await self._publish(batch, outputs, [])
+        outputs.count()
 
     async def _decide(
         self, fresh: list[tuple[ConsumerRecord, SendRequest | Rejected]]
@@ -145,19 +161,50 @@ class Gate:
             rows[request_id] = _row(decision, record, outbound)
         return rows
 
-    def _route(
-        self,
-        record: ConsumerRecord,
-        parsed: SendRequest | Rejected,
-        stored: dict[str, DecisionRow],
-        new_rows: dict[str, DecisionRow],
-        published: set[str],
-        outputs: Outputs,
-    ) -> None:
-        request_id = _request_id(record, parsed)
-        if isinstance(parsed, Rejected):
-            outputs.add(dlq(record.topic), record.key, record.value, dlq_headers(record, parsed))
-            metrics.DEAD_LETTERED.labels(parsed.reason).inc()
+    async def _publish(
+        self, batch: list[ConsumerRecord], outputs: Outputs, new_rows: list[DecisionRow]
+    ) -> set[str]:
+        """One Kafka transaction: the outputs and the consumed offsets. The new
+        decisions are recorded in PostgreSQL while the outputs are sent, and the
+        transaction commits only once they are: a decision row always exists before
+        its outputs can be read. Returns the request_ids another instance recorded
+        first: then the transaction is aborted and nothing is published."""
+        offsets: dict[TopicPartition, int] = {}
+        for record in batch:
+            tp = TopicPartition(record.topic, record.partition)
+            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+        try:
+            async with self.producer.transaction():
+                recording = asyncio.ensure_future(self.store.record(new_rows)) if new_rows else None
+                try:
+                    for topic, key, value, headers in outputs.sends:
+                        await self.producer.send(topic, value=value, key=key, headers=headers)
+                finally:
+                    inserted = await recording if recording is not None else set()
+                lost = {row.request_id for row in new_rows} - inserted
+                if lost:
+                    raise _LostRaceError(lost)
+                await self.producer.send_offsets_to_transaction(offsets, self.group_id)
+        except _LostRaceError as race:
+            return race.request_ids
+        return set()
+
+
+def _routed(
+    parsed: list[tuple[ConsumerRecord, SendRequest | Rejected]],
+    stored: dict[str, DecisionRow],
+    new_rows: dict[str, DecisionRow],
+    withheld: set[str] | None = None,
+) -> Outputs:
+    """Every record's outputs: its DLQ copy when unusable, and its decision (with the
+    send) once per request_id: a new one, or a stored one again for a redelivery."""
+    outputs = Outputs()
+    published = set(withheld or ())
+    for record, p in parsed:
+        request_id = _request_id(record, p)
+        if isinstance(p, Rejected):
+            outputs.add(dlq(record.topic), record.key, record.value, dlq_headers(record, p))
+            outputs.dead_lettered.append(p.reason)
         row = new_rows.get(request_id) if request_id else None
         redelivered = False
         if row is None and request_id in stored:
@@ -169,27 +216,18 @@ class Gate:
                 record.offset,
             )
             if not redelivered:
-                metrics.DUPLICATES.inc()
+                outputs.duplicates += 1
                 log.info("duplicate request_id, already decided", request_id=request_id)
-                return
-        if row is None or request_id in published:
-            return
+                continue
+        if row is None or row.request_id in published:
+            continue
         published.add(row.request_id)
         outputs.publish_row(row)
         if redelivered:
-            metrics.REPUBLISHED.inc()
+            outputs.republished += 1
         else:
-            metrics.DECISIONS.labels(row.decision, row.reason).inc()
-
-    async def _publish(self, batch: list[ConsumerRecord], outputs: Outputs) -> None:
-        offsets: dict[TopicPartition, int] = {}
-        for record in batch:
-            tp = TopicPartition(record.topic, record.partition)
-            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
-        async with self.producer.transaction():
-            for topic, key, value, headers in outputs.sends:
-                await self.producer.send(topic, value=value, key=key, headers=headers)
-            await self.producer.send_offsets_to_transaction(offsets, self.group_id)
+            outputs.decided.append(row)
+    return outputs
 
 
 def _request_id(record: ConsumerRecord, parsed: SendRequest | Rejected) -> str | None:

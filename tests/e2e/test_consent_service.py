@@ -27,7 +27,6 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.consent.rebuild import (
     RebuildRefusedError,
@@ -43,7 +42,7 @@ from shared.kafka.clients import durable_producer, end_offsets, offsets_reader
 from shared.kafka.provision import EVENT_LOG_CONFIGS
 from shared.phone import mask_phone
 from shared.topics import CONSENT_EVENTS, dlq
-from tests.support.kafka import TopicReader
+from tests.support.kafka import TopicReader, private_topics
 from tests.support.private_db import private_database
 from tests.support.records import consent_event, unique_phone
 from tests.support.services import ROOT, ServiceProcess
@@ -408,20 +407,9 @@ async def _send_stream(
 async def event_log(stack: Stack) -> AsyncIterator[str]:
     """A private copy of the event log's layout, so the command reads only these tests."""
     topic = f"{CONSENT_EVENTS}.rebuild-test-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(topic, 3, 1, topic_configs=dict(EVENT_LOG_CONFIGS)),
-                NewTopic(dlq(topic), 3, 1),
-            ]
-        )
+    async with private_topics(stack.kafka_bootstrap, {topic: EVENT_LOG_CONFIGS, dlq(topic): {}}):
         await eventually(lambda: _log_end(stack.kafka_bootstrap, topic), lambda e: len(e) == 3)
         yield topic
-    finally:
-        await admin.delete_topics([topic, dlq(topic)])
-        await admin.close()
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.audit.cli import AuditOptions, AuditRun, run_audit
 from services.audit.findings import Finding, FindingKind, Severity
@@ -35,7 +34,7 @@ from shared.contract.purposes import OPT_OUT_CONFIRMATION
 from shared.kafka.clients import end_offsets
 from shared.phone import mask_phone
 from shared.topics import CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGE_REQUESTS
-from tests.support.kafka import TopicReader
+from tests.support.kafka import TopicReader, private_topics
 from tests.support.records import consent_granted, opted_out, send_request, unique_phone
 from tests.support.services import ROOT, ServiceProcess
 from tests.support.stack import Stack
@@ -135,22 +134,13 @@ class Planted:
 
 @pytest.fixture(scope="module")
 async def planted(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Planted]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
-    await admin.start()
-    await admin.create_topics(
-        [
-            NewTopic(
-                PRIVATE.events, 3, 1, topic_configs={"message.timestamp.type": "LogAppendTime"}
-            ),
-            NewTopic(PRIVATE.requests, 3, 1),
-            NewTopic(PRIVATE.decisions, 3, 1),
-        ]
-    )
-    try:
+    topics = {
+        PRIVATE.events: {"message.timestamp.type": "LogAppendTime"},
+        PRIVATE.requests: {},
+        PRIVATE.decisions: {},
+    }
+    async with private_topics(stack.kafka_bootstrap, topics):
         yield await _planted(stack, tmp_path_factory)
-    finally:
-        await admin.delete_topics([PRIVATE.events, PRIVATE.requests, PRIVATE.decisions])
-        await admin.close()
 
 
 async def _planted(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Planted:

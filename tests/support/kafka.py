@@ -2,11 +2,13 @@
 output topics from the offsets they had before."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 
 class TopicReader:
@@ -71,3 +73,27 @@ async def produce(bootstrap: str, topic: str, items: list[tuple[str | None, Any]
         return list(await asyncio.gather(*futures))
     finally:
         await producer.stop()
+
+
+@asynccontextmanager
+async def private_topics(
+    bootstrap: str, topics: Mapping[str, Mapping[str, str]], partitions: int = 3
+) -> AsyncIterator[None]:
+    """Topics of a test's own (name -> configs), with `partitions` each, deleted after:
+    what a test produces there, no service running beside it reads."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, partitions, 1, topic_configs=dict(c)) for name, c in topics.items()]
+        )
+        async with asyncio.timeout(15):  # until every partition has a leader
+            while True:
+                described = await admin.describe_topics(list(topics))
+                if all(len(t["partitions"]) == partitions for t in described):
+                    break
+                await asyncio.sleep(0.1)
+        yield
+    finally:
+        await admin.delete_topics(list(topics))
+        await admin.close()

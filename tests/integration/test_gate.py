@@ -1,0 +1,227 @@
+"""The dispatcher's gate on the real broker and database: the decision rows are
+written while the outputs are sent in the open Kafka transaction, which commits
+only after them; when another instance recorded some decisions first, the
+transaction is aborted and the batch is published again without them.
+
+The gate runs against a private, migrated database and a throwaway consumer
+group, on requests produced to a private topic (a dispatcher running beside the
+tests must not decide them too); its outputs go to the real topics, read back
+by request_id. The fence is
+passed at once: it has tests of its own (tests/e2e/test_fail_closed.py), and the
+private database's projection tracks nothing."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from services.dispatcher.fence import Fence
+from services.dispatcher.gate import Gate
+from services.dispatcher.store import DecisionRow, DispatcherStore
+from shared.db.pool import open_pool
+from shared.dispatch.rules import FrequencyPolicy
+from shared.kafka.clients import durable_producer
+from shared.topics import DISPATCH_DECISIONS, MESSAGE_REQUESTS
+from tests.support.kafka import TopicReader, private_topics, produce
+from tests.support.private_db import private_database
+from tests.support.records import send_request, unique_phone
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+
+class _Passed(Fence):
+    def __init__(self) -> None:  # no reader, no store: nothing to wait for
+        pass
+
+    async def wait(self) -> dict[int, int]:
+        return {}
+
+
+class _LateLookup(DispatcherStore):
+    """The idempotency lookup misses `hidden`: as when another instance records
+    them between this instance's lookup and its insert."""
+
+    def __init__(self, pool: Any, hidden: set[str]) -> None:
+        super().__init__(pool)
+        self.hidden = hidden
+
+    async def decisions(self, request_ids: Sequence[str]) -> dict[str, DecisionRow]:
+        found = await super().decisions(request_ids)
+        return {i: row for i, row in found.items() if i not in self.hidden}
+
+
+@pytest.fixture(scope="module")
+async def requests_topic(stack: Stack) -> AsyncIterator[str]:
+    topic = f"test.gate.{uuid.uuid4().hex[:8]}.{MESSAGE_REQUESTS}"
+    async with private_topics(stack.kafka_bootstrap, {topic: {}}):
+        yield topic
+
+
+@pytest.fixture
+async def private_pool(stack: Stack) -> AsyncIterator[Any]:
+    async with private_database(stack) as url:
+        db = await open_pool(url)
+        yield db
+        await db.close()
+
+
+async def _read_back(stack: Stack, topic: str, sent: list[Any]) -> list[ConsumerRecord]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=stack.kafka_bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
+    )
+    await consumer.start()
+    try:
+        wanted = {(m.partition, m.offset) for m in sent}
+        tps = sorted({TopicPartition(topic, p) for p, _ in wanted})
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, min(o for p, o in wanted if p == tp.partition))
+        found: dict[tuple[int, int], ConsumerRecord] = {}
+        async with asyncio.timeout(15):
+            while len(found) < len(wanted):
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    found.update({(r.partition, r.offset): r for r in records})
+        return [found[position] for position in sorted(wanted)]
+    finally:
+        await consumer.stop()
+
+
+def _other_instances_row(request: dict[str, Any]) -> DecisionRow:
+    decision = {"request_id": request["request_id"], "decision": "dropped"}
+    return DecisionRow(
+        request_id=request["request_id"],
+        recipient=request["recipient"],
+        purpose=request["purpose"],
+        decision="dropped",
+        reason="no_consent",
+        consent_event_id=None,
+        opt_out_event_id=None,
+        decided_at=datetime.now(UTC),
+        source_partition=99,  # not this record: another instance's view of it
+        source_offset=0,
+        decision_json=orjson.dumps(decision),
+        outbound_json=None,
+    )
+
+
+async def test_decisions_recorded_first_by_another_instance_are_not_published_again(
+    stack: Stack, requests_topic: str, private_pool: Any
+) -> None:
+    pool = private_pool
+    requests = [send_request(unique_phone()) for _ in range(4)]
+    taken = requests[1]
+    hidden = {taken["request_id"]}
+    store = _LateLookup(pool, hidden)
+    assert await store.record([_other_instances_row(taken)]) == hidden
+    group = f"test-gate-{uuid.uuid4().hex[:8]}"
+    producer = durable_producer(
+        stack.kafka_bootstrap, transactional_id=f"test-gate-{uuid.uuid4().hex[:8]}"
+    )
+    await producer.start()
+    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
+    try:
+        sent = await produce(
+            stack.kafka_bootstrap, requests_topic, [(r["recipient"], r) for r in requests]
+        )
+        batch = await _read_back(stack, requests_topic, sent)
+        gate = Gate(store, _Passed(), producer, group, FrequencyPolicy())
+
+        await gate.handle(batch)
+
+        ours = {r["request_id"] for r in requests}
+        await decisions.wait_for(lambda rs: len(_ids(rs, ours)) >= len(ours) - 1)
+        await asyncio.sleep(0.5)  # a copy published by mistake would arrive by now
+        await decisions.poll()
+        assert sorted(_ids(decisions.records, ours)) == sorted(ours - hidden)
+        # The other instance's row stands; this instance recorded the rest.
+        rows = await pool.fetch(
+            "SELECT request_id, source_partition FROM dispatcher.decisions"
+            " WHERE request_id = ANY($1::text[])",
+            list(ours),
+        )
+        assert {r["request_id"]: r["source_partition"] == 99 for r in rows} == {
+            i: i in hidden for i in ours
+        }
+        # And the batch's offsets were committed with the (second) transaction.
+        committed = await _committed(stack, group, batch)
+        assert committed == {
+            TopicPartition(r.topic, r.partition): max(
+                x.offset + 1 for x in batch if x.partition == r.partition
+            )
+            for r in batch
+        }
+    finally:
+        await decisions.stop()
+        await producer.stop()
+
+
+async def test_outputs_stay_invisible_until_their_decisions_are_recorded(
+    stack: Stack, requests_topic: str, private_pool: Any
+) -> None:
+    """The outputs are sent while the rows are inserted, inside the open Kafka
+    transaction: a read_committed consumer must see none of them before the rows
+    are committed. The insert is held up by a lock on the decisions table."""
+    requests = [send_request(unique_phone()) for _ in range(3)]
+    ours = {r["request_id"] for r in requests}
+    producer = durable_producer(
+        stack.kafka_bootstrap, transactional_id=f"test-gate-{uuid.uuid4().hex[:8]}"
+    )
+    await producer.start()
+    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
+    blocker = await private_pool.acquire()
+    try:
+        sent = await produce(
+            stack.kafka_bootstrap, requests_topic, [(r["recipient"], r) for r in requests]
+        )
+        batch = await _read_back(stack, requests_topic, sent)
+        gate = Gate(
+            DispatcherStore(private_pool), _Passed(), producer, "test-gate", FrequencyPolicy()
+        )
+        lock = blocker.transaction()
+        await lock.start()
+        await blocker.execute("LOCK TABLE dispatcher.decisions IN EXCLUSIVE MODE")
+
+        handling = asyncio.create_task(gate.handle(batch))
+        await asyncio.sleep(1.5)  # the outputs are sent by now, the insert still waits
+        await decisions.poll()
+
+        assert not handling.done()
+        assert _ids(decisions.records, ours) == []
+        await lock.commit()
+        await asyncio.wait_for(handling, 15)
+        await decisions.wait_for(lambda rs: len(_ids(rs, ours)) >= len(ours))
+        recorded = await private_pool.fetchval(
+            "SELECT count(*) FROM dispatcher.decisions WHERE request_id = ANY($1::text[])",
+            list(ours),
+        )
+        assert recorded == len(ours)
+    finally:
+        await private_pool.release(blocker)
+        await decisions.stop()
+        await producer.stop()
+
+
+def _ids(records: list[ConsumerRecord], ours: set[str]) -> list[str]:
+    return [
+        request_id
+        for r in records
+        if (request_id := dict(r.headers).get("request_id", b"").decode()) in ours
+    ]
+
+
+async def _committed(
+    stack: Stack, group: str, batch: list[ConsumerRecord]
+) -> dict[TopicPartition, int | None]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        tps = {TopicPartition(r.topic, r.partition) for r in batch}
+        return {tp: await consumer.committed(tp) for tp in tps}
+    finally:
+        await consumer.stop()
