@@ -11,8 +11,9 @@ against a private, migrated database whose consent projection holds the recipien
 with mixed consent (half granted, a quarter opted out, a quarter never seen).
 
 Throughput is measured on a backlog: the requests are produced once, then each
-side (the dispatcher, the plain passthrough, the transactional passthrough) is
-started as a fresh process with a fresh group positioned at the backlog's start,
+side (the dispatcher, the plain passthrough, the transactional passthrough, and
+the validating passthrough: a floor, `bench.passthrough --validate`) is started
+as a fresh process with a fresh group positioned at the backlog's start,
 and timed from the first output record arriving on its output topic to the last
 (read_committed). Sides alternate, in reversed order every other round; medians.
 Before every dispatcher run its schema is reset to the same state (the run's
@@ -236,14 +237,17 @@ async def dispatcher_run(b: Bench, round_: int, starts: dict[int, int], n: int) 
 
 
 async def passthrough_run(
-    b: Bench, round_: int, starts: dict[int, int], n: int, transactional: bool
+    b: Bench, round_: int, starts: dict[int, int], n: int, side: str
 ) -> SideRun:
-    label = f"passthrough{'-tx' if transactional else ''}-{round_}"
+    """`side`: passthrough, passthrough-tx (transactional) or passthrough-validate."""
+    transactional, validate = side == "passthrough-tx", side == "passthrough-validate"
+    label = f"{side}-{round_}"
     group = b.group(label)
     await position_group(b.bootstrap, group, b.topics.requests, starts)
     args = ["bench.passthrough", "--bootstrap", b.bootstrap, "--source", b.topics.requests]
     args += ["--target", b.topics.scratch, "--group", group, "--max-batch", str(b.max_batch)]
     args += ["--transactional"] if transactional else []
+    args += ["--validate"] if validate else []
     if b.retry_backoff_ms is not None:
         args += ["--retry-backoff-ms", str(b.retry_backoff_ms)]
     async with Arrivals(b.bootstrap, b.topics.scratch) as outputs:
@@ -424,14 +428,15 @@ async def run(
         del records
         report.note(f"setup: {n:,} requests produced in {seconds:.1f} s ({n / seconds:,.0f}/s)")
 
-        runs: dict[str, list[SideRun]] = {"dispatcher": [], "passthrough": [], "passthrough-tx": []}
+        sides = ("dispatcher", "passthrough", "passthrough-tx", "passthrough-validate")
+        runs: dict[str, list[SideRun]] = {side: [] for side in sides}
         for round_ in range(repeats):
             order = list(runs) if round_ % 2 == 0 else list(reversed(runs))
             for side in order:
                 if side == "dispatcher":
                     result = await dispatcher_run(b, round_, starts, n)
                 else:
-                    result = await passthrough_run(b, round_, starts, n, side == "passthrough-tx")
+                    result = await passthrough_run(b, round_, starts, n, side)
                 runs[side].append(result)
                 print(f"   round {round_ + 1} {side}: {result.throughput:,.0f}/s", flush=True)
 
@@ -445,6 +450,7 @@ async def run(
             ("dispatcher", "requests/s"),
             ("passthrough", "records/s"),
             ("passthrough-tx", "records/s"),
+            ("passthrough-validate", "records/s"),
         ):
             report.figure(f"{side} throughput (median of {repeats})", throughput[side], unit)
             report.note(
@@ -462,6 +468,13 @@ async def run(
         report.figure(
             "dispatcher ÷ transactional passthrough",
             throughput["dispatcher"] / throughput["passthrough-tx"],
+            "ratio",
+        )
+        # The floor: validating each request as the dispatcher does, and nothing else
+        # (no state, no decision, one output), already costs this share.
+        report.figure(
+            "validating passthrough ÷ passthrough",
+            throughput["passthrough-validate"] / throughput["passthrough"],
             "ratio",
         )
         report.figure(

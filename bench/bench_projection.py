@@ -61,6 +61,7 @@ from shared.db.pool import open_pool
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import durable_producer, group_consumer
 from shared.kafka.provision import EVENT_LOG_CONFIGS
+from shared.service_runner import tune_cyclic_gc
 from shared.topics import dlq
 
 PROFILES = ROOT / ".local" / "bench-logs"  # where BENCH_PYSPY profiles go
@@ -158,6 +159,7 @@ async def project(
     tracked topic through its module's CONSENT_EVENTS (it takes no topic parameter),
     so that one name is rebound for the duration."""
     settings = ConsentSettings()
+    tune_cyclic_gc()  # as the service runs (shared.service_runner.serve)
     saved = vars(projector_module)["CONSENT_EVENTS"]
     setattr(projector_module, "CONSENT_EVENTS", topic)  # noqa: B010 (a module's Final name)
     pool = await open_pool(database_url, max_size=8)

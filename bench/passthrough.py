@@ -1,6 +1,6 @@
 """The dispatcher's yardstick: a bare aiokafka consume -> produce loop, nothing else.
 
-    python -m bench.passthrough --source T --target S --group G [--transactional]
+    python -m bench.passthrough --source T --target S --group G [--transactional] [--validate]
 
 The same clients as the dispatcher (`shared.kafka.clients`: read_committed group
 consumer, acks=all idempotent producer, the same linger and batch size) and the
@@ -8,7 +8,9 @@ same batches (getmany of up to --max-batch records, 100 ms poll). Each value is
 produced unchanged to --target with its key. Plain: send the batch, await every
 acknowledgement, commit the offsets. --transactional: the dispatcher's shape, one
 Kafka transaction per batch carrying the records and the consumed offsets.
-Runs until SIGTERM.
+--validate: each value is first validated as the dispatcher validates a request
+(`parse_send_request`), and only a valid one is produced: the floor under any gate
+that checks its input before passing it on. Runs until SIGTERM.
 """
 
 import argparse
@@ -18,6 +20,7 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from shared.contract.requests import SendRequest, parse_send_request
 from shared.kafka.clients import durable_producer, group_consumer
 
 
@@ -29,6 +32,7 @@ async def passthrough(
     max_batch: int,
     transactional: bool,
     stopping: asyncio.Event,
+    validate: bool = False,
 ) -> None:
     while not stopping.is_set():
         fetched = await consumer.getmany(timeout_ms=100, max_records=max_batch)
@@ -36,6 +40,8 @@ async def passthrough(
         if not batch:
             continue
         offsets = _next_offsets(batch)
+        if validate:
+            batch = [r for r in batch if isinstance(parse_send_request(r.value), SendRequest)]
         if transactional:
             async with producer.transaction():
                 for record in batch:
@@ -98,6 +104,7 @@ async def run(args: argparse.Namespace) -> None:
             args.max_batch,
             args.transactional,
             stopping,
+            args.validate,
         )
     finally:
         await consumer.stop()
@@ -112,6 +119,7 @@ def main() -> None:
     parser.add_argument("--group", required=True)
     parser.add_argument("--max-batch", type=int, default=500)
     parser.add_argument("--transactional", action="store_true")
+    parser.add_argument("--validate", action="store_true")
     parser.add_argument(
         "--retry-backoff-ms",
         type=int,

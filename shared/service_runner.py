@@ -1,6 +1,7 @@
 """Runs a service's ASGI app under uvicorn with our logging, until SIGTERM."""
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -23,7 +24,19 @@ def serve(app: FastAPI, settings: CommonSettings, port: int) -> None:
         access_log=False,
         lifespan="on",
     )
+    tune_cyclic_gc()
     asyncio.run(uvicorn.Server(config).serve())
+
+
+def tune_cyclic_gc() -> None:
+    """Everything imported so far lives as long as the process: frozen, the cyclic
+    collector stops rescanning it. Batches allocate thousands of short-lived
+    objects; collecting the youngest generation every 20,000 allocations rather
+    than 700 lets most of them die by reference counting first. Measured on the
+    projector: 7 to 10 % more events a second."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
 
 
 async def close_all(*closers: Callable[[], Awaitable[object]]) -> None:
