@@ -26,7 +26,6 @@ subject's history interleaved with the others' as a live log would be. Then:
 import asyncio
 import gc
 import os
-import resource
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -42,6 +41,7 @@ import services.consent.projector as projector_module
 from bench.consent_seed import phones
 from bench.figures import Report, base_parser, median, sized, spread
 from bench.kafka_io import Record, produce_bulk
+from bench.machine import rss_bytes
 from bench.private import (
     TopicSpec,
     delete_groups,
@@ -291,10 +291,15 @@ async def _compare(
 
         return side
 
+    held: list[int] = []  # bytes of RSS the rebuild's result holds (after - before)
+
     async def read_and_fold() -> float:
         kept.clear()  # one Rebuilt in memory at a time
+        gc.collect()
+        before = rss_bytes(os.getpid()) or 0
         with py_spy(os.getpid(), PROFILES / f"rebuild-{topic}.pyspy.txt"):
             seconds, rebuilt = await rebuild(bootstrap, topic)
+        held.append((rss_bytes(os.getpid()) or 0) - before)
         if rebuilt.records != n or rebuilt.rejected:
             raise RuntimeError(f"rebuild read {rebuilt.records:,}, rejected {rebuilt.rejected}")
         kept.append(rebuilt)
@@ -322,11 +327,9 @@ async def _compare(
     report.note(f"rebuild read+fold runs: {spread(rates['rebuild read+fold'])}")
     report.figure("rebuild read+fold ÷ raw consume", fold_rate / raw_rate, "ratio", at_least=0.5)
     rebuilt = kept[0]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    report.note(
-        f"rebuilt: {len(rebuilt.states):,} subjects, {len(rebuilt.events):,} events; "
-        f"this process's peak RSS so far {peak:,.0f} MiB (rebuild_states holds every event)"
-    )
+    report.note(f"rebuilt: {len(rebuilt.states):,} subjects, {len(rebuilt.events):,} events")
+    # rebuild_states holds every event until the write.
+    report.figure("rebuild memory held per event", max(held) / n, "bytes")
 
     async with private_database(admin_url, "rebuild") as url:
         with py_spy(os.getpid(), PROFILES / f"write-{topic}.pyspy.txt"):
