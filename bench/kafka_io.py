@@ -5,7 +5,9 @@ import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.kafka.clients import assign_from_end
 
 Record = tuple[bytes | None, bytes]  # key, value: serialised before the clock starts
 
@@ -69,14 +71,7 @@ class Arrivals:
 
     async def __aenter__(self) -> "Arrivals":
         await self.consumer.start()
-        partitions = self.consumer.partitions_for_topic(self.topic)
-        if not partitions:
-            await self.consumer._client.force_metadata_update()
-            partitions = self.consumer.partitions_for_topic(self.topic) or set()
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self.consumer.assign(tps)
-        for tp, offset in (await self.consumer.end_offsets(tps)).items():
-            self.consumer.seek(tp, offset)
+        await assign_from_end(self.consumer, self.topic)
         self._task = asyncio.create_task(self._read())
         return self
 

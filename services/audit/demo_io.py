@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from shared.kafka.clients import assign_from_end
 
 WAIT_S = 30.0
 
@@ -46,12 +48,7 @@ class Watcher:
 
     async def start(self) -> "Watcher":
         await self.consumer.start()
-        await self.consumer._client.force_metadata_update()
-        partitions = self.consumer.partitions_for_topic(self.topic) or set()
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self.consumer.assign(tps)
-        for tp, offset in (await self.consumer.end_offsets(tps)).items():
-            self.consumer.seek(tp, offset)
+        await assign_from_end(self.consumer, self.topic)
         return self
 
     async def first(

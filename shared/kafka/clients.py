@@ -54,6 +54,15 @@ async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[int, int]:
     return {tp.partition: offset for tp, offset in ends.items()}
 
 
+async def assign_from_end(consumer: AIOKafkaConsumer, topic: str) -> None:
+    """Every partition of `topic` assigned (no group) at its end offset: the consumer
+    reads what is written from now on, as a watcher of a topic's outputs does."""
+    ends = await end_offsets(consumer, topic)
+    consumer.assign([TopicPartition(topic, p) for p in sorted(ends)])
+    for partition, offset in ends.items():
+        consumer.seek(TopicPartition(topic, partition), offset)
+
+
 async def consumer_lag(consumer: AIOKafkaConsumer) -> dict[int, int]:
     """Records behind the last known high watermark, per assigned partition
     (from the last fetch: no broker round trip)."""

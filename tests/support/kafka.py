@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from shared.kafka.clients import assign_from_end
 
 
 class TopicReader:
@@ -26,15 +28,7 @@ class TopicReader:
 
     async def start(self) -> "TopicReader":
         await self.consumer.start()
-        partitions = self.consumer.partitions_for_topic(self.topic)
-        if not partitions:
-            await self.consumer._client.force_metadata_update()
-            partitions = self.consumer.partitions_for_topic(self.topic)
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self.consumer.assign(tps)
-        ends = await self.consumer.end_offsets(tps)
-        for tp, offset in ends.items():
-            self.consumer.seek(tp, offset)
+        await assign_from_end(self.consumer, self.topic)
         return self
 
     async def stop(self) -> None:
