@@ -175,7 +175,7 @@ class Gate:
             offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
         try:
             async with self.producer.transaction():
-                recording = asyncio.ensure_future(self.store.record(new_rows)) if new_rows else None
+                recording = asyncio.create_task(self.store.record(new_rows)) if new_rows else None
                 try:
                     for topic, key, value, headers in outputs.sends:
                         await self.producer.send(topic, value=value, key=key, headers=headers)
