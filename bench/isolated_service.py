@@ -22,7 +22,7 @@ included, which a sampling profile of CPU does not show.
 `BENCH_RETRY_BACKOFF_MS=n` is an experiment, off by default: every producer made by
 `shared.kafka.clients.durable_producer` waits n ms instead of aiokafka's 100 before
 retrying a produce (what the broker's NOT_ENOUGH_REPLICAS answers to transactional
-produces cost, see bench.bench_dispatcher.retried_produces).
+produces cost, see bench.dispatcher_sides.retried_produces).
 """
 
 import importlib
