@@ -5,10 +5,11 @@ measured peak; the dispatcher's RSS; the fence's wait.
     python -m bench.bench_dispatcher [--quick] [--requests N] [--recipients N] [--repeats N]
 
 The dispatcher is the real one, `services.dispatcher.main`, in a process of its own
-(`bench.isolated_service`: the contract's topic names bound to private topics, so
-nothing running beside the benchmark sees its records, nor it theirs), deciding
-against a private, migrated database whose consent projection holds the recipients
-with mixed consent (half granted, a quarter opted out, a quarter never seen).
+(`bench.isolated_service`, with KAFKA_TOPIC_PREFIX=bench.<run>.: the contract's
+topics are the run's private copies, so nothing running beside the benchmark sees
+its records, nor it theirs), deciding against a private, migrated database whose
+consent projection holds the recipients with mixed consent (half granted, a
+quarter opted out, a quarter never seen).
 
 Throughput is measured on a backlog: the requests are produced once, then each
 side (the dispatcher, the plain passthrough, the transactional passthrough, and

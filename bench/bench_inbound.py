@@ -4,15 +4,15 @@ and classifier replies per second.
     python -m bench.bench_inbound [--quick] [--requests N] [--concurrency N] [--replies N]
 
 The inbound service is the real one (`services.inbound.main`, in a process of its
-own through `bench.isolated_service`: its topics are private, so the webhooks and
-the opt-outs its consumer derives from them reach no one else), with a secret of
-the run's own. Bodies are WhatsApp Cloud API text webhooks from fresh numbers,
-signed before the clock starts; --concurrency connections POST them, kept alive
-(as Meta's delivery would: many at once), from `bench.http_load`, a client cheap
-enough not to be the bottleneck (`--client httpx` shows why it is needed: see
-that module). The service answers
-200 only once the body is acknowledged by the broker (acks=all), so the latency of
-a POST is the latency to the acknowledged produce. The service's consumer runs
+own through `bench.isolated_service`, with KAFKA_TOPIC_PREFIX=bench.<run>.: its
+topics are private, so the webhooks and the opt-outs its consumer derives from them
+reach no one else), with a secret of the run's own. Bodies are WhatsApp Cloud API
+text webhooks from fresh numbers, signed before the clock starts; --concurrency
+connections POST them, kept alive (as Meta's delivery would: many at once), from
+`bench.http_load`, a client cheap enough not to be the bottleneck (`--client httpx`
+shows why it is needed: see that module). The service answers 200 only once the
+body is acknowledged by the broker (acks=all), so the latency of a POST is the
+latency to the acknowledged produce. The service's consumer runs
 meanwhile, turning the STOPs into events, as it would in production.
 
 The classifier (`classify_reply`) is timed alone, in this process, on one core,
@@ -38,8 +38,10 @@ from bench.private import (
     delete_groups,
     free_port,
     group_lag,
+    prefixed,
     private_topics,
     run_id,
+    topic_prefix,
 )
 from bench.processes import ROOT, BenchProcess
 from services.inbound.domain.classifier import classify_reply
@@ -150,7 +152,8 @@ async def bench_webhooks(
 ) -> None:
     settings = CommonSettings()
     rid = run_id()
-    names = {t: f"bench.{rid}.{t}" for t in (WHATSAPP_INBOUND, CONSENT_EVENTS, MESSAGE_REQUESTS)}
+    prefix = topic_prefix(rid)
+    names = {t: prefixed(prefix, t) for t in (WHATSAPP_INBOUND, CONSENT_EVENTS, MESSAGE_REQUESTS)}
     specs = [TopicSpec(name) for name in names.values()] + [TopicSpec(dlq(names[WHATSAPP_INBOUND]))]
     secret = f"bench-secret-{rid}"
     group = f"bench-{rid}-inbound"
@@ -162,7 +165,7 @@ async def bench_webhooks(
         "INBOUND_HTTP_PORT": str(port),
         "INBOUND_GROUP_ID": group,
         "WHATSAPP_APP_SECRET": secret,
-        "BENCH_TOPICS": orjson.dumps(names).decode(),
+        "KAFKA_TOPIC_PREFIX": prefix,
     }
     bodies = signed_bodies(warmup + n, secret.encode(), rid)
     async with private_topics(settings.kafka_bootstrap_servers, specs):

@@ -13,7 +13,7 @@ import orjson
 from bench.consent_seed import phones, seed_subjects
 from bench.figures import Report
 from bench.kafka_io import Record, produce_bulk
-from bench.private import TopicSpec, topic_ends
+from bench.private import TopicSpec, prefixed, topic_ends, topic_prefix
 from shared.topics import CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGE_REQUESTS, MESSAGES_OUTBOUND
 from shared.topics import dlq as dlq_of
 
@@ -22,6 +22,10 @@ PURPOSES = ("event_reminder",) * 8 + ("registration_confirmation", "educational_
 
 @dataclass(frozen=True)
 class Topics:
+    """The run's topics: the contract's that the dispatcher uses, named as it names them
+    when started with KAFKA_TOPIC_PREFIX=prefix; and scratch, the passthroughs' output."""
+
+    prefix: str
     requests: str
     decisions: str
     outbound: str
@@ -30,20 +34,15 @@ class Topics:
 
     @classmethod
     def for_run(cls, rid: str) -> "Topics":
+        prefix = topic_prefix(rid)
         return cls(
-            *(
-                f"bench.{rid}.{n}"
-                for n in ("requests", "decisions", "outbound", "consent", "scratch")
-            )
+            prefix,
+            requests=prefixed(prefix, MESSAGE_REQUESTS),
+            decisions=prefixed(prefix, DISPATCH_DECISIONS),
+            outbound=prefixed(prefix, MESSAGES_OUTBOUND),
+            consent=prefixed(prefix, CONSENT_EVENTS),
+            scratch=f"{prefix}scratch",
         )
-
-    def contract(self) -> dict[str, str]:
-        return {
-            MESSAGE_REQUESTS: self.requests,
-            DISPATCH_DECISIONS: self.decisions,
-            MESSAGES_OUTBOUND: self.outbound,
-            CONSENT_EVENTS: self.consent,
-        }
 
     def specs(self) -> list[TopicSpec]:
         names = [self.requests, self.decisions, self.outbound, self.consent, self.scratch]

@@ -77,7 +77,7 @@ def dispatcher_process(b: Bench, label: str, group: str, port: int) -> BenchProc
         "DISPATCHER_HTTP_PORT": str(port),
         "DISPATCHER_SENDER_ENABLED": "false",
         "DISPATCHER_MAX_BATCH": str(b.max_batch),
-        "BENCH_TOPICS": orjson.dumps(b.topics.contract()).decode(),
+        "KAFKA_TOPIC_PREFIX": b.topics.prefix,
     }
     if b.retry_backoff_ms is not None:
         env["BENCH_RETRY_BACKOFF_MS"] = str(b.retry_backoff_ms)

@@ -1,17 +1,16 @@
-"""Run a service's own `main()` with the contract's topic names bound to private ones.
+"""Run a service's own `main()` on a benchmark's private copies of the topics.
 
-    BENCH_TOPICS='{"messages.requests.v1": "bench.1a2b3c4d.requests", ...}' \\
-        python -m bench.isolated_service dispatcher
+    KAFKA_TOPIC_PREFIX=bench.1a2b3c4d. python -m bench.isolated_service dispatcher
 
 The services read and write the contract's topic names, which other runs share:
 a benchmark's 200,000 requests on `messages.requests.v1` would be decided by every
 dispatcher running beside it (a test session's, `make up`'s), and the benchmark's
-dispatcher would publish second decisions for their requests. So the names are
-rebound in `shared.topics` BEFORE any service module is imported: every
-`from shared.topics import X` then binds the private name. Every loaded module of
-the project is then checked for a contract name left over, and the process refuses
-to start if one is found. The service's code runs unchanged otherwise, but for the
-wrappers of the two options below, when they are set.
+dispatcher would publish second decisions for their requests. So the benchmark
+creates its topics as `<prefix><contract name>` (`bench.private.prefixed`) and
+starts the service with KAFKA_TOPIC_PREFIX=<prefix>, which `shared.topics` puts
+before every contract name; the process refuses to start without a prefix. The
+service's code runs unchanged otherwise, but for the wrappers of the two options
+below, when they are set.
 
 `BENCH_STAGES=path` with `BENCH_STAGE_CLASSES=module:Class,...` times every
 coroutine method of those classes (wall time, calls, max) and keeps the totals
@@ -32,21 +31,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import orjson
 
 import shared.kafka.clients as clients
 import shared.topics as topics
-
-
-def rebind(mapping: dict[str, str]) -> None:
-    for name, value in vars(topics).copy().items():
-        if isinstance(value, str) and value in mapping:
-            setattr(topics, name, mapping[value])
-        elif isinstance(value, tuple) and all(isinstance(v, str) for v in value):
-            setattr(topics, name, tuple(mapping.get(v, v) for v in value))
 
 
 def shorten_retry_backoff(milliseconds: int) -> None:
@@ -94,30 +84,13 @@ def time_stages(path: str, classes: str) -> None:
                 setattr(cls, name, timed(f"{class_name}.{name}", method))
 
 
-def leftovers(mapping: dict[str, str]) -> list[str]:
-    found = []
-    for module_name, module in list(sys.modules.items()):
-        if not isinstance(module, ModuleType) or module_name.split(".")[0] not in (
-            "services",
-            "shared",
-        ):
-            continue
-        for attribute, value in vars(module).items():
-            if isinstance(value, str) and value in mapping:
-                found.append(f"{module_name}.{attribute}")
-    return found
-
-
 def main() -> None:
     service = sys.argv[1]
-    mapping: dict[str, str] = orjson.loads(os.environ["BENCH_TOPICS"])
-    rebind(mapping)
+    if not topics.PREFIX:
+        sys.exit("KAFKA_TOPIC_PREFIX is not set: the service would use the contract's topics")
     if os.environ.get("BENCH_RETRY_BACKOFF_MS"):
         shorten_retry_backoff(int(os.environ["BENCH_RETRY_BACKOFF_MS"]))
     entry = importlib.import_module(f"services.{service}.main")
-    left = leftovers(mapping)
-    if left:
-        sys.exit(f"contract topic names left after rebinding, refusing to start: {left}")
     if os.environ.get("BENCH_STAGES"):
         time_stages(os.environ["BENCH_STAGES"], os.environ["BENCH_STAGE_CLASSES"])
     entry.main()

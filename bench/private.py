@@ -21,6 +21,7 @@ from aiokafka.protocol.admin import DeleteGroupsRequest
 
 from shared.db.migrate import apply_migrations
 from shared.kafka.clients import end_offsets, offsets_reader
+from shared.topics import PREFIX
 
 
 def run_id() -> str:
@@ -68,6 +69,17 @@ async def _drop_database(admin_url: str, name: str, timeout: float = 120.0) -> N
         finally:
             await admin.close()
         await asyncio.sleep(1.0)
+
+
+def topic_prefix(rid: str) -> str:
+    """The KAFKA_TOPIC_PREFIX of a run's services: the topics they use are the run's own."""
+    return f"bench.{rid}."
+
+
+def prefixed(prefix: str, topic: str) -> str:
+    """`topic` (a `shared.topics` name) as a service started with KAFKA_TOPIC_PREFIX=prefix
+    names it: prefix + the contract's name (without this process's own prefix, if any)."""
+    return prefix + topic.removeprefix(PREFIX)
 
 
 @dataclass(frozen=True)
