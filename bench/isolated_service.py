@@ -19,9 +19,10 @@ shutdown, so nothing at exit can be relied on): where a batch's time goes, waits
 included, which a sampling profile of CPU does not show.
 
 `BENCH_RETRY_BACKOFF_MS=n` is an experiment, off by default: every producer made by
-`shared.kafka.clients.durable_producer` waits n ms instead of aiokafka's 100 before
-retrying a produce (what the broker's NOT_ENOUGH_REPLICAS answers to transactional
-produces cost, see bench.dispatcher_sides.retried_produces).
+`shared.kafka.clients.durable_producer` waits n ms before retrying a produce, whatever
+its caller asked for (the dispatcher asks for 10 ms): what the broker's
+NOT_ENOUGH_REPLICAS answers to transactional produces cost (see
+bench.dispatcher_sides.retried_produces).
 """
 
 import importlib
@@ -44,8 +45,7 @@ def shorten_retry_backoff(milliseconds: int) -> None:
 
     def durable_producer(*args: Any, **kwargs: Any) -> Any:
         producer = made(*args, **kwargs)
-        # aiokafka takes retry_backoff_ms only in its constructor, which
-        # durable_producer does not expose; its sender reads this per request.
+        # Overrides what the caller passed: aiokafka's sender reads this per request.
         producer._sender._retry_backoff = milliseconds / 1000
         return producer
 
