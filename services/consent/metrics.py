@@ -2,7 +2,13 @@ from prometheus_client import Counter, Gauge
 
 EVENTS_APPLIED = Counter("consent_events_applied_total", "Events applied to the projection")
 EVENTS_REJECTED = Counter("consent_events_rejected_total", "Events sent to the DLQ", ["reason"])
-SUBJECTS_REFOLDED = Counter("consent_subjects_refolded_total", "Subject states refolded")
+SUBJECTS_REFOLDED = Counter(
+    "consent_subjects_refolded_total", "Subject states folded again from their whole history"
+)
+SUBJECTS_FOLDED_ON = Counter(
+    "consent_subjects_folded_on_total",
+    "Subject states folded on from the stored state (every new event sorted after it)",
+)
 PROJECTION_LAG = Gauge(
     "consent_projection_lag_records", "Records behind the log end", ["partition"]
 )

@@ -70,10 +70,12 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
                     offset=record.offset,
                 )
         if positions:
-            refolded = await self.store.apply(CONSENT_EVENTS, fresh, positions)
+            folded = await self.store.apply(CONSENT_EVENTS, fresh, positions)
             self.applied.update(positions)
             metrics.EVENTS_APPLIED.inc(len(fresh))
+            refolded = sum(f.refolded for f in folded)
             metrics.SUBJECTS_REFOLDED.inc(refolded)
+            metrics.SUBJECTS_FOLDED_ON.inc(len(folded) - refolded)
 
     async def track_idle_positions(self) -> None:
         """Transaction markers occupy offsets but never reach `handle`; the fence

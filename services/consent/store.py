@@ -74,6 +74,7 @@ class Folded:
 
     state: SubjectState
     through: OrderKey | None
+    refolded: bool = True  # from the whole history; False: folded onto the stored state
 
 
 def fold_rows(rows: Iterable[Any]) -> dict[str, Folded]:
@@ -99,11 +100,13 @@ class ConsentStore:
 
     async def apply(
         self, topic: str, events: Sequence[LoggedEvent], positions: dict[int, int]
-    ) -> int:
-        """Events, the refolded subjects and the tracking positions in ONE transaction:
-        a redelivered batch is a no-op and a crash leaves nothing half-applied."""
+    ) -> list[Folded]:
+        """Events, the subjects' new states and the tracking positions in ONE
+        transaction: a redelivered batch is a no-op and a crash leaves nothing
+        half-applied. Returns the states written."""
         async with self.pool.acquire() as conn, conn.transaction():
             fresh: list[LoggedEvent] = []
+            folded: list[Folded] = []
             if events:
                 # In log order, so that of two records with one event_id the first is kept.
                 in_order = sorted(events, key=LoggedEvent.log_key)
@@ -116,7 +119,7 @@ class ConsentStore:
                 await conn.execute(UPSERT_SUBJECTS, *subject_columns(folded))
             await conn.execute(_ADVANCE_TRACKING, topic, list(positions), list(positions.values()))
             await conn.execute(f"NOTIFY {TRACKING_CHANNEL}")
-            return len({e.event.subject for e in fresh})
+            return folded
 
     async def advance(self, topic: str, positions: dict[int, int]) -> None:
         await self.pool.execute(_ADVANCE_TRACKING, topic, list(positions), list(positions.values()))
@@ -158,7 +161,7 @@ async def _folded(conn: Any, fresh: Sequence[LoggedEvent]) -> list[Folded]:
             refold.append(subject)  # a late event sorts inside the history
             continue
         state = fold_onto(SubjectState.model_validate_json(row["state"]), later)
-        folded.append(Folded(state, max(through, *(e.order_key() for e in later))))
+        folded.append(Folded(state, max(through, *(e.order_key() for e in later)), False))
     refold.extend(by_subject)  # no stored state yet
     if refold:
         folded.extend(fold_rows(await conn.fetch(_HISTORIES, refold)).values())

@@ -18,6 +18,7 @@ import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from prometheus_client import REGISTRY
 
 from services.consent.projector import Projector
 from services.consent.store import ConsentStore
@@ -402,6 +403,14 @@ async def test_late_older_opt_in_and_grant_do_not_undo_a_newer_opt_out(
     assert restored.last_event_id == newer["event_id"]
 
 
+def _fold_counts() -> tuple[float, float]:
+    """consent_subjects_folded_on_total and consent_subjects_refolded_total."""
+    return (
+        REGISTRY.get_sample_value("consent_subjects_folded_on_total") or 0.0,
+        REGISTRY.get_sample_value("consent_subjects_refolded_total") or 0.0,
+    )
+
+
 async def _mark_stored_version(store: ConsentStore, phone: str, version: int) -> None:
     """Tells the paths apart: folding onto the stored state keeps the mark; a refold
     of the history does not."""
@@ -440,6 +449,7 @@ async def test_events_sorting_after_the_history_are_folded_onto_the_stored_state
 
     # When an event that sorts after the whole history arrives
     opt_out = event(phone, "OptedOut", occurred_at=at(-1))
+    counted = _fold_counts()
     await projector.handle(await log.produce(phone, opt_out))
 
     # Then it is applied to the stored state, not to a refold of the history
@@ -447,11 +457,14 @@ async def test_events_sorting_after_the_history_are_folded_onto_the_stored_state
     assert state is not None
     assert (state.version, state.status) == (42, Status.OPTED_OUT)
     assert await _through(store, phone) == await _order_key_of(store, opt_out["event_id"])
+    assert _fold_counts() == (counted[0] + 1, counted[1])
 
     # When a late event sorts inside the history
+    counted = _fold_counts()
     await projector.handle(await log.produce(phone, event(phone, "OptedIn", occurred_at=at(-2))))
 
     # Then the history is refolded from the events table: the mark is gone
+    assert _fold_counts() == (counted[0], counted[1] + 1)
     state = await store.subject(phone)
     assert state is not None
     assert (state.version, state.status, state.last_event_id) == (
