@@ -7,10 +7,12 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 
 from services.dispatcher import metrics
 from services.dispatcher.fence import Fence
@@ -72,7 +74,13 @@ class _LostRaceError(Exception):
         self.request_ids = request_ids
 
 
-class Gate:
+class Gate(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Also the consumer's rebalance listener: a partition is given up only between
+    batches, once the batch in flight has committed its transaction. Without that, the
+    instance taking the partition over would read it from the offsets committed
+    before that batch, find its decision rows (the same source positions: a
+    redelivery, to all appearances) and publish them a second time."""
+
     def __init__(
         self,
         store: DispatcherStore,
@@ -86,8 +94,20 @@ class Gate:
         self.producer = producer
         self.group_id = group_id
         self.frequency = frequency
+        self._in_flight = asyncio.Lock()
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self._in_flight:  # waits for the batch in flight, if any
+            pass
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        pass
 
     async def handle(self, batch: list[ConsumerRecord]) -> None:
+        async with self._in_flight:
+            await self._handle(batch)
+
+    async def _handle(self, batch: list[ConsumerRecord]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
         parsed = [(record, parse_send_request(record.value)) for record in batch]
         ids = {_request_id(record, p) for record, p in parsed} - {None}

@@ -57,7 +57,6 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
         reader = offsets_reader(settings.kafka_bootstrap_servers)
         for client in (producer, consumer, reader):
             await client.start()
-        consumer.subscribe([MESSAGE_REQUESTS])
         gate = Gate(
             store,
             Fence(reader, store, settings.fence_timeout_seconds),
@@ -65,6 +64,7 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
             settings.group_id,
             settings.policy(),
         )
+        consumer.subscribe([MESSAGE_REQUESTS], listener=gate)
         # Offsets are committed inside the Kafka transaction, never by the loop.
         loop = BatchConsumer(
             consumer,

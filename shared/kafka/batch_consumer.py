@@ -71,9 +71,16 @@ class BatchConsumer:
 
     async def _until_done(self, batch: Batch) -> None:
         async def attempt() -> None:
-            await self.handle(batch)
+            # A rebalance between two attempts may have given some partitions to
+            # another consumer, which reads them from the committed offsets: their
+            # records are no longer ours to handle.
+            assigned = self.consumer.assignment()
+            mine = [r for r in batch if TopicPartition(r.topic, r.partition) in assigned]
+            if not mine:
+                return
+            await self.handle(mine)
             if self.commit:
-                await self.consumer.commit(_next_offsets(batch))
+                await self.consumer.commit(_next_offsets(mine))
 
         await self._call_retrying(attempt)
 

@@ -18,14 +18,15 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from services.dispatcher.fence import Fence
 from services.dispatcher.gate import Gate
 from services.dispatcher.store import DecisionRow, DispatcherStore
 from shared.db.pool import open_pool
 from shared.dispatch.rules import FrequencyPolicy
-from shared.kafka.clients import durable_producer
+from shared.kafka.batch_consumer import BatchConsumer, RunningConsumer
+from shared.kafka.clients import durable_producer, group_consumer
 from shared.topics import DISPATCH_DECISIONS, MESSAGE_REQUESTS
 from tests.support.kafka import TopicReader, private_topics, produce
 from tests.support.private_db import private_database
@@ -205,6 +206,73 @@ async def test_outputs_stay_invisible_until_their_decisions_are_recorded(
         await private_pool.release(blocker)
         await decisions.stop()
         await producer.stop()
+
+
+class _HeldAfterRecording(DispatcherStore):
+    """Records the decisions, then holds the batch before its Kafka transaction can
+    commit: the window in which a rebalance could hand its partitions over."""
+
+    def __init__(self, pool: Any) -> None:
+        super().__init__(pool)
+        self.recorded = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def record(self, rows: Sequence[DecisionRow]) -> set[str]:
+        inserted = await super().record(rows)
+        self.recorded.set()
+        await self.release.wait()
+        return inserted
+
+
+async def test_partitions_change_hands_only_after_the_batch_in_flight_commits(
+    stack: Stack, requests_topic: str, private_pool: Any
+) -> None:
+    """Instance A has recorded a batch's decisions and not yet committed its Kafka
+    transaction when instance B joins the group. B must not get A's partitions
+    before that commit: it would read them from the offsets committed before the
+    batch, find A's rows for the same records and publish them a second time."""
+    requests = [send_request(unique_phone()) for _ in range(9)]  # over every partition
+    ours = {r["request_id"] for r in requests}
+    group = f"test-gate-{uuid.uuid4().hex[:8]}"
+    held = _HeldAfterRecording(private_pool)
+    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
+    instances: list[tuple[AIOKafkaProducer, AIOKafkaConsumer, RunningConsumer]] = []
+
+    async def start(store: DispatcherStore) -> None:
+        producer = durable_producer(
+            stack.kafka_bootstrap, transactional_id=f"test-gate-{uuid.uuid4().hex[:8]}"
+        )
+        consumer = group_consumer(stack.kafka_bootstrap, group)
+        await producer.start()
+        await consumer.start()
+        gate = Gate(store, _Passed(), producer, group, FrequencyPolicy())
+        consumer.subscribe([requests_topic], listener=gate)
+        loop = BatchConsumer(consumer, gate.handle, name="gate", commit=False)
+        instances.append((producer, consumer, loop.start()))
+
+    try:
+        await produce(
+            stack.kafka_bootstrap, requests_topic, [(r["recipient"], r) for r in requests]
+        )
+        await start(held)
+        async with asyncio.timeout(30):
+            await held.recorded.wait()
+        await start(DispatcherStore(private_pool))  # B joins: a rebalance begins
+        await asyncio.sleep(8)  # A's heartbeat learns of it; B would be deciding by now
+        held.release.set()
+
+        await decisions.wait_for(lambda rs: len(set(_ids(rs, ours))) == len(ours))
+        await asyncio.sleep(3)  # a second copy from B would arrive by now
+        await decisions.poll()
+        published = _ids(decisions.records, ours)
+        assert sorted(published) == sorted(ours), "a decision was published twice"
+    finally:
+        held.release.set()
+        for producer, consumer, running in instances:
+            await running.stop()
+            await consumer.stop()
+            await producer.stop()
+        await decisions.stop()
 
 
 def _ids(records: list[ConsumerRecord], ours: set[str]) -> list[str]:
