@@ -12,9 +12,10 @@ consent projection holds the recipients with mixed consent (half granted, a
 quarter opted out, a quarter never seen).
 
 Throughput is measured on a backlog: the requests are produced once, then each
-side (the dispatcher, the plain passthrough, the transactional passthrough, and
-the validating passthrough: a floor, `bench.passthrough --validate`) is started
-as a fresh process with a fresh group positioned at the backlog's start,
+side (the dispatcher, two dispatchers in one group, the plain passthrough, the
+transactional passthrough, and the validating passthrough: a floor,
+`bench.passthrough --validate`) is started as fresh processes with a fresh group
+positioned at the backlog's start,
 and timed from the first output record arriving on its output topic to the last
 (read_committed). Sides alternate, in reversed order every other round; medians.
 Before every dispatcher run its schema is reset to the same state (the run's
@@ -61,13 +62,20 @@ async def run(
         recipients = await seed_recipients(report, url, recipients_n, log_dir)
         starts = await produce_backlog(report, bootstrap, topics.requests, recipients, n, rid)
 
-        sides = ("dispatcher", "passthrough", "passthrough-tx", "passthrough-validate")
+        sides = (
+            "dispatcher",
+            "dispatcher-x2",
+            "passthrough",
+            "passthrough-tx",
+            "passthrough-validate",
+        )
         runs: dict[str, list[SideRun]] = {side: [] for side in sides}
         for round_ in range(repeats):
             order = list(runs) if round_ % 2 == 0 else list(reversed(runs))
             for side in order:
-                if side == "dispatcher":
-                    result = await dispatcher_run(b, round_, starts, n)
+                if side.startswith("dispatcher"):
+                    instances = 2 if side == "dispatcher-x2" else 1
+                    result = await dispatcher_run(b, round_, starts, n, instances)
                 else:
                     result = await passthrough_run(b, round_, starts, n, side)
                 runs[side].append(result)

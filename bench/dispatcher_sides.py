@@ -2,6 +2,7 @@
 with a fresh group: the real dispatcher, and the passthroughs it is compared with."""
 
 from collections import Counter
+from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,29 +85,53 @@ def dispatcher_process(b: Bench, label: str, group: str, port: int) -> BenchProc
     return BenchProcess(label, ["bench.isolated_service", "dispatcher"], env, b.log_dir)
 
 
-async def dispatcher_run(b: Bench, round_: int, starts: dict[int, int], n: int) -> SideRun:
+async def dispatcher_run(
+    b: Bench, round_: int, starts: dict[int, int], n: int, instances: int = 1
+) -> SideRun:
+    """`instances` dispatchers in one group (one per partition at most): CPU is their
+    sum, RSS the largest; the metrics and the profile are the first one's."""
     await forget_decisions(b.database_url)
-    label = f"dispatcher-{round_}"
+    label = f"dispatcher-{round_}" if instances == 1 else f"dispatcher-x{instances}-{round_}"
     group = b.group(label)
     await position_group(b.bootstrap, group, b.topics.requests, starts)
-    port = free_port()
-    async with Arrivals(b.bootstrap, b.topics.decisions) as decisions:
-        decisions.keep_values = round_ == 0
-        with (
-            dispatcher_process(b, label, group, port) as process,
-            py_spy(process.pid, b.log_dir / f"{label}.pyspy.txt"),
-        ):
-            async with RssSampler(process.pid) as rss, CpuShare(process.pid) as cpu:
-                await decisions.wait_for(n, timeout=max(180.0, n / 200), alive=process.alive)
-            metrics = await scrape(f"http://127.0.0.1:{port}")
+    ports = [free_port() for _ in range(instances)]
+    names = [label] if instances == 1 else [f"{label}-{i}" for i in range(instances)]
+    async with Arrivals(b.bootstrap, b.topics.decisions, ids=instances > 1) as decisions:
+        decisions.keep_values = round_ == 0 and instances == 1
+        with ExitStack() as started:
+            processes = [
+                started.enter_context(dispatcher_process(b, name, group, port))
+                for name, port in zip(names, ports, strict=True)
+            ]
+            started.enter_context(py_spy(processes[0].pid, b.log_dir / f"{label}.pyspy.txt"))
+            async with AsyncExitStack() as sampled:
+                rss = [await sampled.enter_async_context(RssSampler(p.pid)) for p in processes]
+                cpu = [await sampled.enter_async_context(CpuShare(p.pid)) for p in processes]
+
+                def alive() -> None:
+                    for process in processes:
+                        process.alive()
+
+                await decisions.wait_for(n, timeout=max(180.0, n / 200), alive=alive)
+            metrics = await scrape(f"http://127.0.0.1:{ports[0]}")
+    if instances > 1 and len(decisions.arrived) != decisions.count:
+        # Instances hand partitions over in a rebalance: never a decision twice.
+        raise RuntimeError(
+            f"{decisions.count - len(decisions.arrived)} decisions published twice by "
+            f"{instances} dispatchers"
+        )
     outcomes: Counter[str] = Counter()
     for value in decisions.values:
         body = orjson.loads(value)
         outcomes[f"{body['decision']}/{body['reason']}"] += 1
-    retries = retried_produces(process)
-    seconds = decisions.last_at - decisions.first_at
     return SideRun(
-        decisions.throughput(), seconds, rss.peak_mib, cpu.share, retries, metrics, outcomes
+        decisions.throughput(),
+        decisions.last_at - decisions.first_at,
+        max(r.peak_mib for r in rss),
+        sum(c.share for c in cpu),
+        sum(retried_produces(p) for p in processes),
+        metrics,
+        outcomes,
     )
 
 
