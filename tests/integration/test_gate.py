@@ -3,12 +3,12 @@ written while the outputs are sent in the open Kafka transaction, which commits
 only after them; when another instance recorded some decisions first, the
 transaction is aborted and the batch is published again without them.
 
-The gate runs against a private, migrated database and a throwaway consumer
-group, on requests produced to a private topic (a dispatcher running beside the
-tests must not decide them too); its outputs go to the real topics, read back
-by request_id. The fence is
-passed at once: it has tests of its own (tests/e2e/test_fail_closed.py), and the
-private database's projection tracks nothing."""
+Each test has topics of its own for the requests and the outputs (a dispatcher
+running beside the tests must not decide these requests, and `make audit` of
+the local system must not find these decisions), a private, migrated database
+and a throwaway consumer group. The fence is passed at once: it has tests of its
+own (tests/e2e/test_fail_closed.py), and the private database's projection
+tracks nothing."""
 
 import asyncio
 import uuid
@@ -20,6 +20,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+import services.dispatcher.gate as gate_module
 from services.dispatcher.fence import Fence
 from services.dispatcher.gate import Gate
 from services.dispatcher.store import DecisionRow, DispatcherStore
@@ -27,7 +28,7 @@ from shared.db.pool import open_pool
 from shared.dispatch.rules import FrequencyPolicy
 from shared.kafka.batch_consumer import BatchConsumer, RunningConsumer
 from shared.kafka.clients import durable_producer, group_consumer
-from shared.topics import DISPATCH_DECISIONS, MESSAGE_REQUESTS
+from shared.topics import DISPATCH_DECISIONS, MESSAGE_REQUESTS, MESSAGES_OUTBOUND
 from tests.support.kafka import TopicReader, private_topics, produce
 from tests.support.private_db import private_database
 from tests.support.records import send_request, unique_phone
@@ -57,11 +58,19 @@ class _LateLookup(DispatcherStore):
         return {i: row for i, row in found.items() if i not in self.hidden}
 
 
-@pytest.fixture(scope="module")
-async def requests_topic(stack: Stack) -> AsyncIterator[str]:
-    topic = f"test.gate.{uuid.uuid4().hex[:8]}.{MESSAGE_REQUESTS}"
-    async with private_topics(stack.kafka_bootstrap, {topic: {}}):
-        yield topic
+@pytest.fixture
+async def requests_topic(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """The requests topic of this test; the gate's outputs go to private copies too."""
+    prefix = f"test.gate.{uuid.uuid4().hex[:8]}."
+    topics = [prefix + t for t in (MESSAGE_REQUESTS, DISPATCH_DECISIONS, MESSAGES_OUTBOUND)]
+    async with private_topics(stack.kafka_bootstrap, {t: {} for t in topics}):
+        monkeypatch.setattr(gate_module, "DISPATCH_DECISIONS", topics[1])
+        monkeypatch.setattr(gate_module, "MESSAGES_OUTBOUND", topics[2])
+        yield topics[0]
+
+
+def _decisions_of(requests_topic: str) -> str:
+    return requests_topic.removesuffix(MESSAGE_REQUESTS) + DISPATCH_DECISIONS
 
 
 @pytest.fixture
@@ -125,7 +134,7 @@ async def test_decisions_recorded_first_by_another_instance_are_not_published_ag
         stack.kafka_bootstrap, transactional_id=f"test-gate-{uuid.uuid4().hex[:8]}"
     )
     await producer.start()
-    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
+    decisions = await TopicReader(stack.kafka_bootstrap, _decisions_of(requests_topic)).start()
     try:
         sent = await produce(
             stack.kafka_bootstrap, requests_topic, [(r["recipient"], r) for r in requests]
@@ -174,7 +183,7 @@ async def test_outputs_stay_invisible_until_their_decisions_are_recorded(
         stack.kafka_bootstrap, transactional_id=f"test-gate-{uuid.uuid4().hex[:8]}"
     )
     await producer.start()
-    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
+    decisions = await TopicReader(stack.kafka_bootstrap, _decisions_of(requests_topic)).start()
     blocker = await private_pool.acquire()
     try:
         sent = await produce(
@@ -235,7 +244,7 @@ async def test_partitions_change_hands_only_after_the_batch_in_flight_commits(
     ours = {r["request_id"] for r in requests}
     group = f"test-gate-{uuid.uuid4().hex[:8]}"
     held = _HeldAfterRecording(private_pool)
-    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
+    decisions = await TopicReader(stack.kafka_bootstrap, _decisions_of(requests_topic)).start()
     instances: list[tuple[AIOKafkaProducer, AIOKafkaConsumer, RunningConsumer]] = []
 
     async def start(store: DispatcherStore) -> None:
