@@ -95,17 +95,28 @@ class Gate(ConsumerRebalanceListener):  # type: ignore[misc]
         self.group_id = group_id
         self.frequency = frequency
         self._in_flight = asyncio.Lock()
+        # The partitions the group gave us; None until it gives any (a gate driven
+        # without a group consumer handles every record it is given).
+        self._owned: set[TopicPartition] | None = None
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         async with self._in_flight:  # waits for the batch in flight, if any
-            pass
+            if self._owned is not None:
+                self._owned -= set(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        pass
+        async with self._in_flight:
+            self._owned = (self._owned or set()) | set(assigned)
 
     async def handle(self, batch: list[ConsumerRecord]) -> None:
         async with self._in_flight:
-            await self._handle(batch)
+            # Records fetched before a revocation are no longer ours to decide.
+            owned = self._owned
+            mine = [
+                r for r in batch if owned is None or TopicPartition(r.topic, r.partition) in owned
+            ]
+            if mine:
+                await self._handle(mine)
 
     async def _handle(self, batch: list[ConsumerRecord]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
