@@ -12,8 +12,8 @@ from shared.topics import CONSENT_EVENTS
 
 TRACKING_CHANNEL = "consent_tracking"
 
-# The projector's statements; the rebuild writes with them too.
-INSERT_EVENTS = """
+# The projector's statements (the rebuild upserts subjects with UPSERT_SUBJECTS too).
+_INSERT_EVENTS_RETURNING_IDS = """
 INSERT INTO consent.events
     (event_id, subject, type, occurred_at, log_time, topic, partition, "offset", clamped, payload)
 SELECT i, s, k, o, t, tp, p, f, c, j::jsonb FROM unnest(
@@ -21,8 +21,8 @@ SELECT i, s, k, o, t, tp, p, f, c, j::jsonb FROM unnest(
     $6::text[], $7::int[], $8::bigint[], $9::bool[], $10::text[]
 ) AS u(i, s, k, o, t, tp, p, f, c, j)
 ON CONFLICT DO NOTHING
+RETURNING event_id
 """
-_INSERT_EVENTS_RETURNING_IDS = INSERT_EVENTS + "RETURNING event_id\n"
 
 _LOCK_SUBJECTS = "SELECT pg_advisory_xact_lock(hashtextextended(s, 0)) FROM unnest($1::text[]) AS s"
 

@@ -9,7 +9,6 @@ from aiokafka import ConsumerRecord
 
 from services.consent.rebuild.rebuilt import CHUNK, RebuildRefusedError, Rebuilt
 from services.consent.store import (
-    INSERT_EVENTS,
     TRACKING_CHANNEL,
     UPSERT_SUBJECTS,
     Folded,
@@ -74,10 +73,7 @@ async def write_rebuilt(
                 f"consent.tracking moved during the rebuild ({dict(tracked_before)} -> {now}): "
                 "is the consent service running? stop it and run the rebuild again"
             )
-        inserted = 0
-        for chunk in _chunks(rebuilt.events):
-            status = await conn.execute(INSERT_EVENTS, *event_columns(rebuilt.topic, chunk))
-            inserted += int(status.split()[-1])
+        inserted = await _insert_events(conn, rebuilt)
         folded = [Folded(s, rebuilt.through.get(s.subject)) for s in rebuilt.states.values()]
         changed, deleted = await _replace_subjects(conn, folded)
         if rebuilt.source == "log":
@@ -87,6 +83,36 @@ async def write_rebuilt(
             )
         await conn.execute(f"NOTIFY {TRACKING_CHANNEL}")
     return Written(inserted, changed, deleted, dead_lettered)
+
+
+# The events go through a temporary table filled by COPY, then one INSERT: 1.4 to
+# 1.5 times the rate of the projector's unnest inserts for a whole log (measured
+# on 200,000 events). The rebuild's events are one per event_id already.
+_STAGE_EVENTS = """
+CREATE TEMP TABLE rebuilt_event (
+    event_id text, subject text, type text, occurred_at timestamptz, log_time timestamptz,
+    topic text, partition integer, "offset" bigint, clamped boolean, payload text
+) ON COMMIT DROP
+"""
+_INSERT_STAGED_EVENTS = """
+INSERT INTO consent.events
+    (event_id, subject, type, occurred_at, log_time, topic, partition, "offset", clamped, payload)
+SELECT event_id, subject, type, occurred_at, log_time, topic, partition, "offset", clamped,
+       payload::jsonb
+FROM rebuilt_event
+ON CONFLICT DO NOTHING
+"""
+_COPY_ROWS = 50_000  # rows per COPY: the columns of one chunk are built at a time
+
+
+async def _insert_events(conn: Any, rebuilt: Rebuilt) -> int:
+    await conn.execute(_STAGE_EVENTS)
+    events = rebuilt.events
+    for i in range(0, len(events), _COPY_ROWS):
+        columns = event_columns(rebuilt.topic, events[i : i + _COPY_ROWS])
+        await conn.copy_records_to_table("rebuilt_event", records=zip(*columns, strict=True))
+    status = await conn.execute(_INSERT_STAGED_EVENTS)
+    return int(status.split()[-1])
 
 
 async def _dead_letter(
