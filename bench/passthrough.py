@@ -66,19 +66,12 @@ def _next_offsets(batch: list[ConsumerRecord]) -> dict[TopicPartition, int]:
 def _producer(
     bootstrap: str, transactional_id: str | None, retry_backoff_ms: int | None
 ) -> AIOKafkaProducer:
+    # The retry backoff is an experiment on what the broker's NOT_ENOUGH_REPLICAS
+    # answers to transactional produces cost; aiokafka's default otherwise.
     if retry_backoff_ms is None:
         return durable_producer(bootstrap, transactional_id=transactional_id)
-    # durable_producer's settings with another retry backoff: an experiment on what
-    # the broker's NOT_ENOUGH_REPLICAS answers to transactional produces cost.
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        transactional_id=transactional_id,
-        linger_ms=2,
-        max_batch_size=256 * 1024,
-        request_timeout_ms=15_000,
-        retry_backoff_ms=retry_backoff_ms,
+    return durable_producer(
+        bootstrap, transactional_id=transactional_id, retry_backoff_ms=retry_backoff_ms
     )
 
 

@@ -7,12 +7,10 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 
 from services.dispatcher import metrics
 from services.dispatcher.fence import Fence
@@ -74,13 +72,7 @@ class _LostRaceError(Exception):
         self.request_ids = request_ids
 
 
-class Gate(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Also the consumer's rebalance listener: a partition is given up only between
-    batches, once the batch in flight has committed its transaction. Without that, the
-    instance taking the partition over would read it from the offsets committed
-    before that batch, find its decision rows (the same source positions: a
-    redelivery, to all appearances) and publish them a second time."""
-
+class Gate:
     def __init__(
         self,
         store: DispatcherStore,
@@ -94,31 +86,8 @@ class Gate(ConsumerRebalanceListener):  # type: ignore[misc]
         self.producer = producer
         self.group_id = group_id
         self.frequency = frequency
-        self._in_flight = asyncio.Lock()
-        # The partitions the group gave us; None until it gives any (a gate driven
-        # without a group consumer handles every record it is given).
-        self._owned: set[TopicPartition] | None = None
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        async with self._in_flight:  # waits for the batch in flight, if any
-            if self._owned is not None:
-                self._owned -= set(revoked)
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        async with self._in_flight:
-            self._owned = (self._owned or set()) | set(assigned)
 
     async def handle(self, batch: list[ConsumerRecord]) -> None:
-        async with self._in_flight:
-            # Records fetched before a revocation are no longer ours to decide.
-            owned = self._owned
-            mine = [
-                r for r in batch if owned is None or TopicPartition(r.topic, r.partition) in owned
-            ]
-            if mine:
-                await self._handle(mine)
-
-    async def _handle(self, batch: list[ConsumerRecord]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
         parsed = [(record, parse_send_request(record.value)) for record in batch]
         ids = {_request_id(record, p) for record, p in parsed} - {None}

@@ -64,7 +64,6 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
             settings.group_id,
             settings.policy(),
         )
-        consumer.subscribe([MESSAGE_REQUESTS], listener=gate)
         # Offsets are committed inside the Kafka transaction, never by the loop.
         loop = BatchConsumer(
             consumer,
@@ -78,6 +77,7 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
             fatal=(ProducerFenced,),
             on_poll=lambda: _record_lag(consumer),
         )
+        consumer.subscribe([MESSAGE_REQUESTS], listener=loop.listener())
         deciding = loop.start()
         sender = await start_sender(settings, pool) if settings.sender_enabled else None
         running.append(Running(pool, consumer, deciding, sender))

@@ -5,9 +5,11 @@ offsets stored beside the results, committing inside a Kafka transaction)."""
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 
 from shared.backoff import RetryPolicy
 
@@ -50,6 +52,15 @@ class BatchConsumer:
         self.healthy = True
         self.failures = 0
         self._stopping = asyncio.Event()
+        self._in_flight = asyncio.Lock()
+        # The partitions the group gave us, kept by `listener()`; None without it
+        # (the consumer's own assignment is asked instead).
+        self._owned: set[TopicPartition] | None = None
+
+    def listener(self, inner: ConsumerRebalanceListener | None = None) -> "BetweenBatches":
+        """The rebalance listener to subscribe with: partitions change hands only
+        between batches (`BetweenBatches`); `inner` is called after."""
+        return BetweenBatches(self, inner)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -71,16 +82,17 @@ class BatchConsumer:
 
     async def _until_done(self, batch: Batch) -> None:
         async def attempt() -> None:
-            # A rebalance between two attempts may have given some partitions to
-            # another consumer, which reads them from the committed offsets: their
-            # records are no longer ours to handle.
-            assigned = self.consumer.assignment()
-            mine = [r for r in batch if TopicPartition(r.topic, r.partition) in assigned]
-            if not mine:
-                return
-            await self.handle(mine)
-            if self.commit:
-                await self.consumer.commit(_next_offsets(mine))
+            async with self._in_flight:
+                # A rebalance since the fetch (or between two attempts) may have given
+                # some partitions to another consumer, which reads them from the
+                # committed offsets: their records are no longer ours to handle.
+                owned = self.consumer.assignment() if self._owned is None else self._owned
+                mine = [r for r in batch if TopicPartition(r.topic, r.partition) in owned]
+                if not mine:
+                    return
+                await self.handle(mine)
+                if self.commit:
+                    await self.consumer.commit(_next_offsets(mine))
 
         await self._call_retrying(attempt)
 
@@ -112,6 +124,31 @@ class BatchConsumer:
         if healthy != self.healthy and self.on_health is not None:
             self.on_health(healthy)
         self.healthy = healthy
+
+
+class BetweenBatches(ConsumerRebalanceListener):  # type: ignore[misc]
+    """A partition is given up only once the batch in flight is done. Otherwise the
+    consumer taking it over reads it from the offsets committed before that batch
+    while the batch's effects are still being made durable: a handler that tells a
+    redelivery by its recorded effects (the dispatcher's decision rows) would take
+    them for one and publish them a second time."""
+
+    def __init__(self, loop: BatchConsumer, inner: ConsumerRebalanceListener | None) -> None:
+        self.loop = loop
+        self.inner = inner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self.loop._in_flight:  # waits for the batch in flight, if any
+            if self.loop._owned is not None:
+                self.loop._owned -= set(revoked)
+        if self.inner is not None:
+            await self.inner.on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        async with self.loop._in_flight:
+            self.loop._owned = (self.loop._owned or set()) | set(assigned)
+        if self.inner is not None:
+            await self.inner.on_partitions_assigned(assigned)
 
 
 @dataclass

@@ -255,8 +255,8 @@ async def test_partitions_change_hands_only_after_the_batch_in_flight_commits(
         await producer.start()
         await consumer.start()
         gate = Gate(store, _Passed(), producer, group, FrequencyPolicy())
-        consumer.subscribe([requests_topic], listener=gate)
         loop = BatchConsumer(consumer, gate.handle, name="gate", commit=False)
+        consumer.subscribe([requests_topic], listener=loop.listener())
         instances.append((producer, consumer, loop.start()))
 
     try:

@@ -4,6 +4,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiokafka import ConsumerRecord
+
 
 def now_iso(offset_seconds: float = 0) -> str:
     return (datetime.now(UTC) + timedelta(seconds=offset_seconds)).isoformat()
@@ -79,3 +81,22 @@ def consent_event(subject: str, kind: str = "ConsentGranted", /, **fields: Any) 
         else:
             body[name] = value
     return body
+
+
+def consumer_record(
+    topic: str, partition: int, offset: int, value: bytes = b"{}"
+) -> ConsumerRecord:
+    """A record as a consumer hands it out, for the loop's logic without a broker."""
+    return ConsumerRecord(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=None,
+        value=value,
+        checksum=None,
+        serialized_key_size=0,
+        serialized_value_size=len(value),
+        headers=(),
+    )
