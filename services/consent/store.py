@@ -5,7 +5,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.consent.fold import fold_onto, fold_subjects, latest_order_keys
+from shared.consent.fold import fold_onto, fold_subjects
 from shared.consent.state import LoggedEvent, OrderKey, SubjectState
 from shared.contract.events import ConsentEvent
 from shared.topics import CONSENT_EVENTS
@@ -78,9 +78,8 @@ class Folded:
 
 
 def fold_rows(rows: Iterable[Any]) -> dict[str, Folded]:
-    events = [to_logged(row) for row in rows]
-    through = latest_order_keys(events)
-    return {s: Folded(state, through.get(s)) for s, state in fold_subjects(events).items()}
+    folded = fold_subjects(to_logged(row) for row in rows)
+    return {s: Folded(state, through) for s, (state, through) in folded.items()}
 
 
 async def tracking_positions(conn: Any, topic: str = CONSENT_EVENTS) -> dict[int, int]:

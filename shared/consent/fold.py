@@ -3,41 +3,41 @@
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from operator import itemgetter
 
 from shared.consent.state import Grant, LoggedEvent, OrderKey, Revocation, SubjectState
 from shared.contract.events import ConsentEvent, EventType
 from shared.contract.purposes import Purpose
 
 _ALL_PURPOSES = frozenset(Purpose)
+_NO_HISTORY = SubjectState(subject="")
 
 
 def fold_subject(subject: str, history: Iterable[LoggedEvent]) -> SubjectState:
     """The state is a pure function of the history in `occurred_at` order, whatever
     order the events arrived in: a late older opt-in lands before a newer opt-out."""
-    return fold_onto(SubjectState(subject=subject), history)
+    return _fold(_Folding.empty(subject), history)[0]
 
 
 def fold_onto(state: SubjectState, later: Iterable[LoggedEvent]) -> SubjectState:
     """`state` folded on with `later`: equal to folding the whole history again when
     every event of `later` sorts after all those `state` was folded from and repeats
     none of their ids (the projector checks that before it takes this shortcut)."""
-    # An event_id seen before is ignored (contract section 2): "before" is log
-    # order, so a reused id can never displace the record that came first.
-    first: dict[str, LoggedEvent] = {}
-    for logged in sorted(later, key=LoggedEvent.log_key):
-        first.setdefault(logged.event.event_id, logged)
-    folding = _Folding(state)
-    for logged in sorted(first.values(), key=LoggedEvent.order_key):
-        folding.apply(logged.event)
-    return folding.state()
+    return _fold(_Folding(state), later)[0]
 
 
-def fold_subjects(events: Iterable[LoggedEvent]) -> dict[str, SubjectState]:
-    """The events of many subjects, each subject's history folded on its own."""
+def fold_subjects(events: Iterable[LoggedEvent]) -> dict[str, tuple[SubjectState, OrderKey]]:
+    """The events of many subjects, each subject's history folded on its own; with
+    each state, the order key of the latest event folded into it."""
     histories: dict[str, list[LoggedEvent]] = defaultdict(list)
     for logged in events:
         histories[logged.event.subject].append(logged)
-    return {subject: fold_subject(subject, history) for subject, history in histories.items()}
+    folded: dict[str, tuple[SubjectState, OrderKey]] = {}
+    for subject, history in histories.items():
+        state, through = _fold(_Folding.empty(subject), history)
+        if through is not None:  # a history holds at least one event
+            folded[subject] = (state, through)
+    return folded
 
 
 def latest_order_keys(events: Iterable[LoggedEvent]) -> dict[str, OrderKey]:
@@ -49,6 +49,26 @@ def latest_order_keys(events: Iterable[LoggedEvent]) -> dict[str, OrderKey]:
         if subject not in latest or key > latest[subject]:
             latest[subject] = key
     return latest
+
+
+def _fold(
+    folding: "_Folding", later: Iterable[LoggedEvent]
+) -> tuple[SubjectState, OrderKey | None]:
+    """`later` applied in order to `folding`; the state, and the order key of the last
+    event applied (None: none was)."""
+    # An event_id seen before is ignored (contract section 2): "before" is log
+    # order, so a reused id can never displace the record that came first.
+    first: dict[str, LoggedEvent] = {}
+    for logged in sorted(later, key=LoggedEvent.log_key):
+        first.setdefault(logged.event.event_id, logged)
+    # Each order key is computed once; sorting on it alone keeps log order on ties.
+    keyed = sorted(((logged.order_key(), logged) for logged in first.values()), key=_KEY)
+    for _, logged in keyed:
+        folding.apply(logged.event)
+    return folding.state(), keyed[-1][0] if keyed else None
+
+
+_KEY = itemgetter(0)
 
 
 def evolve(state: SubjectState, event: ConsentEvent) -> SubjectState:
@@ -74,6 +94,13 @@ class _Folding:
         "suspended",
         "version",
     )
+
+    @classmethod
+    def empty(cls, subject: str) -> "_Folding":
+        # Not from SubjectState(subject=...): pydantic copies its defaults per instance.
+        folding = cls(_NO_HISTORY)
+        folding.subject = subject
+        return folding
 
     def __init__(self, state: SubjectState) -> None:
         self.subject = state.subject

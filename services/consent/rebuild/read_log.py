@@ -15,7 +15,6 @@ from services.consent.rebuild.rebuilt import (
     cyclic_gc_paused,
     progress_bar,
 )
-from shared.consent.fold import fold_subjects, latest_order_keys
 from shared.consent.state import LoggedEvent
 from shared.contract.events import parse_consent_event
 from shared.kafka.clients import end_offsets
@@ -56,8 +55,7 @@ async def rebuild_states(
             records = _records_until(consumer, topic, ends, from_offsets, progress)
             first = await _first_of_each_event(rebuilt, records, keep_rejects_from)
             rebuilt.events = sorted(first.values(), key=LoggedEvent.log_key)
-            rebuilt.states = fold_subjects(rebuilt.events)
-            rebuilt.through = latest_order_keys(rebuilt.events)
+            rebuilt.fold(rebuilt.events)
     finally:
         await consumer.stop()
     return rebuilt

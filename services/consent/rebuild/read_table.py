@@ -5,7 +5,6 @@ from typing import Any
 
 from services.consent.rebuild.rebuilt import CHUNK, Rebuilt, cyclic_gc_paused, progress_bar
 from services.consent.store import to_logged, tracking_positions
-from shared.consent.fold import fold_subjects, latest_order_keys
 from shared.consent.state import LoggedEvent
 from shared.phone import normalize_phone
 from shared.topics import CONSENT_EVENTS
@@ -34,6 +33,5 @@ async def rebuild_states_from_table(
             events.append(to_logged(row))
             rebuilt.records += 1
             bar.update()
-        rebuilt.states = fold_subjects(events)
-        rebuilt.through = latest_order_keys(events)
+        rebuilt.fold(events)
     return rebuilt
