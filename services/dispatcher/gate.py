@@ -19,6 +19,7 @@ from services.dispatcher.store import DecisionRow, DispatcherStore
 from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.contract.purposes import OPT_OUT_CONFIRMATION
 from shared.contract.requests import SendRequest, parse_send_request, salvage_request_id
+from shared.contract.storable import cleaned
 from shared.dispatch.rules import FrequencyPolicy, SendFacts, decide_send
 from shared.kafka.dlq import dlq_headers
 from shared.rejection import Rejected
@@ -261,8 +262,9 @@ def _invalid_row(
     fence: dict[str, int],
 ) -> DecisionRow:
     body = orjson.loads(record.value) if record.value else {}
-    recipient = record.key.decode(errors="replace") if record.key else None
-    purpose = body.get("purpose") if isinstance(body.get("purpose"), str) else None
+    # Copies for information only, from a request that failed validation: made storable.
+    recipient = cleaned(record.key.decode(errors="replace")) if record.key else None
+    purpose = cleaned(body["purpose"]) if isinstance(body.get("purpose"), str) else None
     decision = DispatchDecision(
         request_id=request_id,
         recipient=recipient,
@@ -270,7 +272,7 @@ def _invalid_row(
         decision=Decision.DROPPED,
         reason=Reason.INVALID_REQUEST,
         decided_at=now,
-        detail=f"{rejected.reason}: {rejected.detail}",
+        detail=cleaned(f"{rejected.reason}: {rejected.detail}"),
         fence=fence,
     )
     return _row(decision, record, None)

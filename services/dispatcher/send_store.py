@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.contract.storable import cleaned
+
 SendStatus = Literal["in_flight", "sent", "failed"]
 
 
@@ -82,10 +84,10 @@ class SendStore:
         done = await self.pool.fetchval(
             _FINISH,
             request_id,
-            recipient,
+            cleaned(recipient),
             status,
-            provider_message_id,
+            cleaned(provider_message_id),
             http_status,
-            None if error is None else error[:2000],
+            None if error is None else cleaned(error[:2000]),
         )
         return done is not None

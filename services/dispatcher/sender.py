@@ -16,6 +16,7 @@ from services.dispatcher import metrics
 from services.dispatcher.graph_api import GraphApi
 from services.dispatcher.send_policy import SendPolicy, Verdict, classify, retry_cause
 from services.dispatcher.send_store import SendRow, SendStore
+from shared.contract.storable import NUL, cleaned
 from shared.kafka.dlq import send_to_dlq
 from shared.rejection import Rejected, decode_json_object
 
@@ -74,10 +75,14 @@ class Sender:
 
     async def _send(self, record: ConsumerRecord, known: dict[str, SendRow]) -> None:
         request_id = _request_id(record)
-        recipient = record.key.decode(errors="replace") if record.key else None
+        recipient = cleaned(record.key.decode(errors="replace")) if record.key else None
         if request_id is None:
             missing = Rejected(reason="missing_request_id", detail="no request_id header")
             await self._dead_letter(record, missing, "invalid")
+            return
+        if NUL in request_id:  # not storable: the sends table could never record it
+            unusable = Rejected(reason="invalid_request_id", detail="request_id holds U+0000 (NUL)")
+            await self._dead_letter(record, unusable, "invalid")
             return
         bound = log.bind(request_id=request_id, partition=record.partition, offset=record.offset)
         body = decode_json_object(record.value)

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from shared.contract.purposes import Purpose
+from shared.contract.storable import StorableText, no_nul, without_nul
 from shared.phone import InvalidPhoneNumberError, normalize_phone
 from shared.rejection import Rejected, RejectedError, decode_json_object, rejection_from
 
@@ -52,7 +53,7 @@ def _phone(value: str) -> str:
 
 
 Phone = Annotated[str, AfterValidator(_phone)]
-EventId = Annotated[str, Field(min_length=1, max_length=128)]
+EventId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(no_nul)]
 
 
 class ConsentEvent(BaseModel):
@@ -64,9 +65,10 @@ class ConsentEvent(BaseModel):
     type: EventType
     subject: Phone
     occurred_at: AwareDatetime
-    source: str = Field(min_length=1)
+    source: StorableText = Field(min_length=1)
     purposes: tuple[Purpose, ...] | None = None
-    evidence: dict[str, Any] | None = None
+    # The user's own words may hold a NUL: kept storable, never a reason to refuse an opt-out.
+    evidence: Annotated[dict[str, Any] | None, AfterValidator(without_nul)] = None
     expires_at: AwareDatetime | None = None
 
     @model_validator(mode="before")

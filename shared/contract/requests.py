@@ -2,12 +2,21 @@
 
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from shared.contract.events import Phone
+from shared.contract.storable import NUL, StorableText, holds_nul, no_nul
 from shared.rejection import Rejected, RejectedError, decode_json_object, rejection_from
 
-RequestId = Annotated[str, Field(min_length=1, max_length=128)]
+RequestId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(no_nul)]
 
 
 class SendRequest(BaseModel):
@@ -18,14 +27,18 @@ class SendRequest(BaseModel):
 
     request_id: RequestId
     recipient: Phone
-    purpose: str = Field(min_length=1)
+    purpose: StorableText = Field(min_length=1)
     message: dict[str, Any]
     requested_at: AwareDatetime | None = None
-    opt_out_event_id: str | None = Field(default=None, min_length=1, max_length=128)
+    opt_out_event_id: Annotated[StorableText, Field(min_length=1, max_length=128)] | None = None
 
     @field_validator("message")
     @classmethod
     def _is_a_cloud_api_message(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if holds_nul(value):
+            raise RejectedError(
+                "invalid_message", "message must not hold U+0000 (NUL): it cannot be stored"
+            )
         kind = value.get("type")
         if not isinstance(kind, str) or not kind:
             raise RejectedError("invalid_message", "message.type must be a non-empty string")
@@ -60,6 +73,6 @@ def salvage_request_id(raw: bytes | None) -> str | None:
     if isinstance(body, Rejected):
         return None
     value = body.get("request_id")
-    if isinstance(value, str) and 1 <= len(value) <= 128:
+    if isinstance(value, str) and 1 <= len(value) <= 128 and NUL not in value:
         return value
     return None

@@ -2,6 +2,7 @@
 
 import asyncio
 from collections import Counter
+from typing import Any
 
 import orjson
 import pytest
@@ -119,6 +120,56 @@ async def test_unusable_requests_go_to_the_dlq_and_those_with_an_id_get_a_decisi
     finally:
         await decisions.stop()
         await dead.stop()
+
+
+async def test_a_nul_character_anywhere_in_a_request_never_stops_the_dispatcher(
+    stack: Stack, services: dict[str, ServiceProcess], phone: str
+) -> None:
+    """PostgreSQL's text and jsonb cannot hold U+0000: such a request is refused like
+    any other unusable one, and the requests after it are decided."""
+    await produce(stack.kafka_bootstrap, CONSENT_EVENTS, [(phone, consent_granted(phone))])
+    nul_id = send_request(phone, request_id="id-\u0000-1")
+    nul_body = send_request(phone, message={"type": "text", "text": {"body": "a\u0000b"}})
+    nul_purpose = send_request(phone, purpose="event\u0000reminder")
+    later = send_request(phone)
+    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
+    dead = await TopicReader(stack.kafka_bootstrap, MESSAGE_REQUESTS + ".dlq").start()
+    try:
+        await produce(
+            stack.kafka_bootstrap,
+            MESSAGE_REQUESTS,
+            [(phone, nul_id), (phone, nul_body), (phone + "\u0000", nul_purpose), (phone, later)],
+        )
+        wanted = {r["request_id"] for r in (nul_body, nul_purpose, later)}
+        await decisions.wait_for(lambda rs: len(_ids(rs, wanted)) == 3, timeout=60)
+        by_id = {v["request_id"]: v for v in decisions.values() if v["request_id"] in wanted}
+        assert by_id[nul_body["request_id"]]["reason"] == "invalid_request"
+        assert by_id[nul_body["request_id"]]["detail"].startswith("invalid_message")
+        assert by_id[nul_purpose["request_id"]]["reason"] == "invalid_request"
+        assert "\u0000" not in str(by_id[nul_purpose["request_id"]])
+        assert (by_id[later["request_id"]]["decision"], by_id[later["request_id"]]["reason"]) == (
+            "dispatched",
+            "consented",
+        )
+        await dead.wait_for(lambda rs: len(_dead_for(rs, nul_id["request_id"])) == 1)
+        [letter] = _dead_for(dead.records, nul_id["request_id"])
+        assert dict(letter.headers)["error.reason"] == b"invalid_request_id"
+        assert not _ids(decisions.records, {nul_id["request_id"]})
+    finally:
+        await decisions.stop()
+        await dead.stop()
+
+
+def _dead_for(records: list[Any], request_id: str) -> list[Any]:
+    found = []
+    for record in records:
+        try:
+            value = orjson.loads(record.value)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(value, dict) and value.get("request_id") == request_id:
+            found.append(record)
+    return found
 
 
 async def test_sigkill_mid_batch_leaves_every_request_with_exactly_one_decision(

@@ -220,6 +220,13 @@ REJECTS: list[tuple[str, str, Callable[[str], bytes | None]]] = [
     ("invalid_event_id", "empty", lambda s: orjson.dumps(event(s, event_id=""))),
     ("invalid_event_id", "too-long", lambda s: orjson.dumps(event(s, event_id="e" * 129))),
     ("invalid_event_id", "absent", lambda s: orjson.dumps(event(s, event_id=ABSENT))),
+    # PostgreSQL cannot store U+0000: refused before it could fail the batch.
+    ("invalid_event_id", "nul", lambda s: orjson.dumps(event(s, event_id="ev-\x00"))),
+    (
+        "invalid_schema",
+        "nul-in-source",
+        lambda s: orjson.dumps(event(s, "ConsentRevoked", source="crm\x00")),
+    ),
 ]
 
 
@@ -338,6 +345,23 @@ async def test_occurred_at_later_than_the_broker_time_is_clamped(
     assert state.grants[Purpose.CUSTOMER_SUPPORT].granted_at == NOW - timedelta(hours=1)
     # Clamped, the "future" grant is now the later one of the two.
     assert state.last_event_id == future["event_id"]
+
+
+async def test_an_opt_out_whose_text_holds_a_nul_is_applied_with_the_nul_replaced(
+    store: ConsentStore, log: Log, projector: Projector, phone: str
+) -> None:
+    granted = event(phone)
+    stop = event(phone, "OptedOut", occurred_at=at(-0.5))
+    stop["evidence"] = {**stop["evidence"], "text": "STOP\x00"}
+    records = await log.produce(phone, granted, stop)
+
+    await projector.handle(records)
+
+    state = await store.subject(phone)
+    assert state is not None
+    assert (state.status, state.opt_out_event_id) == (Status.OPTED_OUT, stop["event_id"])
+    rows = {r["event_id"]: r for r in await events_rows(store, phone)}
+    assert rows[stop["event_id"]]["payload"]["evidence"]["text"] == "STOP\ufffd"
 
 
 # --------------------------------------------------------- (d) append-only
