@@ -6,17 +6,16 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
 from shared.contract.purposes import Purpose
 from shared.contract.storable import StorableText, no_nul, without_nul
+from shared.contract.timestamps import Timestamp
 from shared.phone import InvalidPhoneNumberError, normalize_phone
 from shared.rejection import Rejected, RejectedError, decode_json_object, rejection_from
 
@@ -64,12 +63,12 @@ class ConsentEvent(BaseModel):
     event_id: EventId
     type: EventType
     subject: Phone
-    occurred_at: AwareDatetime
+    occurred_at: Timestamp
     source: StorableText = Field(min_length=1)
     purposes: tuple[Purpose, ...] | None = None
     # The user's own words may hold a NUL: kept storable, never a reason to refuse an opt-out.
     evidence: Annotated[dict[str, Any] | None, AfterValidator(without_nul)] = None
-    expires_at: AwareDatetime | None = None
+    expires_at: Timestamp | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -99,13 +98,6 @@ class ConsentEvent(BaseModel):
             "purpose_not_permitted",
             f"{unknown!r} not among the clause 3.2 purposes {sorted(allowed)}",
         )
-
-    @field_validator("occurred_at", "expires_at", mode="before")
-    @classmethod
-    def _rfc3339_text(cls, value: Any) -> Any:
-        if isinstance(value, int | float):  # JSON numbers: not RFC 3339
-            raise RejectedError("invalid_timestamp", "expected an RFC 3339 string with offset")
-        return value
 
     @model_validator(mode="after")
     def _rules_per_type(self) -> "ConsentEvent":

@@ -4,7 +4,6 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -14,6 +13,7 @@ from pydantic import (
 
 from shared.contract.events import Phone
 from shared.contract.storable import NUL, StorableText, holds_nul, no_nul
+from shared.contract.timestamps import Timestamp
 from shared.rejection import Rejected, RejectedError, decode_json_object, rejection_from
 
 RequestId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(no_nul)]
@@ -29,7 +29,7 @@ class SendRequest(BaseModel):
     recipient: Phone
     purpose: StorableText = Field(min_length=1)
     message: dict[str, Any]
-    requested_at: AwareDatetime | None = None
+    requested_at: Timestamp | None = None
     opt_out_event_id: Annotated[StorableText, Field(min_length=1, max_length=128)] | None = None
 
     @field_validator("message")

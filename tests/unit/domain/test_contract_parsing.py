@@ -286,6 +286,42 @@ def test_timestamp_without_an_offset_is_rejected_as_invalid_timestamp(data: byte
     assert rejection(parse_consent_event(data)) == "invalid_timestamp"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1795773600",  # pydantic alone reads digits as Unix time
+        "2026-11-27T10:00Z",  # no seconds
+        "2026-11-27T10:00:00,5Z",  # comma fraction
+        "2026-11-27T10:00:00+0300",  # offset without a colon
+        "2026-11-27",  # a date
+        "2026-11-27T10:00:00.Z",
+    ],
+)
+def test_timestamp_that_is_not_rfc_3339_is_rejected_as_invalid_timestamp(text: str) -> None:
+    assert rejection(parse_consent_event(raw(CONTRACT_GRANT, occurred_at=text))) == (
+        "invalid_timestamp"
+    )
+    assert rejection(parse_consent_event(raw(CONTRACT_GRANT, expires_at=text))) == (
+        "invalid_timestamp"
+    )
+    assert rejection(parse_send_request(raw(CONTRACT_REQUEST, requested_at=text))) == (
+        "invalid_schema"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("2026-11-27T10:00:00Z", datetime(2026, 11, 27, 10, tzinfo=UTC)),
+        ("2026-11-27t10:00:00z", datetime(2026, 11, 27, 10, tzinfo=UTC)),
+        ("2026-11-27 13:00:00+03:00", datetime(2026, 11, 27, 10, tzinfo=UTC)),
+        ("2026-11-27T10:00:00.123456789-00:00", datetime(2026, 11, 27, 10, 0, 0, 123456, UTC)),
+    ],
+)
+def test_rfc_3339_timestamps_in_all_their_forms_are_accepted(text: str, moment: datetime) -> None:
+    assert event(raw(CONTRACT_GRANT, occurred_at=text)).occurred_at == moment
+
+
 def test_occurred_at_as_a_number_is_rejected_as_invalid_timestamp() -> None:
     parsed = parse_consent_event(raw(CONTRACT_GRANT, occurred_at=1_795_773_600))
 
