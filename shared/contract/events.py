@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from shared.contract.purposes import Purpose
-from shared.contract.storable import StorableText, no_nul, without_nul
+from shared.contract.storable import storable
 from shared.contract.timestamps import Timestamp
 from shared.phone import InvalidPhoneNumberError, normalize_phone
 from shared.rejection import Rejected, RejectedError, decode_json_object, rejection_from
@@ -52,7 +52,7 @@ def _phone(value: str) -> str:
 
 
 Phone = Annotated[str, AfterValidator(_phone)]
-EventId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(no_nul)]
+EventId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class ConsentEvent(BaseModel):
@@ -64,10 +64,9 @@ class ConsentEvent(BaseModel):
     type: EventType
     subject: Phone
     occurred_at: Timestamp
-    source: StorableText = Field(min_length=1)
+    source: str = Field(min_length=1)
     purposes: tuple[Purpose, ...] | None = None
-    # The user's own words may hold a NUL: kept storable, never a reason to refuse an opt-out.
-    evidence: Annotated[dict[str, Any] | None, AfterValidator(without_nul)] = None
+    evidence: dict[str, Any] | None = None
     expires_at: Timestamp | None = None
 
     @model_validator(mode="before")
@@ -127,6 +126,7 @@ class ConsentEvent(BaseModel):
         return self.model_copy(update={"occurred_at": log_time})
 
 
+_NUL_REFUSED = {"event_id": "invalid_event_id", "source": "invalid_schema"}
 _FIELD_REASONS = {
     "event_id": "invalid_event_id",
     "occurred_at": "invalid_timestamp",
@@ -145,6 +145,10 @@ def parse_consent_event(raw: bytes | None) -> ConsentEvent | Rejected:
             reason="unknown_type",
             detail=f"type {kind!r} is not one of {[t.value for t in EventType]}",
         )
+    # Evidence is the user's own words: a NUL in it never refuses an opt-out.
+    body = storable(raw, body, _NUL_REFUSED, replaced=("evidence",))
+    if isinstance(body, Rejected):
+        return body
     try:
         return ConsentEvent.model_validate(body)
     except ValidationError as exc:

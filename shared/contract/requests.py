@@ -3,7 +3,6 @@
 from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -12,11 +11,11 @@ from pydantic import (
 )
 
 from shared.contract.events import Phone
-from shared.contract.storable import NUL, StorableText, holds_nul, no_nul
+from shared.contract.storable import NUL, storable
 from shared.contract.timestamps import Timestamp
 from shared.rejection import Rejected, RejectedError, decode_json_object, rejection_from
 
-RequestId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(no_nul)]
+RequestId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class SendRequest(BaseModel):
@@ -27,18 +26,14 @@ class SendRequest(BaseModel):
 
     request_id: RequestId
     recipient: Phone
-    purpose: StorableText = Field(min_length=1)
+    purpose: str = Field(min_length=1)
     message: dict[str, Any]
     requested_at: Timestamp | None = None
-    opt_out_event_id: Annotated[StorableText, Field(min_length=1, max_length=128)] | None = None
+    opt_out_event_id: str | None = Field(default=None, min_length=1, max_length=128)
 
     @field_validator("message")
     @classmethod
     def _is_a_cloud_api_message(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if holds_nul(value):
-            raise RejectedError(
-                "invalid_message", "message must not hold U+0000 (NUL): it cannot be stored"
-            )
         kind = value.get("type")
         if not isinstance(kind, str) or not kind:
             raise RejectedError("invalid_message", "message.type must be a non-empty string")
@@ -53,8 +48,19 @@ class SendRequest(BaseModel):
         return value
 
 
+_NUL_REFUSED = {
+    "request_id": "invalid_request_id",
+    "purpose": "invalid_schema",
+    "message": "invalid_message",
+    "opt_out_event_id": "invalid_schema",
+}
+
+
 def parse_send_request(raw: bytes | None) -> SendRequest | Rejected:
     body = decode_json_object(raw)
+    if isinstance(body, Rejected):
+        return body
+    body = storable(raw, body, _NUL_REFUSED)
     if isinstance(body, Rejected):
         return body
     try:

@@ -2,28 +2,45 @@
 
 JSON may carry "\\u0000" anywhere. A record that reached the database with one
 would fail its batch's transaction on every retry and stop the consumer
-behind it. So identifiers and codes with a NUL are refused like any other
-malformed field; free-form proof (a ConsentEvent's `evidence`) has its NULs
-replaced, so that an opt-out is never refused for the text the user sent;
-and copies kept only for information (a refused request's key) are cleaned.
+behind it. So the parsers of the wire records (`parse_consent_event`,
+`parse_send_request`) refuse identifiers and codes that hold a NUL like any
+other malformed field, and replace the NULs of free-form proof (a
+ConsentEvent's `evidence`), so that an opt-out is never refused for the text
+the user sent. Copies kept only for information are cleaned.
+
+A NUL can only come as that escape (JSON forbids raw control characters), so a
+search of the raw bytes, far cheaper than validating every string, tells the
+records that need a closer look: almost none.
 """
 
-from typing import Annotated, Any
+from collections.abc import Collection, Mapping
+from typing import Any
 
-from pydantic import AfterValidator
+from shared.rejection import Rejected
 
 NUL = "\x00"
 REPLACEMENT = "\ufffd"
+_ESCAPED_NUL = b"\\u0000"
 
 
-def no_nul(value: str) -> str:
-    """For an AfterValidator: a pydantic error at the field (its reason as mapped)."""
-    if NUL in value:
-        raise ValueError("U+0000 (NUL) is not allowed: the database cannot store it")
-    return value
-
-
-StorableText = Annotated[str, AfterValidator(no_nul)]
+def storable(
+    raw: bytes | None,
+    body: dict[str, Any],
+    refused: Mapping[str, str],
+    replaced: Collection[str] = (),
+) -> dict[str, Any] | Rejected:
+    """`body` (decoded from `raw`), refused with the reason `refused` names for the
+    first field that holds a NUL, or with the NULs of the `replaced` fields replaced.
+    Fields in neither are left to their own rules (a phone number, an enum)."""
+    if raw is None or _ESCAPED_NUL not in raw:
+        return body
+    for field, reason in refused.items():
+        if holds_nul(body.get(field)):
+            return Rejected(
+                reason=reason,
+                detail=f"{field}: U+0000 (NUL) is not allowed: the database cannot store it",
+            )
+    return {**body, **{f: without_nul(body[f]) for f in replaced if f in body}}
 
 
 def holds_nul(value: Any) -> bool:

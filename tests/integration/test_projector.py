@@ -217,6 +217,11 @@ REJECTS: list[tuple[str, str, Callable[[str], bytes | None]]] = [
         "expiry",
         lambda s: orjson.dumps(event(s, expires_at="next year")),
     ),
+    (
+        "invalid_timestamp",
+        "year-0-in-utc",  # a valid offset on a valid date, but no timestamptz can hold it
+        lambda s: orjson.dumps(event(s, occurred_at="0001-01-01T00:00:00+01:00")),
+    ),
     ("invalid_event_id", "empty", lambda s: orjson.dumps(event(s, event_id=""))),
     ("invalid_event_id", "too-long", lambda s: orjson.dumps(event(s, event_id="e" * 129))),
     ("invalid_event_id", "absent", lambda s: orjson.dumps(event(s, event_id=ABSENT))),

@@ -295,6 +295,8 @@ def test_timestamp_without_an_offset_is_rejected_as_invalid_timestamp(data: byte
         "2026-11-27T10:00:00+0300",  # offset without a colon
         "2026-11-27",  # a date
         "2026-11-27T10:00:00.Z",
+        "0001-01-01T00:00:00+01:00",  # year 0 in UTC: no datetime, no timestamptz
+        "9999-12-31T23:30:00-01:00",  # year 10000 in UTC
     ],
 )
 def test_timestamp_that_is_not_rfc_3339_is_rejected_as_invalid_timestamp(text: str) -> None:
@@ -316,6 +318,8 @@ def test_timestamp_that_is_not_rfc_3339_is_rejected_as_invalid_timestamp(text: s
         ("2026-11-27t10:00:00z", datetime(2026, 11, 27, 10, tzinfo=UTC)),
         ("2026-11-27 13:00:00+03:00", datetime(2026, 11, 27, 10, tzinfo=UTC)),
         ("2026-11-27T10:00:00.123456789-00:00", datetime(2026, 11, 27, 10, 0, 0, 123456, UTC)),
+        ("0001-01-01T00:00:00Z", datetime(1, 1, 1, tzinfo=UTC)),
+        ("9999-12-31T23:30:00+01:00", datetime(9999, 12, 31, 22, 30, tzinfo=UTC)),
     ],
 )
 def test_rfc_3339_timestamps_in_all_their_forms_are_accepted(text: str, moment: datetime) -> None:
