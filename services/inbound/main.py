@@ -16,6 +16,7 @@ from services.inbound.replies import ReplyProcessor
 from services.inbound.settings import InboundSettings
 from services.inbound.webhook import webhook_router
 from shared.http_ops import ops_router
+from shared.kafka.provision import DLQ_MAX_MESSAGE_BYTES
 from shared.service_runner import serve
 from shared.topics import WHATSAPP_INBOUND
 
@@ -44,7 +45,12 @@ async def raw_bytes(message: StreamMessage[Any]) -> bytes:
 
 
 def build_broker(settings: InboundSettings) -> tuple[KafkaBroker, ReplyProcessor]:
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, enable_idempotence=True, acks="all")
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        enable_idempotence=True,
+        acks="all",
+        max_request_size=DLQ_MAX_MESSAGE_BYTES,  # a dead letter of the largest webhook record
+    )
     confirmations = {
         Language.EN: settings.confirmation_text_en or DEFAULT_CONFIRMATIONS[Language.EN],
         Language.RU: settings.confirmation_text_ru or DEFAULT_CONFIRMATIONS[Language.RU],

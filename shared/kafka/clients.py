@@ -2,6 +2,8 @@
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from shared.kafka.provision import DLQ_MAX_MESSAGE_BYTES
+
 
 def durable_producer(
     bootstrap: str, transactional_id: str | None = None, retry_backoff_ms: int = 100
@@ -17,6 +19,9 @@ def durable_producer(
         linger_ms=2,
         max_batch_size=256 * 1024,
         request_timeout_ms=15_000,
+        # Room for a dead letter of the largest input record; each topic's own
+        # max.message.bytes still bounds what the broker takes.
+        max_request_size=DLQ_MAX_MESSAGE_BYTES,
     )
 
 

@@ -46,8 +46,16 @@ EVENT_LOG_CONFIGS: Mapping[str, str] = {
     "cleanup.policy": "delete",
     "message.timestamp.type": "LogAppendTime",
 }
+# A dead letter is the original record plus headers, so its topic takes larger
+# records than the input topics (the broker's default, about 1 MiB): else the
+# largest unusable records could never be dead-lettered, and a consumer would
+# retry its batch for ever.
+DLQ_MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 # A dead letter waits for an operator, however long that takes.
-DLQ_CONFIGS: Mapping[str, str] = {"retention.ms": "-1"}
+DLQ_CONFIGS: Mapping[str, str] = {
+    "retention.ms": "-1",
+    "max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES),
+}
 
 _TOPIC_ALREADY_EXISTS = 36
 # DescribeConfigs' config_source for a config set on the topic itself.

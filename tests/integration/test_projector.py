@@ -134,6 +134,10 @@ class Log:
         return [found[position] for position in sorted(wanted)]
 
 
+# The broker's default message.max.bytes, which the input topics keep.
+BROKER_MAX_MESSAGE_BYTES = 1_048_588
+
+
 def at(hours: float) -> str:
     return (NOW + timedelta(hours=hours)).isoformat()
 
@@ -280,6 +284,34 @@ async def test_unusable_record_goes_to_dlq_unchanged_and_the_next_one_is_applied
     assert state.last_event_id == valid["event_id"]
     assert [r["event_id"] for r in await events_rows(store, phone)] == [valid["event_id"]]
     assert (await store.tracking(CONSENT_EVENTS))[good.partition] >= good.offset + 1
+
+
+async def test_a_record_as_large_as_the_topic_takes_is_dead_lettered_whole(
+    stack: Stack, store: ConsentStore, log: Log, projector: Projector, phone: str
+) -> None:
+    """A dead letter is the original plus headers: its topic must take more than the
+    input topic does, or the largest unusable records could never leave the batch."""
+    dead_letters = await TopicReader(stack.kafka_bootstrap, dlq(CONSENT_EVENTS)).start()
+    try:
+        padding = "x" * (BROKER_MAX_MESSAGE_BYTES - 400)
+        bad = event(phone, purposes=["marketing"], evidence={"form": padding})
+        valid = event(phone)
+        records = await log.produce(phone, bad, valid)
+
+        await projector.handle(records)
+
+        offset = str(records[0].offset).encode()
+        letters = await dead_letters.wait_for(
+            lambda rs: any(_header(r, "source.offset") == offset for r in rs), timeout=15
+        )
+    finally:
+        await dead_letters.stop()
+    [letter] = [r for r in letters if _header(r, "source.offset") == offset]
+    assert letter.value == records[0].value
+    assert _header(letter, "error.reason") == b"purpose_not_permitted"
+    state = await store.subject(phone)
+    assert state is not None
+    assert state.last_event_id == valid["event_id"]
 
 
 def _header(record: ConsumerRecord, name: str) -> bytes | None:
