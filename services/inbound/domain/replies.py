@@ -43,7 +43,9 @@ def _reply_moment(reply: InboundReply, received_at: datetime) -> datetime:
     """WhatsApp stamps a message to the second. A grant recorded later in that same
     second must not outrank the STOP, so the reply counts from the end of its second
     (never later than we received it): ties go to the opt-out, the safe side."""
-    if reply.sent_at is None:
+    if reply.sent_at is None or reply.sent_at >= received_at:
+        # Also keeps a stamp at the end of time (9999-12-31T23:59:59) from
+        # overflowing below, which failed the record on every redelivery.
         return received_at
     return min(reply.sent_at + timedelta(seconds=1) - timedelta(microseconds=1), received_at)
 

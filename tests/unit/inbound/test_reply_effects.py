@@ -2,6 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import example, given
+from hypothesis import strategies as st
+
 from services.inbound.domain.classifier import DEFAULT_KEYWORDS
 from services.inbound.domain.replies import reply_effects
 from shared.consent.fold import fold_subject
@@ -106,3 +109,19 @@ def test_a_reply_never_counts_from_later_than_it_was_received() -> None:
     effects = reply_effects(reply("STOP"), SUBJECT, received, DEFAULT_KEYWORDS)
     assert effects.event is not None
     assert effects.event.occurred_at == received
+
+
+@given(st.datetimes(timezones=st.just(UTC)) | st.none())
+@example(datetime.fromtimestamp(253_402_300_799, UTC))  # "timestamp": "253402300799"
+def test_any_stamp_the_webhook_carries_gives_a_moment_no_later_than_receipt(
+    sent_at: datetime | None,
+) -> None:
+    """WhatsApp's stamp is the sender's word: 9999-12-31T23:59:59 included."""
+    stamped = InboundReply(
+        message_id="wamid.1", wa_id="79161234567", user_id=None, sent_at=sent_at, texts=("STOP",)
+    )
+    effects = reply_effects(stamped, SUBJECT, RECEIVED, DEFAULT_KEYWORDS)
+    assert effects.event is not None
+    assert effects.event.occurred_at <= RECEIVED
+    if sent_at is not None and sent_at < RECEIVED - timedelta(seconds=1):
+        assert effects.event.occurred_at == sent_at + timedelta(seconds=1, microseconds=-1)
