@@ -6,6 +6,8 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
+from shared.phone import InvalidPhoneNumberError, normalize_phone
+
 
 def now_iso(offset_seconds: float = 0) -> str:
     return (datetime.now(UTC) + timedelta(seconds=offset_seconds)).isoformat()
@@ -51,7 +53,12 @@ def unique_phone() -> str:
     """A Russian mobile number out of a billion. The local database keeps the history
     of every earlier run: drawn from ten million (+7916...), 150 fresh numbers met a
     consented one about one run in three once 25,000 had piled up."""
-    return "+79" + str(uuid.uuid4().int % 1_000_000_000).zfill(9)
+    while True:
+        candidate = "+79" + str(uuid.uuid4().int % 1_000_000_000).zfill(9)
+        try:
+            return normalize_phone(candidate)
+        except InvalidPhoneNumberError:
+            continue  # about 1 in 20,000 (+79300830021): not in the numbering plan
 
 
 ABSENT: Any = object()  # a field given as ABSENT is left out of the record
