@@ -55,7 +55,8 @@ from services.consent.projector import Projector
 from services.consent.rebuild import Rebuilt, rebuild_states, tracking_positions, write_rebuilt
 from services.consent.settings import ConsentSettings
 from services.consent.store import ConsentStore
-from shared.contract.events import GrantSource, parse_consent_event
+from shared.contract.event_parsing import parse_consent_event
+from shared.contract.events import GrantSource
 from shared.contract.purposes import Purpose
 from shared.db.pool import open_pool
 from shared.kafka.batch_consumer import BatchConsumer

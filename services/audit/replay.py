@@ -25,7 +25,7 @@ from tqdm import tqdm
 from services.audit.history import History, LoggedDecision, LoggedRequest
 from shared.consent.state import LoggedEvent
 from shared.contract.decisions import DispatchDecision
-from shared.contract.events import parse_consent_event
+from shared.contract.event_parsing import parse_consent_event
 from shared.contract.requests import parse_send_request, salvage_request_id
 from shared.kafka.clients import end_offsets
 from shared.phone import InvalidPhoneNumberError, normalize_phone

@@ -10,7 +10,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from services.consent import metrics
 from services.consent.store import ConsentStore
 from shared.consent.state import LoggedEvent
-from shared.contract.events import parse_consent_event
+from shared.contract.event_parsing import parse_consent_event
 from shared.kafka.clients import consumer_lag
 from shared.kafka.dlq import send_to_dlq
 from shared.rejection import Rejected

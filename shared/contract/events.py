@@ -9,15 +9,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     model_validator,
 )
 
 from shared.contract.purposes import Purpose
-from shared.contract.storable import storable
 from shared.contract.timestamps import Timestamp
 from shared.phone import InvalidPhoneNumberError, normalize_phone
-from shared.rejection import Rejected, RejectedError, decode_json_object, rejection_from
+from shared.rejection import RejectedError
 
 
 class EventType(StrEnum):
@@ -40,8 +38,8 @@ WHATSAPP_REPLY = "whatsapp_reply"
 
 # Built once: membership tests run for every record on the log.
 _PURPOSES = frozenset(p.value for p in Purpose)
-_GRANT_SOURCES = frozenset(s.value for s in GrantSource)
-_EVENT_TYPES = frozenset(t.value for t in EventType)
+GRANT_SOURCES = frozenset(s.value for s in GrantSource)
+EVENT_TYPES = frozenset(t.value for t in EventType)
 
 
 def _phone(value: str) -> str:
@@ -101,7 +99,7 @@ class ConsentEvent(BaseModel):
     @model_validator(mode="after")
     def _rules_per_type(self) -> "ConsentEvent":
         if self.type is EventType.CONSENT_GRANTED:
-            if self.source not in _GRANT_SOURCES:
+            if self.source not in GRANT_SOURCES:
                 raise RejectedError(
                     "invalid_source",
                     f"ConsentGranted source {self.source!r} is not one of "
@@ -124,32 +122,3 @@ class ConsentEvent(BaseModel):
         if self.occurred_at <= log_time:
             return self
         return self.model_copy(update={"occurred_at": log_time})
-
-
-_NUL_REFUSED = {"event_id": "invalid_event_id", "source": "invalid_schema"}
-_FIELD_REASONS = {
-    "event_id": "invalid_event_id",
-    "occurred_at": "invalid_timestamp",
-    "expires_at": "invalid_timestamp",
-    "subject": "invalid_phone",
-}
-
-
-def parse_consent_event(raw: bytes | None) -> ConsentEvent | Rejected:
-    body = decode_json_object(raw)
-    if isinstance(body, Rejected):
-        return body
-    kind = body.get("type")
-    if not isinstance(kind, str) or kind not in _EVENT_TYPES:
-        return Rejected(
-            reason="unknown_type",
-            detail=f"type {kind!r} is not one of {[t.value for t in EventType]}",
-        )
-    # Evidence is the user's own words: a NUL in it never refuses an opt-out.
-    body = storable(raw, body, _NUL_REFUSED, replaced=("evidence",))
-    if isinstance(body, Rejected):
-        return body
-    try:
-        return ConsentEvent.model_validate(body)
-    except ValidationError as exc:
-        return rejection_from(exc, field_reasons=_FIELD_REASONS)

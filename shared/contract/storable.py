@@ -32,7 +32,7 @@ def storable(
     """`body` (decoded from `raw`), refused with the reason `refused` names for the
     first field that holds a NUL, or with the NULs of the `replaced` fields replaced.
     Fields in neither are left to their own rules (a phone number, an enum)."""
-    if raw is None or _ESCAPED_NUL not in raw:
+    if raw is None or not may_hold_nul(raw):
         return body
     for field, reason in refused.items():
         if holds_nul(body.get(field)):
@@ -41,6 +41,11 @@ def storable(
                 detail=f"{field}: U+0000 (NUL) is not allowed: the database cannot store it",
             )
     return {**body, **{f: without_nul(body[f]) for f in replaced if f in body}}
+
+
+def may_hold_nul(raw: bytes) -> bool:
+    """False when no string in the JSON document `raw` can hold a NUL."""
+    return _ESCAPED_NUL in raw
 
 
 def holds_nul(value: Any) -> bool:

@@ -16,7 +16,7 @@ from services.consent.rebuild.rebuilt import (
     progress_bar,
 )
 from shared.consent.state import LoggedEvent
-from shared.contract.events import parse_consent_event
+from shared.contract.event_parsing import parse_consent_event
 from shared.kafka.clients import end_offsets
 from shared.phone import InvalidPhoneNumberError, normalize_phone
 from shared.rejection import Rejected

@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from shared.contract.decisions import Decision, DispatchDecision, Reason
-from shared.contract.events import ConsentEvent, EventType, parse_consent_event
+from shared.contract.event_parsing import parse_consent_event
+from shared.contract.events import ConsentEvent, EventType
 from shared.contract.purposes import Purpose
 from shared.contract.requests import SendRequest, parse_send_request, salvage_request_id
 from shared.rejection import Rejected

@@ -7,7 +7,8 @@ import orjson
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from shared.contract.events import ConsentEvent, parse_consent_event
+from shared.contract.event_parsing import parse_consent_event
+from shared.contract.events import ConsentEvent
 from shared.contract.requests import parse_send_request, salvage_request_id
 from shared.contract.storable import REPLACEMENT, holds_nul, without_nul
 from shared.rejection import Rejected

@@ -1,0 +1,119 @@
+"""The fast path of parse_consent_event: plain, valid events decoded with msgspec.
+
+Validating a record with the model costs about 9 µs, most of it in the Python
+validators; the projector and the rebuild read every record of the log. This
+decoder takes only records of the plain shape (no unknown field, no NUL, the
+canonical RFC 3339 form with at most microseconds, known purposes) and checks
+the contract's rules on them itself, in about a third of the time. Anything
+else, valid or not, returns None and goes to the model, which has the final
+word and names the reason for a refusal.
+
+So this path must never accept a record the model refuses, nor decode one
+differently: `tests/unit/domain/test_event_fast_path.py` checks both on
+generated records, valid and spoiled, comparing the events and their JSON.
+"""
+
+import re
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import orjson
+
+from shared.contract.events import (
+    EVENT_TYPES,
+    GRANT_SOURCES,
+    WHATSAPP_REPLY,
+    ConsentEvent,
+    EventType,
+)
+from shared.contract.purposes import Purpose
+from shared.contract.storable import may_hold_nul
+from shared.phone import normalize_phone
+
+
+class _Wire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    event_id: str
+    type: str
+    subject: str
+    occurred_at: str
+    source: str
+    purposes: list[str] | None = None
+    # Decoded by orjson, as the model's input is: the same numbers, the same refusals.
+    evidence: msgspec.Raw = msgspec.Raw(b"null")
+    expires_at: str | None = None
+
+
+_decode = msgspec.json.Decoder(_Wire).decode
+# Canonical RFC 3339, read by datetime.fromisoformat exactly as pydantic reads it.
+# Years 0001 and 9999 go to the model: an offset may move them out of range.
+_PLAIN_TIME = re.compile(
+    r"(?!0001|9999)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})",
+    re.ASCII,
+)
+_PURPOSES: dict[str, Purpose] = {p.value: p for p in Purpose}
+_REPLY_TYPES = frozenset({EventType.OPTED_OUT.value, EventType.OPTED_IN.value})
+_FIELDS = frozenset(ConsentEvent.model_fields)
+_set = object.__setattr__
+
+
+def plain_event(raw: bytes) -> ConsentEvent | None:
+    """The event `raw` holds when it is plain and valid; None: ask the model."""
+    if may_hold_nul(raw):
+        return None
+    try:
+        wire = _decode(raw)
+        kind = wire.type
+        evidence = orjson.loads(memoryview(wire.evidence))
+        subject = normalize_phone(wire.subject)
+        occurred_at = _moment(wire.occurred_at)
+        expires_at = None if wire.expires_at is None else _moment(wire.expires_at)
+        # Ignored on replies, whatever they hold; elsewhere an unknown one is the model's.
+        purposes = (
+            None
+            if wire.purposes is None or kind in _REPLY_TYPES
+            else tuple(_PURPOSES[p] for p in wire.purposes)
+        )
+    except (msgspec.DecodeError, orjson.JSONDecodeError, ValueError, KeyError):
+        return None  # InvalidPhoneNumberError is a ValueError
+    if not (0 < len(wire.event_id) <= 128 and wire.source and kind in EVENT_TYPES):
+        return None
+    if evidence is not None and not isinstance(evidence, dict):
+        return None
+    if kind == EventType.CONSENT_GRANTED:
+        plain = wire.source in GRANT_SOURCES and bool(purposes) and bool(evidence)
+    elif kind == EventType.CONSENT_REVOKED:
+        plain = purposes != ()
+    else:
+        plain = wire.source == WHATSAPP_REPLY
+    if not plain:
+        return None
+    return _built(
+        {
+            "event_id": wire.event_id,
+            "type": EventType(kind),
+            "subject": subject,
+            "occurred_at": occurred_at,
+            "source": wire.source,
+            "purposes": purposes,
+            "evidence": evidence,
+            "expires_at": expires_at,
+        }
+    )
+
+
+def _moment(text: str) -> datetime:
+    if not _PLAIN_TIME.fullmatch(text):
+        raise ValueError(text)
+    return datetime.fromisoformat(text)
+
+
+def _built(fields: dict[str, Any]) -> ConsentEvent:
+    # What ConsentEvent.model_construct does, without its per-field walk (2.5 µs):
+    # every field is given, already of the model's types.
+    event = ConsentEvent.__new__(ConsentEvent)
+    _set(event, "__dict__", fields)
+    _set(event, "__pydantic_fields_set__", set(_FIELDS))  # model_copy adds to it
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
+    return event
