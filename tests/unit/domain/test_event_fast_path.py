@@ -261,3 +261,6 @@ def test_a_clamped_fast_event_is_copied_like_a_validated_one() -> None:
     model = validate_consent_event(raw)
     assert isinstance(model, ConsentEvent)
     assert_same_event(fast.clamped_to(log_time), model.clamped_to(log_time))
+    # The fields set the fast path's events share is copied, never changed in place.
+    assert fast.model_fields_set == set(ConsentEvent.model_fields)
+    assert fast.clamped_to(log_time).model_fields_set is not fast.model_fields_set
