@@ -5,7 +5,6 @@ transaction carrying the outputs and the consumed offsets together."""
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
@@ -15,54 +14,22 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from services.dispatcher import metrics
 from services.dispatcher.fence import Fence
 from services.dispatcher.outbound import cloud_api_body
+from services.dispatcher.outputs import (
+    Outputs,
+    decision_row,
+    invalid_row,
+    request_id_of,
+    routed,
+)
 from services.dispatcher.store import DecisionRow, DispatcherStore
 from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.contract.purposes import OPT_OUT_CONFIRMATION
-from shared.contract.requests import SendRequest, parse_send_request, salvage_request_id
-from shared.contract.storable import cleaned
+from shared.contract.requests import SendRequest, parse_send_request
 from shared.dispatch.rules import FrequencyPolicy, SendFacts, decide_send
-from shared.kafka.dlq import dlq_headers
 from shared.rejection import Rejected
-from shared.topics import CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGES_OUTBOUND, dlq
+from shared.topics import CONSENT_EVENTS
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class Outputs:
-    """What one batch publishes, in record order, and what it counts once published."""
-
-    sends: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = field(
-        default_factory=list
-    )
-    decided: list[DecisionRow] = field(default_factory=list)
-    republished: int = 0
-    duplicates: int = 0
-    dead_lettered: list[str] = field(default_factory=list)
-
-    def add(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
-        self.sends.append((topic, key, value, headers or []))
-
-    def publish_row(self, row: DecisionRow) -> None:
-        key = (row.recipient or "").encode() or None
-        headers = [("request_id", row.request_id.encode())]
-        self.add(DISPATCH_DECISIONS, key, row.decision_json, headers)
-        if row.outbound_json is not None:
-            self.add(MESSAGES_OUTBOUND, key, row.outbound_json, headers)
-
-    def count(self) -> None:
-        for reason in self.dead_lettered:
-            metrics.DEAD_LETTERED.labels(reason).inc()
-        for row in self.decided:
-            metrics.DECISIONS.labels(row.decision, row.reason).inc()
-        metrics.REPUBLISHED.inc(self.republished)
-        metrics.DUPLICATES.inc(self.duplicates)
 
 
 class _LostRaceError(Exception):
@@ -91,16 +58,16 @@ class Gate:
     async def handle(self, batch: list[ConsumerRecord]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
         parsed = [(record, parse_send_request(record.value)) for record in batch]
-        ids = {_request_id(record, p) for record, p in parsed} - {None}
+        ids = {request_id_of(record, p) for record, p in parsed} - {None}
         stored = await self.store.decisions([i for i in ids if i is not None])
-        fresh = [(record, p) for record, p in parsed if _request_id(record, p) not in stored]
+        fresh = [(record, p) for record, p in parsed if request_id_of(record, p) not in stored]
         new_rows = await self._decide(fresh) if fresh else {}
-        outputs = _routed(parsed, stored, new_rows)
+        outputs = routed(parsed, stored, new_rows)
         lost = await self._publish(batch, outputs, list(new_rows.values()))
         if lost:
             # Another instance decided some first (a rebalance mid-batch): its
             # outputs stand, and this batch publishes nothing for them.
-            outputs = _routed(parsed, stored, new_rows, withheld=lost)
+            outputs = routed(parsed, stored, new_rows, withheld=lost)
             await self._publish(batch, outputs, [])
         outputs.count()
 
@@ -128,11 +95,11 @@ class Gate:
         fence_json = {str(p): o for p, o in sorted(fence.items())}
         rows: dict[str, DecisionRow] = {}
         for record, p in fresh:
-            request_id = _request_id(record, p)
+            request_id = request_id_of(record, p)
             if request_id is None or request_id in rows:
                 continue  # no id: DLQ only; a repeat within the batch: decided once
             if isinstance(p, Rejected):
-                rows[request_id] = _invalid_row(record, request_id, p, now, fence_json)
+                rows[request_id] = invalid_row(record, request_id, p, now, fence_json)
                 continue
             facts = SendFacts(
                 confirmation_already_sent=p.opt_out_event_id in confirmed,
@@ -159,7 +126,7 @@ class Gate:
             outbound = (
                 orjson.dumps(cloud_api_body(p)) if verdict.decision is Decision.DISPATCHED else None
             )
-            rows[request_id] = _row(decision, record, outbound)
+            rows[request_id] = decision_row(decision, record, outbound)
         return rows
 
     async def _publish(
@@ -189,90 +156,3 @@ class Gate:
         except _LostRaceError as race:
             return race.request_ids
         return set()
-
-
-def _routed(
-    parsed: list[tuple[ConsumerRecord, SendRequest | Rejected]],
-    stored: dict[str, DecisionRow],
-    new_rows: dict[str, DecisionRow],
-    withheld: set[str] | None = None,
-) -> Outputs:
-    """Every record's outputs: its DLQ copy when unusable, and its decision (with the
-    send) once per request_id: a new one, or a stored one again for a redelivery."""
-    outputs = Outputs()
-    published = set(withheld or ())
-    for record, p in parsed:
-        request_id = _request_id(record, p)
-        if isinstance(p, Rejected):
-            outputs.add(dlq(record.topic), record.key, record.value, dlq_headers(record, p))
-            outputs.dead_lettered.append(p.reason)
-        row = new_rows.get(request_id) if request_id else None
-        redelivered = False
-        if row is None and request_id in stored:
-            row = stored[request_id]
-            # The same record again means the transaction that carried its outputs
-            # never committed: publish the stored decision (never a new one).
-            redelivered = (row.source_partition, row.source_offset) == (
-                record.partition,
-                record.offset,
-            )
-            if not redelivered:
-                outputs.duplicates += 1
-                log.info("duplicate request_id, already decided", request_id=request_id)
-                continue
-        if row is None or row.request_id in published:
-            continue
-        published.add(row.request_id)
-        outputs.publish_row(row)
-        if redelivered:
-            outputs.republished += 1
-        else:
-            outputs.decided.append(row)
-    return outputs
-
-
-def _request_id(record: ConsumerRecord, parsed: SendRequest | Rejected) -> str | None:
-    if isinstance(parsed, SendRequest):
-        return parsed.request_id
-    return salvage_request_id(record.value)
-
-
-def _row(decision: DispatchDecision, record: ConsumerRecord, outbound: bytes | None) -> DecisionRow:
-    return DecisionRow(
-        request_id=decision.request_id,
-        recipient=decision.recipient,
-        purpose=decision.purpose,
-        decision=decision.decision.value,
-        reason=decision.reason.value,
-        consent_event_id=decision.consent_event_id,
-        opt_out_event_id=decision.opt_out_event_id,
-        decided_at=decision.decided_at,
-        source_partition=record.partition,
-        source_offset=record.offset,
-        decision_json=decision.model_dump_json().encode(),
-        outbound_json=outbound,
-    )
-
-
-def _invalid_row(
-    record: ConsumerRecord,
-    request_id: str,
-    rejected: Rejected,
-    now: datetime,
-    fence: dict[str, int],
-) -> DecisionRow:
-    body = orjson.loads(record.value) if record.value else {}
-    # Copies for information only, from a request that failed validation: made storable.
-    recipient = cleaned(record.key.decode(errors="replace")) if record.key else None
-    purpose = cleaned(body["purpose"]) if isinstance(body.get("purpose"), str) else None
-    decision = DispatchDecision(
-        request_id=request_id,
-        recipient=recipient,
-        purpose=purpose,
-        decision=Decision.DROPPED,
-        reason=Reason.INVALID_REQUEST,
-        decided_at=now,
-        detail=cleaned(f"{rejected.reason}: {rejected.detail}"),
-        fence=fence,
-    )
-    return _row(decision, record, None)

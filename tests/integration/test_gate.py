@@ -20,7 +20,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-import services.dispatcher.gate as gate_module
+import services.dispatcher.outputs as outputs_module
 from services.dispatcher.fence import Fence
 from services.dispatcher.gate import Gate
 from services.dispatcher.store import DecisionRow, DispatcherStore
@@ -64,8 +64,8 @@ async def requests_topic(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Async
     prefix = f"test.gate.{uuid.uuid4().hex[:8]}."
     topics = [prefix + t for t in (MESSAGE_REQUESTS, DISPATCH_DECISIONS, MESSAGES_OUTBOUND)]
     async with private_topics(stack.kafka_bootstrap, {t: {} for t in topics}):
-        monkeypatch.setattr(gate_module, "DISPATCH_DECISIONS", topics[1])
-        monkeypatch.setattr(gate_module, "MESSAGES_OUTBOUND", topics[2])
+        monkeypatch.setattr(outputs_module, "DISPATCH_DECISIONS", topics[1])
+        monkeypatch.setattr(outputs_module, "MESSAGES_OUTBOUND", topics[2])
         yield topics[0]
 
 
