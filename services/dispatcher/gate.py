@@ -8,7 +8,6 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import orjson
-import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from services.dispatcher import metrics
@@ -28,8 +27,6 @@ from shared.contract.requests import SendRequest, parse_send_request
 from shared.dispatch.rules import FrequencyPolicy, SendFacts, decide_send
 from shared.rejection import Rejected
 from shared.topics import CONSENT_EVENTS
-
-log = structlog.get_logger(__name__)
 
 
 class _LostRaceError(Exception):
