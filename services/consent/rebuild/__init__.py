@@ -29,9 +29,10 @@ and the states are read in one snapshot.
 Exit status: 0 written / equal; 1 states differ (the subjects are named,
 masked); 2 refused or failed (tracking moved, projection behind, no broker).
 
-Memory: every event read is held until the write, about 2 KB per event (2 GB
-per million; `make bench` measures it). The cyclic garbage collector is paused
-while the log is read and folded (reference counting still frees garbage).
+Memory: every event read is held until the write, about 1.4 KB per event
+(1.4 GB per million; `make bench` measures it). The cyclic garbage collector is
+paused while the log is read and folded (reference counting still frees
+garbage), and what the rebuild holds is frozen before it resumes.
 
 Stop the consent service during a rebuild that writes: a live projector races
 it. The command protects itself rather than trusting that: it reads
