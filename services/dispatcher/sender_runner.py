@@ -62,7 +62,6 @@ async def start_sender(settings: DispatcherSettings, pool: Any) -> RunningSender
     )
     await producer.start()
     await consumer.start()
-    consumer.subscribe([MESSAGES_OUTBOUND])
     policy = SendPolicy(
         max_attempts=settings.sender_max_attempts,
         backoff_base=settings.sender_backoff_base_seconds,
@@ -80,4 +79,7 @@ async def start_sender(settings: DispatcherSettings, pool: Any) -> RunningSender
     loop = BatchConsumer(
         consumer, sender.handle, name="dispatcher-sender", max_records=settings.sender_max_batch
     )
+    # Partitions change hands only between batches: a sender joining the group must
+    # not read records whose POSTs are still under way here and post them again.
+    consumer.subscribe([MESSAGES_OUTBOUND], listener=loop.listener())
     return RunningSender(loop.start(), consumer, producer, graph)

@@ -159,6 +159,14 @@ async def finished(store: SendStore, request_id: str, timeout: float = 30) -> Se
             await asyncio.sleep(0.05)
 
 
+async def attempted(store: SendStore, request_ids: list[str], timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            if len(await store.rows(request_ids)) == len(request_ids):
+                return
+            await asyncio.sleep(0.05)
+
+
 async def committed_past(
     consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, timeout: float = 30
 ) -> None:
@@ -394,6 +402,52 @@ async def test_the_wired_sender_starts_at_the_log_end_and_commits_its_group(
     assert row.status == "sent"
     assert graph.requests_for(before.lstrip("+")) == []
     assert len(graph.requests_for(after.lstrip("+"))) == 1
+
+
+async def test_partitions_change_hands_only_after_the_sends_in_flight_are_recorded(
+    stack: Stack, pool: Any, store: SendStore, graph: FakeGraphApi, producer: Any
+) -> None:
+    """Sender A is waiting on Graph for a batch when sender B joins the group. B must
+    not get A's partitions before A has recorded the sends and committed: it would
+    read the records again, find them in flight and post them a second time (or,
+    not resending, record as failed what A is sending)."""
+    phones = [unique_phone() for _ in range(9)]  # over every partition
+    for phone in phones:
+        graph.script(phone.lstrip("+"), Reply(200, delay=8.0))  # past a rebalance
+    settings = DispatcherSettings(
+        kafka_bootstrap_servers=stack.kafka_bootstrap,
+        sender_enabled=True,
+        sender_group_id=f"dispatcher-sender-test-{uuid.uuid4().hex[:10]}",
+        graph_api_url=graph.url,
+        phone_number_id=graph.phone_number_id,
+        access_token=SecretStr(graph.token),
+        sender_timeout_seconds=30.0,
+        sender_concurrency=9,
+    )
+    first = await start_sender(settings, pool)
+    senders = [first]
+    try:
+        await assigned(first.consumer)
+        # The group commits on every partition first: a member assigned one then
+        # starts at the committed offset, not at the log end.
+        for _ in range(9):
+            meta = await publish(producer, unique_phone(), str(uuid.uuid4()))
+            tp = TopicPartition(meta.topic, meta.partition)
+            await committed_past(first.consumer, tp, meta.offset)
+        request_ids = [str(uuid.uuid4()) for _ in phones]
+        await asyncio.gather(  # at once, so that A takes them in one batch
+            *(publish(producer, p, r) for p, r in zip(phones, request_ids, strict=True))
+        )
+        await attempted(store, request_ids)  # every POST of the batch is under way
+        senders.append(await start_sender(settings, pool))  # B joins: a rebalance begins
+        rows = [await finished(store, request_id) for request_id in request_ids]
+        await asyncio.sleep(3)  # a second POST (unscripted: answered at once) by now
+    finally:
+        for sender in senders:
+            await sender.stop()
+
+    assert [row.status for row in rows] == ["sent"] * len(phones)
+    assert [len(graph.requests_for(p.lstrip("+"))) for p in phones] == [1] * len(phones)
 
 
 def test_enabling_the_sender_without_credentials_is_refused() -> None:
