@@ -159,6 +159,19 @@ async def finished(store: SendStore, request_id: str, timeout: float = 30) -> Se
             await asyncio.sleep(0.05)
 
 
+def wired_settings(stack: Stack, graph: FakeGraphApi, **options: Any) -> DispatcherSettings:
+    """The settings start_sender is given: the fake Graph API, a group of the test's own."""
+    return DispatcherSettings(
+        kafka_bootstrap_servers=stack.kafka_bootstrap,
+        sender_enabled=True,
+        sender_group_id=f"dispatcher-sender-test-{uuid.uuid4().hex[:10]}",
+        graph_api_url=graph.url,
+        phone_number_id=graph.phone_number_id,
+        access_token=SecretStr(graph.token),
+        **options,
+    )
+
+
 async def attempted(store: SendStore, request_ids: list[str], timeout: float = 30) -> None:
     async with asyncio.timeout(timeout):
         while True:
@@ -378,15 +391,7 @@ async def test_the_wired_sender_starts_at_the_log_end_and_commits_its_group(
     on the topic before it joined, and it commits what it sent."""
     before, after = unique_phone(), unique_phone()
     await publish(producer, before, str(uuid.uuid4()))
-    settings = DispatcherSettings(
-        kafka_bootstrap_servers=stack.kafka_bootstrap,
-        sender_enabled=True,
-        sender_group_id=f"dispatcher-sender-test-{uuid.uuid4().hex[:10]}",
-        graph_api_url=graph.url,
-        phone_number_id=graph.phone_number_id,
-        access_token=SecretStr(graph.token),
-    )
-    sender = await start_sender(settings, pool)
+    sender = await start_sender(wired_settings(stack, graph), pool)
     try:
         await assigned(sender.consumer)  # "latest" is resolved before we produce
         request_id = str(uuid.uuid4())
@@ -414,16 +419,7 @@ async def test_partitions_change_hands_only_after_the_sends_in_flight_are_record
     phones = [unique_phone() for _ in range(9)]  # over every partition
     for phone in phones:
         graph.script(phone.lstrip("+"), Reply(200, delay=8.0))  # past a rebalance
-    settings = DispatcherSettings(
-        kafka_bootstrap_servers=stack.kafka_bootstrap,
-        sender_enabled=True,
-        sender_group_id=f"dispatcher-sender-test-{uuid.uuid4().hex[:10]}",
-        graph_api_url=graph.url,
-        phone_number_id=graph.phone_number_id,
-        access_token=SecretStr(graph.token),
-        sender_timeout_seconds=30.0,
-        sender_concurrency=9,
-    )
+    settings = wired_settings(stack, graph, sender_timeout_seconds=30.0, sender_concurrency=9)
     first = await start_sender(settings, pool)
     senders = [first]
     try:
