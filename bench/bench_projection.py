@@ -170,7 +170,6 @@ async def project(
         projector = Projector(ConsentStore(pool), consumer, producer)
         await producer.start()
         await consumer.start()
-        consumer.subscribe([topic], listener=projector)
         first: list[float] = []
 
         async def handle(batch: list[ConsumerRecord]) -> None:
@@ -185,6 +184,7 @@ async def project(
             max_records=settings.max_batch,
             on_poll=projector.track_idle_positions,
         )
+        consumer.subscribe([topic], listener=loop.listener(projector))
         projecting = loop.start()
         try:
             await _until(

@@ -41,7 +41,6 @@ def create_app(settings: ConsentSettings) -> FastAPI:
         projector = Projector(store, consumer, producer)
         await producer.start()
         await consumer.start()
-        consumer.subscribe([CONSENT_EVENTS], listener=projector)
         loop = BatchConsumer(
             consumer,
             projector.handle,
@@ -49,6 +48,10 @@ def create_app(settings: ConsentSettings) -> FastAPI:
             max_records=settings.max_batch,
             on_poll=projector.track_idle_positions,
         )
+        # Between batches, then the projector's seek to the tracked positions: a
+        # member taking a partition over does not apply (and dead-letter) again
+        # what a batch in flight here is about to commit.
+        consumer.subscribe([CONSENT_EVENTS], listener=loop.listener(projector))
         projecting = loop.start()
         running.append(Running(pool, consumer, projecting))
         app.include_router(subjects_router(store))

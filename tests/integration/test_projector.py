@@ -638,10 +638,10 @@ async def test_on_assignment_the_consumer_starts_at_the_tracked_positions(
     consumer = group_consumer(stack.kafka_bootstrap, f"consent-test-{uuid.uuid4().hex[:8]}")
     projector = Projector(store, consumer, log.producer)
     await consumer.start()
-    consumer.subscribe([CONSENT_EVENTS], listener=projector)
     loop = BatchConsumer(
         consumer, projector.handle, name="test", on_poll=projector.track_idle_positions
     )
+    consumer.subscribe([CONSENT_EVENTS], listener=loop.listener(projector))  # as main does
     task = asyncio.create_task(loop.run())
     try:
         async with asyncio.timeout(30):
