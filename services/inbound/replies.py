@@ -11,7 +11,7 @@ from faststream.kafka import KafkaBroker
 from services.inbound import metrics
 from services.inbound.domain.classifier import KeywordConfig, Language
 from services.inbound.domain.replies import reply_effects
-from shared.contract.webhook import inbound_replies, parse_webhook
+from shared.contract.webhook import inbound_replies, malformed_messages, parse_webhook
 from shared.kafka.dlq import dlq_headers
 from shared.phone import InvalidPhoneNumberError, normalize_phone
 from shared.rejection import Rejected
@@ -57,7 +57,15 @@ class ReplyProcessor:
                     MESSAGE_REQUESTS,
                     key=subject.encode(),
                 )
-        if unresolved:
+        # The other messages were processed all the same; the record goes to the DLQ
+        # once, so that a person sees what we could not read.
+        malformed = malformed_messages(body)
+        if malformed:
+            detail = "; ".join(malformed)
+            if unresolved:
+                detail += f"; messages {unresolved} carry no valid phone number (wa_id)"
+            await self.dead_letter(record, Rejected(reason="malformed_message", detail=detail))
+        elif unresolved:
             await self.dead_letter(
                 record,
                 Rejected(

@@ -2,8 +2,10 @@
 Meta adds fields over time, so only what we use is modelled and the rest is kept."""
 
 from datetime import UTC, datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from shared.rejection import Rejected, decode_json_object, rejection_from
 
@@ -34,10 +36,11 @@ class Interactive(_Lenient):
 
 class Message(_Lenient):
     id: str
-    from_: str | None = Field(default=None, alias="from")
+    # Meta sends strings; digits sent as a JSON number by a gateway mean the same.
+    from_: str | int | None = Field(default=None, alias="from")
     # Business-scoped user ids arrive on newer payloads, sometimes without `from`.
     from_user_id: str | None = None
-    timestamp: str | None = None
+    timestamp: str | int | None = None
     type: str | None = None
     text: TextBody | None = None
     button: Button | None = None
@@ -45,19 +48,41 @@ class Message(_Lenient):
 
 
 class Contact(_Lenient):
-    wa_id: str | None = None
+    wa_id: str | int | None = None
     user_id: str | None = None
 
 
 class Value(_Lenient):
     messaging_product: str | None = None
-    contacts: list[Contact] = []
+    contacts: list[Contact] | None = None
     messages: list[Message] = []
+    # The messages not in the shape we read, as "messages.N: why". They do not
+    # refuse the webhook: a STOP beside one is still a STOP (the record then goes
+    # to the DLQ as well, for a person to see the rest).
+    malformed: SkipJsonSchema[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _each_message_on_its_own(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        messages = data.get("messages")
+        if not isinstance(messages, list):
+            return {**data, "malformed": ()}
+        kept, malformed = [], []
+        for index, message in enumerate(messages):
+            try:
+                kept.append(Message.model_validate(message))
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                where = ".".join(str(part) for part in (index, *first["loc"]))
+                malformed.append(f"messages.{where}: {first['msg']}")
+        return {**data, "messages": kept, "malformed": tuple(malformed)}
 
 
 class Change(_Lenient):
     field: str | None = None
-    value: Value = Value()
+    value: Value | None = None
 
 
 class Entry(_Lenient):
@@ -98,21 +123,29 @@ def inbound_replies(body: WebhookBody) -> list[InboundReply]:
     """Every message of every entry[].changes[].value.messages[]; statuses and other
     fields carry no messages and yield nothing."""
     replies = []
-    for entry in body.entry:
-        for change in entry.changes:
-            contacts = change.value.contacts
-            for message in change.value.messages:
-                wa_id = message.from_ or (contacts[0].wa_id if len(contacts) == 1 else None)
-                replies.append(
-                    InboundReply(
-                        message_id=message.id,
-                        wa_id=wa_id,
-                        user_id=message.from_user_id,
-                        sent_at=_sent_at(message.timestamp),
-                        texts=_texts(message),
-                    )
+    for value in _values(body):
+        contacts = value.contacts or []
+        for message in value.messages:
+            sender = message.from_ or (contacts[0].wa_id if len(contacts) == 1 else None)
+            replies.append(
+                InboundReply(
+                    message_id=message.id,
+                    wa_id=None if sender is None else str(sender),
+                    user_id=message.from_user_id,
+                    sent_at=_sent_at(message.timestamp),
+                    texts=_texts(message),
                 )
+            )
     return replies
+
+
+def malformed_messages(body: WebhookBody) -> list[str]:
+    """Why each message not in the shape we read was left out of `inbound_replies`."""
+    return [why for value in _values(body) for why in value.malformed]
+
+
+def _values(body: WebhookBody) -> list[Value]:
+    return [c.value for entry in body.entry for c in entry.changes if c.value is not None]
 
 
 def _texts(message: Message) -> tuple[str, ...]:
@@ -128,7 +161,7 @@ def _texts(message: Message) -> tuple[str, ...]:
     return tuple(c for c in candidates if c)
 
 
-def _sent_at(timestamp: str | None) -> datetime | None:
+def _sent_at(timestamp: str | int | None) -> datetime | None:
     try:
         return datetime.fromtimestamp(int(timestamp), UTC) if timestamp else None
     except (ValueError, OverflowError, OSError):

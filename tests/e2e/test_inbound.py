@@ -132,3 +132,25 @@ async def test_a_record_that_is_not_a_webhook_goes_to_the_dlq_and_the_consumer_g
     finally:
         await dead.stop()
         await events.stop()
+
+
+async def test_a_stop_beside_a_malformed_message_is_applied_and_the_record_dead_lettered(
+    stack: Stack, services: dict[str, ServiceProcess], phone: str
+) -> None:
+    body = text_webhook(phone[1:], "STOP")
+    body["entry"][0]["changes"][0]["value"]["messages"].insert(0, {"type": "text"})  # no id
+    dead = await TopicReader(stack.kafka_bootstrap, WHATSAPP_INBOUND + ".dlq").start()
+    events = await TopicReader(stack.kafka_bootstrap, CONSENT_EVENTS).start()
+    try:
+        await produce(stack.kafka_bootstrap, WHATSAPP_INBOUND, [(phone[1:], body)])
+        await events.wait_for(lambda rs: len(_for(rs, phone)) >= 1)
+        key = phone[1:].encode()
+        await dead.wait_for(lambda rs: any(r.key == key for r in rs))
+        [letter] = [r for r in dead.records if r.key == key]
+        assert dict(letter.headers)["error.reason"] == b"malformed_message"
+        assert b"messages.0.id" in dict(letter.headers)["error.detail"]
+        [event] = _for(events.records, phone)
+        assert event["type"] == "OptedOut"
+    finally:
+        await dead.stop()
+        await events.stop()

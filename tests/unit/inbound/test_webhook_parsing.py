@@ -9,7 +9,12 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.contract.webhook import WebhookBody, inbound_replies, parse_webhook
+from shared.contract.webhook import (
+    WebhookBody,
+    inbound_replies,
+    malformed_messages,
+    parse_webhook,
+)
 from shared.rejection import Rejected
 from tests.support.webhooks import text_webhook
 
@@ -94,6 +99,32 @@ def test_a_business_scoped_sender_without_a_phone_has_no_wa_id() -> None:
     assert reply.user_id == "US.13491208655302741918"
 
 
+def test_a_malformed_message_is_left_out_and_named_and_its_neighbours_are_read() -> None:
+    body = text_webhook("79161234567", "STOP", message_id="wamid.A")
+    value = body["entry"][0]["changes"][0]["value"]
+    value["messages"] = [{"type": "text"}, *value["messages"], 42]
+    parsed = parse_webhook(orjson.dumps(body))
+    assert isinstance(parsed, WebhookBody)
+    assert [(r.message_id, r.texts) for r in inbound_replies(parsed)] == [("wamid.A", ("STOP",))]
+    assert malformed_messages(parsed) == [
+        "messages.0.id: Field required",
+        "messages.2: Input should be a valid dictionary or instance of Message",
+    ]
+
+
+def test_numbers_for_the_sender_and_the_timestamp_are_read_as_their_digits() -> None:
+    body = text_webhook("79161234567", "STOP")
+    value = body["entry"][0]["changes"][0]["value"]
+    value["messages"][0] |= {"from": 79161234567, "timestamp": 1795773600}
+    value["contacts"] = None
+    body["entry"][0]["changes"].append({"field": "messages", "value": None})
+    parsed = parse_webhook(orjson.dumps(body))
+    assert isinstance(parsed, WebhookBody)
+    [reply] = inbound_replies(parsed)
+    assert (reply.wa_id, reply.sent_at) == ("79161234567", datetime.fromtimestamp(1795773600, UTC))
+    assert malformed_messages(parsed) == []
+
+
 def test_bodies_that_are_not_webhooks_are_rejected_with_a_reason() -> None:
     not_utf8 = parse_webhook(b"\xff\xfe")
     assert isinstance(not_utf8, Rejected)
@@ -102,7 +133,6 @@ def test_bodies_that_are_not_webhooks_are_rejected_with_a_reason() -> None:
         b"[]",
         b"{}",
         b'{"entry": 5}',
-        b'{"entry": [{"changes": [{"value": {"messages": [{}]}}]}]}',
     ):
         result = parse_webhook(raw)
         assert isinstance(result, Rejected), raw
@@ -155,3 +185,4 @@ def test_mutated_webhooks_give_a_body_or_a_documented_rejection(
     else:
         for reply in inbound_replies(result):
             assert isinstance(reply.texts, tuple)
+        assert all(isinstance(why, str) for why in malformed_messages(result))
