@@ -40,17 +40,6 @@ def fold_subjects(events: Iterable[LoggedEvent]) -> dict[str, tuple[SubjectState
     return folded
 
 
-def latest_order_keys(events: Iterable[LoggedEvent]) -> dict[str, OrderKey]:
-    """Per subject, where the last of its events sorts: what a state is folded through."""
-    latest: dict[str, OrderKey] = {}
-    for logged in events:
-        key = logged.order_key()
-        subject = logged.event.subject
-        if subject not in latest or key > latest[subject]:
-            latest[subject] = key
-    return latest
-
-
 def _fold(
     folding: "_Folding", later: Iterable[LoggedEvent]
 ) -> tuple[SubjectState, OrderKey | None]:
