@@ -5,14 +5,12 @@ equal event with the same JSON; whenever it declines, the model decides (and
 parse_consent_event returns the model's verdict). And the plain records our own
 systems write must take the fast path, or it would silently stop paying."""
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
 
 from bench.bench_projection import event_records
 from bench.consent_seed import phones
@@ -20,125 +18,10 @@ from services.inbound.domain.classifier import DEFAULT_KEYWORDS
 from services.inbound.domain.replies import reply_effects
 from shared.contract.event_fast_path import plain_event
 from shared.contract.event_parsing import parse_consent_event, validate_consent_event
-from shared.contract.events import ConsentEvent, GrantSource
-from shared.contract.purposes import Purpose
+from shared.contract.events import ConsentEvent
 from shared.contract.webhook import InboundReply
 from tests.support.contract_examples import CONTRACT_GRANT
-
-# ------------------------------------------------------------- generated records
-
-
-def _offset(minutes: int) -> str:
-    sign = "-" if minutes < 0 else "+"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
-@st.composite
-def timestamps(draw: st.DrawFn) -> str:
-    """RFC 3339 in all its forms; near the ends of the calendar too."""
-    moment = draw(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)))
-    digits = draw(st.sampled_from([0, 0, 3, 6, 1, 2, 4, 5, 7, 9]))
-    fraction = "" if digits == 0 else "." + f"{moment.microsecond:06d}987"[:digits]
-    separator = draw(st.sampled_from(["T", "T", "T", "t", " "]))
-    zone = draw(
-        st.sampled_from(["Z", "Z", "z", "-00:00", "+00:00"])
-        | st.integers(-(23 * 60 + 59), 23 * 60 + 59).map(_offset)
-    )
-    day = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
-    return f"{day}{separator}{moment:%H:%M:%S}{fraction}{zone}"
-
-
-json_leaves = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8)
-)
-json_values = st.recursive(
-    json_leaves,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
-evidence = st.dictionaries(st.text(max_size=6), json_values, min_size=1, max_size=3)
-purposes = st.lists(st.sampled_from(list(Purpose)).map(str), min_size=1, max_size=3)
-# A NUL is one spoiler among the others, not in every other text.
-NO_NUL = st.characters(exclude_characters="\x00", exclude_categories=["Cs"])
-SUBJECTS = ["+79161234567", "79161234567", " +79161234567", "+14155552671", "4915123456789"]
-TYPES = ["ConsentGranted", "ConsentRevoked", "OptedOut", "OptedIn"]
-
-# A field's value as a producer might get it wrong (or unusually right).
-SPOILED: dict[str, st.SearchStrategy[Any]] = {
-    "event_id": st.sampled_from(["", "x" * 128, "x" * 129, "ev\x00", " "]) | json_leaves,
-    "type": st.sampled_from([*TYPES, "ConsentMaybe", "optedout"]) | json_leaves,
-    "subject": st.sampled_from(["+7916123", "12345", "+79161234567x", "８９１６"]) | json_leaves,
-    "occurred_at": st.sampled_from(
-        [
-            "yesterday",
-            "1795773600",
-            "2026-11-27T10:00Z",
-            "2026-02-30T00:00:00Z",
-            "2026-11-27T10:00:00+0300",
-            "2026-11-27T10:00:00",
-            "2026-11-27T10:00:60Z",
-            "2026-11-27T10:00:00+24:00",
-            "0001-01-01T00:00:00+00:01",
-            "9999-12-31T23:59:59-00:01",
-        ]
-    )
-    | json_leaves,
-    # Every type's sources on every type: the rules are per type.
-    "source": st.sampled_from(["whatsapp_reply", "crm", "", *[s.value for s in GrantSource]])
-    | st.sampled_from(["whatsapp_reply", "crm", "bought_list"])
-    | json_leaves,
-    "purposes": st.lists(
-        st.sampled_from([p.value for p in Purpose] + ["marketing", "opt_out_confirmation"]),
-        max_size=3,
-    )
-    | st.lists(json_leaves, max_size=2)
-    | json_leaves,
-    "evidence": json_values | st.just({"text": "STOP\x00"}),
-    "expires_at": timestamps() | json_leaves,
-}
-
-
-@st.composite
-def records(draw: st.DrawFn) -> bytes:
-    """A valid event of any type, in any of its valid forms, then up to two fields
-    spoiled, removed or added."""
-    kind = draw(st.sampled_from(TYPES))
-    fields: dict[str, Any] = {
-        "event_id": draw(st.uuids().map(str) | st.text(NO_NUL, min_size=1, max_size=128)),
-        "type": kind,
-        "subject": draw(st.sampled_from(SUBJECTS)),
-        "occurred_at": draw(timestamps()),
-    }
-    if kind == "ConsentGranted":
-        fields["source"] = draw(st.sampled_from([s.value for s in GrantSource]))
-        fields["purposes"] = draw(purposes)
-        fields["evidence"] = draw(evidence)
-        if draw(st.booleans()):
-            fields["expires_at"] = draw(timestamps() | st.none())
-    elif kind == "ConsentRevoked":
-        fields["source"] = draw(st.text(NO_NUL, min_size=1, max_size=10))
-        if draw(st.booleans()):
-            fields["purposes"] = draw(purposes | st.none())
-    else:
-        fields["source"] = "whatsapp_reply"
-        if draw(st.booleans()):
-            fields["evidence"] = draw(evidence)
-    for _ in range(draw(st.sampled_from([1, 1, 2, 0]))):
-        name = draw(st.sampled_from(["extra", *sorted(SPOILED)]))
-        removed = draw(st.sampled_from([False, False, False, True]))
-        if name != "extra" and removed:
-            fields.pop(name, None)
-        else:
-            fields[name] = draw(SPOILED.get(name, json_values))
-    # The standard encoder: any integer, and escaped or raw UTF-8 text.
-    return json.dumps(fields, ensure_ascii=draw(st.booleans())).encode()
-
+from tests.support.wire_strategies import consent_event_records
 
 # ---------------------------------------------------------------- properties
 
@@ -158,7 +41,7 @@ def assert_same_event(fast: ConsentEvent, model: object) -> None:
 
 
 @settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
-@given(records())
+@given(consent_event_records())
 @example(orjson.dumps(CONTRACT_GRANT))
 @example(orjson.dumps({**CONTRACT_GRANT, "source": "whatsapp_reply"}))
 @example(orjson.dumps({**CONTRACT_GRANT, "type": "OptedOut", "source": "website_form"}))
