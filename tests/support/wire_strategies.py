@@ -112,15 +112,7 @@ def consent_event_records(draw: st.DrawFn) -> bytes:
         fields["source"] = "whatsapp_reply"
         if draw(st.booleans()):
             fields["evidence"] = draw(evidence)
-    for _ in range(draw(st.sampled_from([1, 1, 2, 0]))):
-        name = draw(st.sampled_from(["extra", *sorted(SPOILED)]))
-        removed = draw(st.sampled_from([False, False, False, True]))
-        if name != "extra" and removed:
-            fields.pop(name, None)
-        else:
-            fields[name] = draw(SPOILED.get(name, json_values))
-    # The standard encoder: any integer, and escaped or raw UTF-8 text.
-    return json.dumps(fields, ensure_ascii=draw(st.booleans())).encode()
+    return _spoiled(draw, fields, SPOILED)
 
 
 MESSAGES = [
@@ -160,11 +152,19 @@ def send_request_records(draw: st.DrawFn) -> bytes:
         fields["requested_at"] = draw(timestamps())
     if fields["purpose"] == "opt_out_confirmation" or draw(st.booleans()):
         fields["opt_out_event_id"] = draw(st.uuids().map(str))
+    return _spoiled(draw, fields, SPOILED_REQUEST)
+
+
+def _spoiled(
+    draw: st.DrawFn, fields: dict[str, Any], spoilers: dict[str, st.SearchStrategy[Any]]
+) -> bytes:
+    """Up to two fields spoiled or removed, or an unknown one added; then encoded by
+    the standard encoder (any integer, text escaped or as raw UTF-8)."""
     for _ in range(draw(st.sampled_from([1, 1, 2, 0]))):
-        name = draw(st.sampled_from(["extra", *sorted(SPOILED_REQUEST)]))
+        name = draw(st.sampled_from(["extra", *sorted(spoilers)]))
         removed = draw(st.sampled_from([False, False, False, True]))
         if name != "extra" and removed:
             fields.pop(name, None)
         else:
-            fields[name] = draw(SPOILED_REQUEST.get(name, json_values))
+            fields[name] = draw(spoilers.get(name, json_values))
     return json.dumps(fields, ensure_ascii=draw(st.booleans())).encode()
