@@ -156,11 +156,12 @@ async def _folded(conn: Any, fresh: Sequence[LoggedEvent]) -> list[Folded]:
     for row in await conn.fetch(_STORED_STATES, subjects):
         subject, through = row["subject"], _through(row)
         later = by_subject.pop(subject)
-        if through is None or min(e.order_key() for e in later) <= through:
+        keys = [e.order_key() for e in later]
+        if through is None or min(keys) <= through:
             refold.append(subject)  # a late event sorts inside the history
             continue
         state = fold_onto(SubjectState.model_validate_json(row["state"]), later)
-        folded.append(Folded(state, max(through, *(e.order_key() for e in later)), False))
+        folded.append(Folded(state, max(keys), False))
     refold.extend(by_subject)  # no stored state yet
     if refold:
         folded.extend(fold_rows(await conn.fetch(_HISTORIES, refold)).values())

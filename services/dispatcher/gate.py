@@ -15,15 +15,15 @@ from services.dispatcher.fence import Fence
 from services.dispatcher.outbound import cloud_api_body
 from services.dispatcher.outputs import (
     Outputs,
+    Parsed,
     decision_row,
     invalid_row,
-    request_id_of,
+    parsed_batch,
     routed,
 )
 from services.dispatcher.store import DecisionRow, DispatcherStore
 from shared.contract.decisions import Decision, DispatchDecision, Reason
-from shared.contract.purposes import OPT_OUT_CONFIRMATION
-from shared.contract.requests import SendRequest, parse_send_request
+from shared.contract.requests import SendRequest
 from shared.dispatch.rules import FrequencyPolicy, SendFacts, decide_send
 from shared.rejection import Rejected
 from shared.topics import CONSENT_EVENTS
@@ -54,10 +54,9 @@ class Gate:
 
     async def handle(self, batch: list[ConsumerRecord]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
-        parsed = [(record, parse_send_request(record.value)) for record in batch]
-        ids = {request_id_of(record, p) for record, p in parsed} - {None}
-        stored = await self.store.decisions([i for i in ids if i is not None])
-        fresh = [(record, p) for record, p in parsed if request_id_of(record, p) not in stored]
+        parsed = parsed_batch(batch)
+        stored = await self.store.decisions(sorted({p.request_id for p in parsed if p.request_id}))
+        fresh = [p for p in parsed if p.request_id not in stored]
         new_rows = await self._decide(fresh) if fresh else {}
         outputs = routed(parsed, stored, new_rows)
         lost = await self._publish(batch, outputs, list(new_rows.values()))
@@ -68,15 +67,13 @@ class Gate:
             await self._publish(batch, outputs, [])
         outputs.count()
 
-    async def _decide(
-        self, fresh: list[tuple[ConsumerRecord, SendRequest | Rejected]]
-    ) -> dict[str, DecisionRow]:
+    async def _decide(self, fresh: list[Parsed]) -> dict[str, DecisionRow]:
         # decided_at is taken BEFORE the end offsets are read: whatever Kafka had
         # acknowledged by then is below them, so "decided after the opt-out's
         # acknowledgement" always implies "saw it" (contract section 4).
         now = datetime.now(UTC)
         await self.fence.wait()
-        requests = [p for _, p in fresh if isinstance(p, SendRequest)]
+        requests = [p.request for p in fresh if isinstance(p.request, SendRequest)]
         recipients = sorted({r.recipient for r in requests})
         # The states and the positions they reflect, from one snapshot: the
         # decision records them, so the audit refolds exactly what was seen. The
@@ -91,8 +88,7 @@ class Gate:
         counts = Counter(dispatched)
         fence_json = {str(p): o for p, o in sorted(fence.items())}
         rows: dict[str, DecisionRow] = {}
-        for record, p in fresh:
-            request_id = request_id_of(record, p)
+        for record, p, request_id in fresh:
             if request_id is None or request_id in rows:
                 continue  # no id: DLQ only; a repeat within the batch: decided once
             if isinstance(p, Rejected):
@@ -108,15 +104,12 @@ class Gate:
                     counts[p.recipient] += 1
                 elif p.opt_out_event_id:
                     confirmed.add(p.opt_out_event_id)
-            decision = DispatchDecision(
-                request_id=p.request_id,
-                recipient=p.recipient,
-                purpose=p.purpose,
-                decision=verdict.decision,
-                reason=verdict.reason,
+            decision = DispatchDecision.on(
+                p,
+                verdict.decision,
+                verdict.reason,
+                now,
                 consent_event_id=verdict.consent_event_id,
-                decided_at=now,
-                opt_out_event_id=p.opt_out_event_id if p.purpose == OPT_OUT_CONFIRMATION else None,
                 detail=verdict.detail,
                 fence=fence_json,
             )

@@ -1,9 +1,11 @@
-"""What one batch of send requests publishes: each record's DLQ copy when it is
-unusable, and its decision (with the send when dispatched) once per request_id,
-as the rows PostgreSQL records and the records Kafka carries."""
+"""A batch of send requests as read (each record parsed once, with its request_id)
+and what it publishes: each record's DLQ copy when it is unusable, and its decision
+(with the send when dispatched) once per request_id, as the rows PostgreSQL
+records and the records Kafka carries."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 import orjson
 import structlog
@@ -12,7 +14,7 @@ from aiokafka import ConsumerRecord
 from services.dispatcher import metrics
 from services.dispatcher.store import DecisionRow
 from shared.contract.decisions import Decision, DispatchDecision, Reason
-from shared.contract.requests import SendRequest, salvage_request_id
+from shared.contract.requests import SendRequest, parse_send_request, salvage_request_id
 from shared.contract.storable import cleaned
 from shared.kafka.dlq import dlq_headers
 from shared.rejection import Rejected
@@ -58,8 +60,28 @@ class Outputs:
         metrics.DUPLICATES.inc(self.duplicates)
 
 
+class Parsed(NamedTuple):
+    """A record of the batch, parsed once, and the request_id it is decided under
+    (None: it has no usable one, and goes to the DLQ only)."""
+
+    record: ConsumerRecord
+    request: SendRequest | Rejected
+    request_id: str | None
+
+
+def parsed_batch(batch: list[ConsumerRecord]) -> list[Parsed]:
+    parsed = []
+    for record in batch:
+        request = parse_send_request(record.value)
+        if isinstance(request, SendRequest):
+            parsed.append(Parsed(record, request, request.request_id))
+        else:
+            parsed.append(Parsed(record, request, salvage_request_id(record.value)))
+    return parsed
+
+
 def routed(
-    parsed: list[tuple[ConsumerRecord, SendRequest | Rejected]],
+    parsed: list[Parsed],
     stored: dict[str, DecisionRow],
     new_rows: dict[str, DecisionRow],
     withheld: set[str] | None = None,
@@ -68,8 +90,7 @@ def routed(
     send) once per request_id: a new one, or a stored one again for a redelivery."""
     outputs = Outputs()
     published = set(withheld or ())
-    for record, p in parsed:
-        request_id = request_id_of(record, p)
+    for record, p, request_id in parsed:
         if isinstance(p, Rejected):
             outputs.add(dlq(record.topic), record.key, record.value, dlq_headers(record, p))
             outputs.dead_lettered.append(p.reason)
@@ -96,12 +117,6 @@ def routed(
         else:
             outputs.decided.append(row)
     return outputs
-
-
-def request_id_of(record: ConsumerRecord, parsed: SendRequest | Rejected) -> str | None:
-    if isinstance(parsed, SendRequest):
-        return parsed.request_id
-    return salvage_request_id(record.value)
 
 
 def decision_row(

@@ -1,4 +1,5 @@
-"""evolve(state, event) -> state, and the fold of a whole history."""
+"""The fold of a subject's history into its state (`fold_subject`, `fold_onto`,
+`fold_subjects`), and `evolve`, one step of it."""
 
 from collections import defaultdict
 from collections.abc import Iterable

@@ -5,6 +5,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.contract.purposes import OPT_OUT_CONFIRMATION
+from shared.contract.requests import SendRequest
+
 
 class Decision(StrEnum):
     DISPATCHED = "dispatched"
@@ -44,3 +47,31 @@ class DispatchDecision(BaseModel):
     opt_out_event_id: str | None = None
     detail: str | None = None
     fence: dict[str, int] | None = None
+
+    @classmethod
+    def on(
+        cls,
+        request: SendRequest,
+        decision: Decision,
+        reason: Reason,
+        decided_at: datetime,
+        *,
+        consent_event_id: str | None = None,
+        detail: str | None = None,
+        fence: dict[str, int] | None = None,
+    ) -> "DispatchDecision":
+        """The decision on a valid request; it names the opt-out a confirmation is for."""
+        return cls(
+            request_id=request.request_id,
+            recipient=request.recipient,
+            purpose=request.purpose,
+            decision=decision,
+            reason=reason,
+            consent_event_id=consent_event_id,
+            decided_at=decided_at,
+            opt_out_event_id=(
+                request.opt_out_event_id if request.purpose == OPT_OUT_CONFIRMATION else None
+            ),
+            detail=detail,
+            fence=fence,
+        )

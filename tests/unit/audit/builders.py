@@ -15,7 +15,6 @@ from shared.consent.fold import fold_subject
 from shared.consent.state import LoggedEvent
 from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.contract.events import ConsentEvent
-from shared.contract.purposes import OPT_OUT_CONFIRMATION
 from shared.contract.requests import SendRequest
 from shared.dispatch.rules import FrequencyPolicy, decide_send
 from tests.unit.domain.builders import T0, at
@@ -85,17 +84,12 @@ class RecordedLog:
         consent_event_id: str | None = None,
         fence: dict[str, int] | None = None,
     ) -> DispatchDecision:
-        recorded = DispatchDecision(
-            request_id=request.request_id,
-            recipient=request.recipient,
-            purpose=request.purpose,
-            decision=decision,
-            reason=reason,
+        recorded = DispatchDecision.on(
+            request,
+            decision,
+            reason,
+            when,
             consent_event_id=consent_event_id,
-            decided_at=when,
-            opt_out_event_id=(
-                request.opt_out_event_id if request.purpose == OPT_OUT_CONFIRMATION else None
-            ),
             fence=fence if fence is not None else self.fence(),
         )
         offset = self._offset("decisions", 0)
