@@ -6,13 +6,14 @@ Writes `docs/asyncapi/{inbound,consent,dispatcher}.json` (sorted keys, 2-space
 indent, trailing newline); `--check` writes nothing and exits 1 naming every
 file that differs from what the code generates.
 
-Inbound consumes with FastStream, so its document starts from the broker the
-service itself builds (`services.inbound.main.build_broker`). Consent and
-dispatcher consume with raw aiokafka (seeks to offsets stored in PostgreSQL,
-Kafka transactions), which FastStream cannot describe, so their channels are
-declared here on a KafkaBroker that exists only to be described: it is never
-started or connected. What a service publishes through a bare producer is
-declared the same way, on every document.
+Every service consumes with the shared consume loop on raw aiokafka (seeks to
+offsets stored in PostgreSQL, Kafka transactions, poison isolation), which
+FastStream cannot describe, so the consumed channels are declared here on a
+KafkaBroker that exists only to be described: it is never started or connected.
+Inbound's document starts from the broker the service itself builds
+(`services.inbound.main.build_broker`), through which its webhook receiver
+publishes. What a service publishes through a bare producer is declared the
+same way, on every document.
 """
 
 import json
@@ -92,6 +93,11 @@ def inbound_broker() -> KafkaBroker:
     from services.inbound.settings import InboundSettings
 
     broker, _ = build_broker(InboundSettings(kafka_bootstrap_servers=DOCUMENTED_SERVER))
+
+    @broker.subscriber(WHATSAPP_INBOUND, group_id="inbound")
+    async def on_webhook(body: bytes) -> None:
+        """A WhatsApp Cloud API webhook body, unchanged (docs/schemas/whatsapp-webhook)."""
+
     # The reply consumer publishes through `broker.publish`, which FastStream
     # does not see: its outputs are declared here.
     _publishes(

@@ -34,6 +34,11 @@ def ops_router(readiness: ReadinessCheck) -> APIRouter:
     return router
 
 
+async def all_ready(*checks: Awaitable[bool]) -> bool:
+    """Every check at once: the consume loop's probe of a handler's dependencies."""
+    return all(await asyncio.gather(*checks))
+
+
 async def database_ready(pool: Any) -> bool:
     try:
         async with asyncio.timeout(2):

@@ -26,6 +26,7 @@ class FindingKind(StrEnum):
     OPT_OUT_WITHOUT_CONFIRMATION = "opt_out_without_confirmation"
     CONFIRMATION_LATE = "confirmation_late"
     DECISION_WITHOUT_REQUEST = "decision_without_request"
+    REQUEST_UNPROCESSABLE = "request_unprocessable"
 
 
 class Severity(StrEnum):
@@ -44,6 +45,9 @@ SEVERITY: dict[FindingKind, Severity] = {
     FindingKind.OPT_OUT_WITHOUT_CONFIRMATION: Severity.WARNING,
     FindingKind.CONFIRMATION_LATE: Severity.WARNING,
     FindingKind.DECISION_WITHOUT_REQUEST: Severity.WARNING,
+    # The dispatcher isolated a request that broke it: dropped, so never a breach of
+    # the policy, but a person must look at why it failed.
+    FindingKind.REQUEST_UNPROCESSABLE: Severity.WARNING,
 }
 
 

@@ -8,8 +8,9 @@ from services.audit.decision_refs import decision_ref, verdict_text
 from services.audit.findings import EventRef, Finding, FindingKind, Severity, finding
 from services.audit.history import AuditPolicy, LoggedDecision, LoggedRequest
 from services.audit.views import SubjectLog
-from shared.contract.decisions import Decision, Reason
+from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.dispatch.rules import Verdict
+from shared.kafka.failures import UNPROCESSABLE
 from shared.phone import mask_phone
 
 # A recomputed drop for one of these means the recipient's consent did not allow it.
@@ -60,6 +61,11 @@ def mismatch_finding(
             f"(messages.requests.v1 {request.partition}:{request.offset}) asks "
             f"{_who(request.recipient)}/{request.purpose}"
         )
+    elif _isolated_as_poison(d):
+        detail = (
+            f"the dispatcher dead-lettered this request as poison ({d.detail}); "
+            f"dropped, never sent; the log gives {recomputed}"
+        )
     elif lacking:
         detail = f"dispatched, but at its decision time the log gives {recomputed}"
     else:
@@ -70,8 +76,14 @@ def mismatch_finding(
     if verdict.detail:
         detail += f": {verdict.detail}"
     events = subject.visible(seen)[-_SHOWN_EVENTS:] if subject is not None else []
+    if lacking:
+        kind = FindingKind.DISPATCHED_WITHOUT_CONSENT
+    elif _isolated_as_poison(d):
+        kind = FindingKind.REQUEST_UNPROCESSABLE
+    else:
+        kind = FindingKind.DECISION_MISMATCH
     return finding(
-        FindingKind.DISPATCHED_WITHOUT_CONSENT if lacking else FindingKind.DECISION_MISMATCH,
+        kind,
         request_id=d.request_id,
         recipient=d.recipient,
         purpose=d.purpose,
@@ -82,6 +94,10 @@ def mismatch_finding(
         events=tuple(EventRef.of(e) for e in events),
         decisions=(decision_ref(logged),),
     )
+
+
+def _isolated_as_poison(d: DispatchDecision) -> bool:
+    return d.reason is Reason.INVALID_REQUEST and (d.detail or "").startswith(f"{UNPROCESSABLE}:")
 
 
 def judge_requests(

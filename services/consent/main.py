@@ -14,7 +14,7 @@ from services.consent.settings import ConsentSettings
 from services.consent.store import ConsentStore
 from shared.db.migrate import apply_migrations
 from shared.db.pool import open_pool
-from shared.http_ops import broker_ready, database_ready, ops_router
+from shared.http_ops import all_ready, broker_ready, database_ready, ops_router
 from shared.kafka.batch_consumer import BatchConsumer, RunningConsumer
 from shared.kafka.clients import durable_producer, group_consumer
 from shared.service_runner import close_all, serve
@@ -26,6 +26,22 @@ class Running:
     pool: Any
     consumer: AIOKafkaConsumer
     projecting: RunningConsumer
+
+
+def projector_loop(
+    consumer: AIOKafkaConsumer, projector: Projector, pool: Any, max_batch: int
+) -> BatchConsumer:
+    """The projector's consume loop: a record that fails on its own while the
+    database and the broker answer is dead-lettered and its position tracked."""
+    return BatchConsumer(
+        consumer,
+        projector.handle,
+        name="projector",
+        max_records=max_batch,
+        on_poll=projector.track_idle_positions,
+        dead_letter=projector.dead_letter,
+        probe=lambda: all_ready(database_ready(pool), broker_ready(consumer)),
+    )
 
 
 def create_app(settings: ConsentSettings) -> FastAPI:
@@ -41,13 +57,7 @@ def create_app(settings: ConsentSettings) -> FastAPI:
         projector = Projector(store, consumer, producer)
         await producer.start()
         await consumer.start()
-        loop = BatchConsumer(
-            consumer,
-            projector.handle,
-            name="projector",
-            max_records=settings.max_batch,
-            on_poll=projector.track_idle_positions,
-        )
+        loop = projector_loop(consumer, projector, pool, settings.max_batch)
         # Between batches, then the projector's seek to the tracked positions: a
         # member taking a partition over does not apply (and dead-letter) again
         # what a batch in flight here is about to commit.

@@ -2,6 +2,10 @@ from prometheus_client import Counter, Gauge
 
 EVENTS_APPLIED = Counter("consent_events_applied_total", "Events applied to the projection")
 EVENTS_REJECTED = Counter("consent_events_rejected_total", "Events sent to the DLQ", ["reason"])
+EVENT_ID_CONFLICTS = Counter(
+    "consent_event_id_conflicts_total",
+    "Events whose event_id was recorded first with another payload (dead-lettered)",
+)
 SUBJECTS_REFOLDED = Counter(
     "consent_subjects_refolded_total", "Subject states folded again from their whole history"
 )

@@ -1,5 +1,6 @@
 """consent.events.v1 -> PostgreSQL: validate, dead-letter the unusable, apply the rest."""
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -8,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.abc import ConsumerRebalanceListener
 
 from services.consent import metrics
-from services.consent.store import ConsentStore
+from services.consent.store import Conflict, ConsentStore
 from shared.consent.state import LoggedEvent
 from shared.contract.event_parsing import parse_consent_event
 from shared.kafka.clients import consumer_lag
@@ -17,6 +18,8 @@ from shared.rejection import Rejected
 from shared.topics import CONSENT_EVENTS
 
 log = structlog.get_logger(__name__)
+
+EVENT_ID_CONFLICT = "event_id_conflict"
 
 
 class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -70,12 +73,42 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
                     offset=record.offset,
                 )
         if positions:
-            folded = await self.store.apply(CONSENT_EVENTS, fresh, positions)
+            folded = await self.store.apply(
+                CONSENT_EVENTS,
+                fresh,
+                positions,
+                on_conflicts=functools.partial(self._dead_letter_conflicts, batch),
+            )
             self.applied.update(positions)
             metrics.EVENTS_APPLIED.inc(len(fresh))
             refolded = sum(f.refolded for f in folded)
             metrics.SUBJECTS_REFOLDED.inc(refolded)
             metrics.SUBJECTS_FOLDED_ON.inc(len(folded) - refolded)
+
+    async def _dead_letter_conflicts(
+        self, batch: list[ConsumerRecord], conflicts: list[Conflict]
+    ) -> None:
+        by_position = {(r.partition, r.offset): r for r in batch}
+        await send_to_dlq(
+            self.producer,
+            [(by_position[(c.again.partition, c.again.offset)], _conflict(c)) for c in conflicts],
+        )
+        metrics.EVENT_ID_CONFLICTS.inc(len(conflicts))
+        metrics.EVENTS_REJECTED.labels(EVENT_ID_CONFLICT).inc(len(conflicts))
+        for c in conflicts:
+            log.warning("event_id reused with another payload", event_id=c.again.event.event_id)
+
+    async def dead_letter(self, record: ConsumerRecord, rejected: Rejected) -> None:
+        """A record that failed on its own: its DLQ copy, then its position tracked
+        (the fence waits for the tracked positions, so a poison record left
+        untracked would hold every decision back)."""
+        await send_to_dlq(self.producer, [(record, rejected)])
+        position = {record.partition: record.offset + 1}
+        await self.store.advance(CONSENT_EVENTS, position)
+        self.applied[record.partition] = max(
+            self.applied.get(record.partition, 0), *position.values()
+        )
+        metrics.EVENTS_REJECTED.labels(rejected.reason).inc()
 
     async def track_idle_positions(self) -> None:
         """Transaction markers occupy offsets but never reach `handle`; the fence
@@ -90,3 +123,14 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         if moved:
             await self.store.advance(CONSENT_EVENTS, moved)
             self.applied.update(moved)
+
+
+def _conflict(conflict: Conflict) -> Rejected:
+    return Rejected(
+        reason=EVENT_ID_CONFLICT,
+        detail=(
+            f"event_id {conflict.again.event.event_id!r} was recorded first with another "
+            f"payload (partition {conflict.first_partition}, offset {conflict.first_offset}); "
+            "this event is not applied"
+        ),
+    )

@@ -1,10 +1,12 @@
 """The consent schema in PostgreSQL: events (append-only), subjects, tracking."""
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from services.consent.columns import event_columns, subject_columns
+from shared.consent.event_identity import is_redelivery
 from shared.consent.fold import fold_onto, fold_subjects
 from shared.consent.state import LoggedEvent, OrderKey, SubjectState
 from shared.contract.events import ConsentEvent
@@ -22,6 +24,11 @@ SELECT i, s, k, o, t, tp, p, f, c, j::jsonb FROM unnest(
 ) AS u(i, s, k, o, t, tp, p, f, c, j)
 ON CONFLICT DO NOTHING
 RETURNING event_id
+"""
+
+_RECORDED_WITH_IDS = """
+SELECT event_id, payload::text AS payload, clamped, partition, "offset" FROM consent.events
+WHERE event_id = ANY($1::text[])
 """
 
 _LOCK_SUBJECTS = "SELECT pg_advisory_xact_lock(hashtextextended(s, 0)) FROM unnest($1::text[]) AS s"
@@ -69,6 +76,20 @@ def to_logged(row: Any) -> LoggedEvent:
 
 
 @dataclass(frozen=True)
+class Conflict:
+    """A record whose event_id the log recorded first with another payload."""
+
+    again: LoggedEvent
+    first_partition: int
+    first_offset: int
+
+
+# Dead-letters the conflicts inside the transaction that skips them: the
+# positions are only tracked once their DLQ copies are durable.
+OnConflicts = Callable[[list[Conflict]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
 class Folded:
     """A subject's state and the order key of the latest event folded into it."""
 
@@ -98,11 +119,17 @@ class ConsentStore:
         return await tracking_positions(self.pool, topic)
 
     async def apply(
-        self, topic: str, events: Sequence[LoggedEvent], positions: dict[int, int]
+        self,
+        topic: str,
+        events: Sequence[LoggedEvent],
+        positions: dict[int, int],
+        on_conflicts: OnConflicts | None = None,
     ) -> list[Folded]:
         """Events, the subjects' new states and the tracking positions in ONE
         transaction: a redelivered batch is a no-op and a crash leaves nothing
-        half-applied. Returns the states written."""
+        half-applied. An event whose event_id was recorded before with another
+        payload is not applied and goes to `on_conflicts`. Returns the states
+        written."""
         async with self.pool.acquire() as conn, conn.transaction():
             fresh: list[LoggedEvent] = []
             folded: list[Folded] = []
@@ -113,6 +140,9 @@ class ConsentStore:
                     _INSERT_EVENTS_RETURNING_IDS, *event_columns(topic, in_order)
                 )
                 fresh = _first_of_inserted(in_order, {row["event_id"] for row in rows})
+                conflicts = await _conflicts(conn, in_order, fresh)
+                if conflicts and on_conflicts is not None:
+                    await on_conflicts(conflicts)
             if fresh:
                 folded = await _folded(conn, fresh)
                 await conn.execute(UPSERT_SUBJECTS, *subject_columns(folded))
@@ -168,6 +198,26 @@ async def _folded(conn: Any, fresh: Sequence[LoggedEvent]) -> list[Folded]:
     return folded
 
 
+async def _conflicts(
+    conn: Any, events: Sequence[LoggedEvent], inserted: Sequence[LoggedEvent]
+) -> list[Conflict]:
+    """The events not inserted whose event_id the table holds with another payload
+    (the table, in this transaction, holds the ones just inserted too)."""
+    kept = {id(e) for e in inserted}
+    repeated = [e for e in events if id(e) not in kept]
+    if not repeated:
+        return []
+    ids = sorted({e.event.event_id for e in repeated})
+    first = {row["event_id"]: row for row in await conn.fetch(_RECORDED_WITH_IDS, ids)}
+    found = []
+    for again in repeated:
+        row = first[again.event.event_id]
+        recorded = ConsentEvent.model_validate_json(row["payload"])
+        if not is_redelivery(recorded, row["clamped"], again.event, again.clamped):
+            found.append(Conflict(again, row["partition"], row["offset"]))
+    return found
+
+
 def _through(row: Any) -> OrderKey | None:
     if row["through_occurred_at"] is None:
         return None
@@ -188,32 +238,3 @@ def _first_of_inserted(events: Sequence[LoggedEvent], inserted: set[str]) -> lis
             pending.discard(logged.event.event_id)
             kept.append(logged)
     return kept
-
-
-def event_columns(topic: str, events: Sequence[LoggedEvent]) -> list[list[Any]]:
-    # Enum members and JSON text as they are: asyncpg takes a str subclass as text,
-    # and PostgreSQL parses the JSON (the rebuild writes millions of these).
-    return [
-        [e.event.event_id for e in events],
-        [e.event.subject for e in events],
-        [e.event.type for e in events],
-        [e.event.occurred_at for e in events],
-        [e.log_time for e in events],
-        [topic] * len(events),
-        [e.partition for e in events],
-        [e.offset for e in events],
-        [e.clamped for e in events],
-        [e.event.model_dump_json() for e in events],
-    ]
-
-
-def subject_columns(folded: Sequence[Folded]) -> list[list[Any]]:
-    throughs = [f.through for f in folded]
-    return [
-        [f.state.subject for f in folded],
-        [f.state.status for f in folded],
-        [f.state.model_dump_json() for f in folded],
-        [f.state.last_event_id for f in folded],
-        [f.state.version for f in folded],
-        *([None if t is None else t[i] for t in throughs] for i in range(4)),
-    ]

@@ -9,11 +9,13 @@ from aiokafka import AIOKafkaConsumer
 from services.dispatcher import metrics
 from services.dispatcher.store import DispatcherStore
 from shared.kafka.clients import end_offsets
+from shared.kafka.failures import DependencyUnavailableError
 from shared.topics import CONSENT_EVENTS
 
 
-class FenceTimeoutError(RuntimeError):
-    """The projection did not catch up in time: fail closed, dispatch nothing."""
+class FenceTimeoutError(DependencyUnavailableError):
+    """The projection did not catch up in time: fail closed, dispatch nothing (and
+    never blame the batch's records for it)."""
 
 
 class Fence:

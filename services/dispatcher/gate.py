@@ -23,7 +23,7 @@ from services.dispatcher.outputs import (
 )
 from services.dispatcher.store import DecisionRow, DispatcherStore
 from shared.contract.decisions import Decision, DispatchDecision, Reason
-from shared.contract.requests import SendRequest
+from shared.contract.requests import SendRequest, salvage_request_id
 from shared.dispatch.rules import FrequencyPolicy, SendFacts, decide_send
 from shared.rejection import Rejected
 from shared.topics import CONSENT_EVENTS
@@ -58,6 +58,28 @@ class Gate:
         stored = await self.store.decisions(sorted({p.request_id for p in parsed if p.request_id}))
         fresh = [p for p in parsed if p.request_id not in stored]
         new_rows = await self._decide(fresh) if fresh else {}
+        await self._publish_routed(batch, parsed, stored, new_rows)
+
+    async def dead_letter(self, record: ConsumerRecord, rejected: Rejected) -> None:
+        """A request that failed on its own: its DLQ copy and, when it has a request_id
+        not yet decided, its one decision (`invalid_request`), published with its
+        offset in one transaction like any batch."""
+        request_id = salvage_request_id(record.value)
+        parsed = [Parsed(record, rejected, request_id)]
+        stored = await self.store.decisions([request_id]) if request_id else {}
+        new_rows = {}
+        if request_id is not None and request_id not in stored:
+            now = datetime.now(UTC)
+            new_rows[request_id] = invalid_row(record, request_id, rejected, now, fence={})
+        await self._publish_routed([record], parsed, stored, new_rows)
+
+    async def _publish_routed(
+        self,
+        batch: list[ConsumerRecord],
+        parsed: list[Parsed],
+        stored: dict[str, DecisionRow],
+        new_rows: dict[str, DecisionRow],
+    ) -> None:
         outputs = routed(parsed, stored, new_rows)
         lost = await self._publish(batch, outputs, list(new_rows.values()))
         if lost:

@@ -17,7 +17,7 @@ from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.store import DispatcherStore
 from shared.db.migrate import apply_migrations
 from shared.db.pool import open_pool
-from shared.http_ops import broker_ready, database_ready, ops_router
+from shared.http_ops import all_ready, broker_ready, database_ready, ops_router
 from shared.kafka.batch_consumer import BatchConsumer, RunningConsumer
 from shared.kafka.clients import consumer_lag, durable_producer, group_consumer, offsets_reader
 from shared.service_runner import close_all, serve
@@ -35,6 +35,26 @@ class Running:
 async def _record_lag(consumer: AIOKafkaConsumer) -> None:
     for partition, lag in (await consumer_lag(consumer)).items():
         metrics.CONSUMER_LAG.labels(str(partition)).set(lag)
+
+
+def gate_loop(consumer: AIOKafkaConsumer, gate: Gate, pool: Any, max_batch: int) -> BatchConsumer:
+    """The gate's consume loop. Offsets are committed inside the Kafka transaction,
+    never by the loop; a request that fails on its own is dead-lettered with its
+    one decision (`Gate.dead_letter`)."""
+    return BatchConsumer(
+        consumer,
+        gate.handle,
+        name="dispatcher",
+        max_records=max_batch,
+        commit=False,
+        # Fail closed is visible: nothing is decided while batches fail.
+        on_health=lambda healthy: metrics.FAIL_CLOSED.set(0 if healthy else 1),
+        # Another instance took over our transactional.id: this one must stop.
+        fatal=(ProducerFenced,),
+        on_poll=lambda: _record_lag(consumer),
+        dead_letter=gate.dead_letter,
+        probe=lambda: all_ready(database_ready(pool), broker_ready(consumer)),
+    )
 
 
 def create_app(settings: DispatcherSettings) -> FastAPI:
@@ -64,19 +84,7 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
             settings.group_id,
             settings.policy(),
         )
-        # Offsets are committed inside the Kafka transaction, never by the loop.
-        loop = BatchConsumer(
-            consumer,
-            gate.handle,
-            name="dispatcher",
-            max_records=settings.max_batch,
-            commit=False,
-            # Fail closed is visible: nothing is decided while batches fail.
-            on_health=lambda healthy: metrics.FAIL_CLOSED.set(0 if healthy else 1),
-            # Another instance took over our transactional.id: this one must stop.
-            fatal=(ProducerFenced,),
-            on_poll=lambda: _record_lag(consumer),
-        )
+        loop = gate_loop(consumer, gate, pool, settings.max_batch)
         consumer.subscribe([MESSAGE_REQUESTS], listener=loop.listener())
         deciding = loop.start()
         sender = await start_sender(settings, pool) if settings.sender_enabled else None

@@ -10,8 +10,10 @@ from services.dispatcher.send_policy import SendPolicy
 from services.dispatcher.send_store import SendStore
 from services.dispatcher.sender import Sender
 from services.dispatcher.settings import DispatcherSettings
+from shared.http_ops import all_ready, broker_ready, database_ready
 from shared.kafka.batch_consumer import BatchConsumer, RunningConsumer
 from shared.kafka.clients import durable_producer
+from shared.kafka.dlq import send_to_dlq
 from shared.service_runner import close_all
 from shared.topics import MESSAGES_OUTBOUND
 
@@ -77,7 +79,12 @@ async def start_sender(settings: DispatcherSettings, pool: Any) -> RunningSender
         resend_in_flight=settings.sender_resend_in_flight,
     )
     loop = BatchConsumer(
-        consumer, sender.handle, name="dispatcher-sender", max_records=settings.sender_max_batch
+        consumer,
+        sender.handle,
+        name="dispatcher-sender",
+        max_records=settings.sender_max_batch,
+        dead_letter=lambda record, rejected: send_to_dlq(producer, [(record, rejected)]),
+        probe=lambda: all_ready(database_ready(pool), broker_ready(consumer)),
     )
     # Partitions change hands only between batches: a sender joining the group must
     # not read records whose POSTs are still under way here and post them again.

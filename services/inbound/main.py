@@ -1,21 +1,22 @@
-"""Wiring of inbound: the webhook receiver (HTTP) and the reply consumer (FastStream)."""
+"""Wiring of inbound: the webhook receiver (HTTP, publishing through FastStream)
+and the reply consumer (the shared consume loop, which isolates poison records)."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
 
+from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from faststream.message import StreamMessage
 
 from services.inbound.domain.classifier import DEFAULT_KEYWORDS, KeywordConfig, Language
 from services.inbound.domain.replies import DEFAULT_CONFIRMATIONS
 from services.inbound.replies import ReplyProcessor
 from services.inbound.settings import InboundSettings
 from services.inbound.webhook import webhook_router
-from shared.http_ops import ops_router
+from shared.http_ops import broker_ready, ops_router
+from shared.kafka.batch_consumer import BatchConsumer, RunningConsumer
+from shared.kafka.clients import group_consumer
 from shared.kafka.provision import DLQ_MAX_MESSAGE_BYTES
 from shared.service_runner import serve
 from shared.topics import WHATSAPP_INBOUND
@@ -38,12 +39,6 @@ def keywords_from(settings: InboundSettings) -> KeywordConfig:
     )
 
 
-async def raw_bytes(message: StreamMessage[Any]) -> bytes:
-    """The body as sent: a record that claims to be JSON and is not must reach our
-    parser (and the DLQ), not fail in FastStream's decoder and be redelivered forever."""
-    return message.body
-
-
 def build_broker(settings: InboundSettings) -> tuple[KafkaBroker, ReplyProcessor]:
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
@@ -56,41 +51,50 @@ def build_broker(settings: InboundSettings) -> tuple[KafkaBroker, ReplyProcessor
         Language.RU: settings.confirmation_text_ru or DEFAULT_CONFIRMATIONS[Language.RU],
     }
     processor = ReplyProcessor(broker, keywords_from(settings), confirmations)
-
-    # Commit only after the event and the confirmation are acknowledged; on an
-    # error the offset is rewound and the record comes again (ids are derived,
-    # so the repeat is harmless).
-    @broker.subscriber(
-        WHATSAPP_INBOUND,
-        group_id=settings.group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        decoder=raw_bytes,
-    )
-    async def on_webhook(body: bytes, message: KafkaMessage) -> None:
-        """A WhatsApp Cloud API webhook body, unchanged (docs/schemas/whatsapp-webhook)."""
-        await processor.process(message.raw_message)
-
     return broker, processor
 
 
+@dataclass
+class Running:
+    consumer: AIOKafkaConsumer
+    replying: RunningConsumer
+
+
 def create_app(settings: InboundSettings) -> FastAPI:
-    broker, _ = build_broker(settings)
+    broker, processor = build_broker(settings)
+    running: list[Running] = []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
+        consumer = group_consumer(settings.kafka_bootstrap_servers, settings.group_id)
+        await consumer.start()
+        # Committed only after the event and the confirmation are acknowledged; a
+        # retried record publishes them again under the same derived ids, harmless.
+        loop = BatchConsumer(
+            consumer,
+            processor.handle,
+            name="inbound-replies",
+            dead_letter=processor.dead_letter,
+            probe=lambda: broker.ping(timeout=2.0),
+        )
+        consumer.subscribe([WHATSAPP_INBOUND], listener=loop.listener())
+        running.append(Running(consumer, loop.start()))
         try:
             yield
         finally:
+            await running[0].replying.stop()
+            await consumer.stop()
             await broker.stop()
 
     async def readiness() -> dict[str, bool]:
-        subscriber = next(iter(broker.subscribers))
-        consumer = getattr(subscriber, "consumer", None)
+        if not running:
+            return {"started": False}
+        r = running[0]
         return {
-            "broker": await broker.ping(timeout=2.0),
-            "consumer_assigned": bool(consumer and consumer.assignment()),
+            "broker": await broker_ready(r.consumer),
+            "consumer_assigned": bool(r.consumer.assignment()),
+            "replies_running": r.replying.healthy,
         }
 
     app = FastAPI(title="inbound", lifespan=lifespan)

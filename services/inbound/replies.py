@@ -28,6 +28,12 @@ class ReplyProcessor:
         self.keywords = keywords
         self.confirmations = confirmations
 
+    async def handle(self, batch: list[ConsumerRecord]) -> None:
+        """The consume loop's handler: each record in log order, so that a user's
+        STOP and START keep their order."""
+        for record in batch:
+            await self.process(record)
+
     async def process(self, record: ConsumerRecord) -> None:
         body = parse_webhook(record.value)
         if isinstance(body, Rejected):

@@ -1,27 +1,57 @@
-"""A consume loop over batches: handle, then commit; retry a failed batch with
-backoff, never skip it. Used where FastStream hides what we need (seeking to
-offsets stored beside the results, committing inside a Kafka transaction)."""
+"""The one consume loop of every consumer: handle a batch, then commit.
+
+A failed batch is never skipped. When a dependency is down it is retried with
+backoff, failing closed. When the dependencies are healthy and the batch still
+fails, the batch is to blame: it is split in halves, each handled on its own and
+in order, until the records that fail on their own are found; each of those is
+dead-lettered (`error.reason=unprocessable`) and the rest goes on. Used where
+FastStream hides what we need (seeking to offsets stored beside the results,
+committing inside a Kafka transaction, isolating a poison record)."""
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from prometheus_client import Counter
 
 from shared.backoff import RetryPolicy
+from shared.kafka.between_batches import BetweenBatches
+from shared.kafka.failures import is_dependency_failure, unprocessable
+from shared.rejection import Rejected
 
 log = structlog.get_logger(__name__)
 
 Batch = list[ConsumerRecord]
 BatchHandler = Callable[[Batch], Awaitable[None]]
+# Makes a poison record's DLQ copy durable (and, for a consumer that commits
+# inside its own transaction, moves past it); the loop commits after it otherwise.
+DeadLetter = Callable[[ConsumerRecord, Rejected], Awaitable[None]]
+# True when every dependency of the handler answers now.
+Probe = Callable[[], Awaitable[bool]]
+
+POISON_RECORDS = Counter(
+    "consumer_poison_records_total",
+    "Records that failed on their own with healthy dependencies, dead-lettered",
+    ["consumer"],
+)
+BATCH_SPLITS = Counter(
+    "consumer_batch_splits_total",
+    "Failed batches split in halves to find the records that fail on their own",
+    ["consumer"],
+)
 
 
 class BatchConsumer:
-    """`handle` must make the batch's effects durable and idempotent; `commit`
-    defaults to committing the consumer's position after it."""
+    """`handle` must make the batch's effects durable and idempotent, and must
+    accept any part of a batch in its order; `commit` defaults to committing the
+    consumer's position after it. Without `dead_letter` every failure is retried
+    (nothing is ever isolated); with it, `probe` tells a dependency failure from a
+    record failure, and a record is poison once it failed `poison_attempts` times
+    alone while the probe found every dependency healthy."""
 
     def __init__(
         self,
@@ -36,6 +66,9 @@ class BatchConsumer:
         on_health: Callable[[bool], None] | None = None,
         retry: RetryPolicy | None = None,
         fatal: tuple[type[BaseException], ...] = (),
+        dead_letter: DeadLetter | None = None,
+        probe: Probe | None = None,
+        poison_attempts: int = 3,
     ) -> None:
         self.consumer = consumer
         self.handle = handle
@@ -49,15 +82,18 @@ class BatchConsumer:
         # ends, readiness fails, and the supervisor restarts the process.
         self.fatal = fatal
         self.retry = retry or RetryPolicy()
+        self.dead_letter = dead_letter
+        self.probe = probe
+        self.poison_attempts = poison_attempts
         self.healthy = True
         self.failures = 0
         self._stopping = asyncio.Event()
-        self._in_flight = asyncio.Lock()
+        self.in_flight = asyncio.Lock()
         # The partitions the group gave us, kept by `listener()`; None without it
         # (the consumer's own assignment is asked instead).
-        self._owned: set[TopicPartition] | None = None
+        self.owned: set[TopicPartition] | None = None
 
-    def listener(self, inner: ConsumerRebalanceListener | None = None) -> "BetweenBatches":
+    def listener(self, inner: ConsumerRebalanceListener | None = None) -> BetweenBatches:
         """The rebalance listener to subscribe with: partitions change hands only
         between batches (`BetweenBatches`); `inner` is called after."""
         return BetweenBatches(self, inner)
@@ -81,20 +117,99 @@ class BatchConsumer:
                 await self._call_retrying(self.on_poll)
 
     async def _until_done(self, batch: Batch) -> None:
-        async def attempt() -> None:
-            async with self._in_flight:
-                # A rebalance since the fetch (or between two attempts) may have given
-                # some partitions to another consumer, which reads them from the
-                # committed offsets: their records are no longer ours to handle.
-                owned = self.consumer.assignment() if self._owned is None else self._owned
-                mine = [r for r in batch if TopicPartition(r.topic, r.partition) in owned]
-                if not mine:
+        """Handles `batch` (and commits), isolating the records that fail on their
+        own: the left half is settled before the right one, so each partition's
+        records are still handled in their order."""
+        attempt = 0
+        alone = 0  # failures of a single record with healthy dependencies
+        while True:
+            try:
+                await self._handle_owned(batch)
+            except asyncio.CancelledError:
+                raise
+            except self.fatal:
+                self._set_health(False)
+                log.critical("unrecoverable, stopping the consumer", consumer=self.name)
+                raise
+            except Exception as error:
+                self.failures += 1
+                if self._stopping.is_set():
+                    raise
+                if self.dead_letter is None or await self._dependency_failed(error):
+                    # Transient or not, skipping would lose a record: back off, retry.
+                    self._set_health(False)
+                    log.exception("batch failed, retrying", consumer=self.name, attempt=attempt)
+                    await asyncio.sleep(self.retry.delay(attempt))
+                    attempt += 1
+                    continue
+                self._set_health(True)  # the dependencies answer: this is no outage
+                if len(batch) > 1:
+                    BATCH_SPLITS.labels(self.name).inc()
+                    log.warning(
+                        "batch fails with healthy dependencies, splitting it",
+                        consumer=self.name,
+                        size=len(batch),
+                        error=f"{type(error).__name__}: {error}",
+                    )
+                    half = len(batch) // 2
+                    await self._until_done(batch[:half])
+                    await self._until_done(batch[half:])
                     return
-                await self.handle(mine)
-                if self.commit:
-                    await self.consumer.commit(_next_offsets(mine))
+                alone += 1
+                if alone < self.poison_attempts:
+                    # A record that fails once and then succeeds is not poison.
+                    await asyncio.sleep(self.retry.delay(alone))
+                    continue
+                await self._call_retrying(functools.partial(self._isolate, batch[0], error))
+                return
+            else:
+                self._set_health(True)
+                return
 
-        await self._call_retrying(attempt)
+    async def _handle_owned(self, batch: Batch) -> None:
+        async with self.in_flight:
+            mine = self._owned_records(batch)
+            if not mine:
+                return
+            await self.handle(mine)
+            if self.commit:
+                await self.consumer.commit(_next_offsets(mine))
+
+    def _owned_records(self, batch: Batch) -> Batch:
+        # A rebalance since the fetch (or between two attempts) may have given some
+        # partitions to another consumer, which reads them from the committed
+        # offsets: their records are no longer ours to handle.
+        owned = self.consumer.assignment() if self.owned is None else self.owned
+        return [r for r in batch if TopicPartition(r.topic, r.partition) in owned]
+
+    async def _dependency_failed(self, error: Exception) -> bool:
+        if is_dependency_failure(error):
+            return True
+        if self.probe is None:
+            return False
+        try:
+            return not await self.probe()
+        except Exception:
+            return True
+
+    async def _isolate(self, record: ConsumerRecord, error: Exception) -> None:
+        assert self.dead_letter is not None
+        async with self.in_flight:
+            if not self._owned_records([record]):
+                return  # its partition moved: the new owner decides for itself
+            rejected = unprocessable(error)
+            await self.dead_letter(record, rejected)
+            if self.commit:
+                await self.consumer.commit(_next_offsets([record]))
+        POISON_RECORDS.labels(self.name).inc()
+        log.error(
+            "poison record dead-lettered",
+            consumer=self.name,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            detail=rejected.detail,
+        )
 
     async def _call_retrying(self, step: Callable[[], Awaitable[None]]) -> None:
         attempt = 0
@@ -124,31 +239,6 @@ class BatchConsumer:
         if healthy != self.healthy and self.on_health is not None:
             self.on_health(healthy)
         self.healthy = healthy
-
-
-class BetweenBatches(ConsumerRebalanceListener):  # type: ignore[misc]
-    """A partition is given up only once the batch in flight is done. Otherwise the
-    consumer taking it over reads it from the offsets committed before that batch
-    while the batch's effects are still being made durable: a handler that tells a
-    redelivery by its recorded effects (the dispatcher's decision rows) would take
-    them for one and publish them a second time."""
-
-    def __init__(self, loop: BatchConsumer, inner: ConsumerRebalanceListener | None) -> None:
-        self.loop = loop
-        self.inner = inner
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        async with self.loop._in_flight:  # waits for the batch in flight, if any
-            if self.loop._owned is not None:
-                self.loop._owned -= set(revoked)
-        if self.inner is not None:
-            await self.inner.on_partitions_revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        async with self.loop._in_flight:
-            self.loop._owned = (self.loop._owned or set()) | set(assigned)
-        if self.inner is not None:
-            await self.inner.on_partitions_assigned(assigned)
 
 
 @dataclass

@@ -356,6 +356,44 @@ async def test_redelivered_batch_changes_nothing(
     assert await snapshot(store, [alice, bob]) == applied
 
 
+async def test_an_event_reusing_an_event_id_with_another_payload_is_dead_lettered(
+    stack: Stack, store: ConsentStore, log: Log, projector: Projector, phone: str
+) -> None:
+    """An OptedOut that reuses a grant's event_id was once dropped as a redelivery:
+    the opt-out was lost without a trace. Now it is an event_id_conflict in the DLQ,
+    counted; an identical second record of the grant stays a silent no-op."""
+    conflicts_before = REGISTRY.get_sample_value("consent_event_id_conflicts_total") or 0.0
+    dead_letters = await TopicReader(stack.kafka_bootstrap, dlq(CONSENT_EVENTS)).start()
+    try:
+        grant = event(phone)
+        reused = event(phone, "OptedOut", event_id=grant["event_id"], occurred_at=at(-1))
+        first = await log.produce(phone, grant, grant, reused)
+        await projector.handle(first)
+        again = await log.produce(phone, reused)  # in a later batch too
+        await projector.handle(again)
+
+        sources = {str(r.offset).encode() for r in (first[2], again[0])}
+        letters = await dead_letters.wait_for(
+            lambda rs: {_header(r, "source.offset") for r in rs} >= sources, timeout=15
+        )
+        await asyncio.sleep(0.5)
+        await dead_letters.poll()
+    finally:
+        await dead_letters.stop()
+    ours = [r for r in dead_letters.records if r.key == phone.encode()]
+    assert sorted(_header(r, "source.offset") or b"" for r in ours) == sorted(sources)
+    for letter in ours:
+        assert _header(letter, "error.reason") == b"event_id_conflict"
+        assert str(first[0].offset).encode() in (_header(letter, "error.detail") or b"")
+    assert len(letters) >= 2
+    state = await store.subject(phone)
+    assert state is not None
+    assert state.status is Status.OPTED_IN  # the conflicting event changed nothing
+    assert [r["event_id"] for r in await events_rows(store, phone)] == [grant["event_id"]]
+    conflicts = REGISTRY.get_sample_value("consent_event_id_conflicts_total") or 0.0
+    assert conflicts - conflicts_before == 2
+
+
 # ------------------------------------------------------------ (c) clamping
 
 

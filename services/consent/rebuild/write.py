@@ -7,13 +7,12 @@ from typing import Any, TypeVar
 
 from aiokafka import ConsumerRecord
 
+from services.consent.columns import event_columns, subject_columns
 from services.consent.rebuild.rebuilt import CHUNK, RebuildRefusedError, Rebuilt
 from services.consent.store import (
     TRACKING_CHANNEL,
     UPSERT_SUBJECTS,
     Folded,
-    event_columns,
-    subject_columns,
     tracking_positions,
 )
 from shared.kafka.clients import durable_producer

@@ -83,6 +83,7 @@ class RecordedLog:
         *,
         consent_event_id: str | None = None,
         fence: dict[str, int] | None = None,
+        detail: str | None = None,
     ) -> DispatchDecision:
         recorded = DispatchDecision.on(
             request,
@@ -90,6 +91,7 @@ class RecordedLog:
             reason,
             when,
             consent_event_id=consent_event_id,
+            detail=detail,
             fence=fence if fence is not None else self.fence(),
         )
         offset = self._offset("decisions", 0)

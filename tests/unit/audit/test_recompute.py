@@ -340,6 +340,34 @@ def test_a_projection_ahead_of_the_fence_explains_a_decision_without_finding() -
     assert result.recomputations[0].beyond_fence == 1
 
 
+def test_a_request_the_dispatcher_isolated_as_poison_is_a_warning_not_a_mismatch() -> None:
+    log = RecordedLog()
+    log.append(granted(occurred_at=at(0)), at(0))
+    asked = log.ask(request(), at(1))
+    log.record(
+        asked,
+        Decision.DROPPED,
+        Reason.INVALID_REQUEST,
+        at(1),
+        detail="unprocessable: RecursionError: maximum recursion depth exceeded",
+    )
+
+    result = log.audit()
+
+    assert kinds(result) == [FindingKind.REQUEST_UNPROCESSABLE]
+    assert result.findings[0].severity is Severity.WARNING
+    assert "RecursionError" in result.findings[0].detail
+
+
+def test_an_invalid_request_drop_the_log_does_not_give_is_still_a_mismatch() -> None:
+    log = RecordedLog()
+    log.append(granted(occurred_at=at(0)), at(0))
+    asked = log.ask(request(), at(1))
+    log.record(asked, Decision.DROPPED, Reason.INVALID_REQUEST, at(1), detail="invalid_message: x")
+
+    assert kinds(log.audit()) == [FindingKind.DECISION_MISMATCH]
+
+
 def test_an_unusable_request_sent_anyway_is_a_decision_mismatch() -> None:
     from services.audit.history import LoggedRequest
 
