@@ -10,6 +10,7 @@ committing inside a Kafka transaction, isolating a poison record)."""
 
 import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -51,7 +52,11 @@ class BatchConsumer:
     consumer's position after it. Without `dead_letter` every failure is retried
     (nothing is ever isolated); with it, `probe` tells a dependency failure from a
     record failure, and a record is poison once it failed `poison_attempts` times
-    alone while the probe found every dependency healthy."""
+    alone while the probe found every dependency healthy. After
+    `max_poison_streak` poison records with none handled between them, the loop
+    stops isolating and fails closed for `poison_cooldown` seconds (or until a
+    record succeeds): a bug that fails every record must not move the whole topic
+    into the DLQ at full speed, and a run of hostile records must not stop it."""
 
     def __init__(
         self,
@@ -69,6 +74,8 @@ class BatchConsumer:
         dead_letter: DeadLetter | None = None,
         probe: Probe | None = None,
         poison_attempts: int = 3,
+        max_poison_streak: int = 5,
+        poison_cooldown: float = 30.0,
     ) -> None:
         self.consumer = consumer
         self.handle = handle
@@ -85,6 +92,12 @@ class BatchConsumer:
         self.dead_letter = dead_letter
         self.probe = probe
         self.poison_attempts = poison_attempts
+        # Records dead-lettered since the last one handled: past the limit, the
+        # loop blames itself rather than the records.
+        self.max_poison_streak = max_poison_streak
+        self.poison_streak = 0
+        self.poison_cooldown = poison_cooldown
+        self._streak_full_at: float | None = None
         self.healthy = True
         self.failures = 0
         self._stopping = asyncio.Event()
@@ -142,6 +155,20 @@ class BatchConsumer:
                     await asyncio.sleep(self.retry.delay(attempt))
                     attempt += 1
                     continue
+                if self._blaming_itself():
+                    # Record after record fails and none succeeds: the fault is likely
+                    # the service's own (a bug, a bad deploy), and dead-lettering would
+                    # only empty the topic into the DLQ. Fail closed for a while.
+                    self._set_health(False)
+                    log.critical(
+                        "every record fails with healthy dependencies, not isolating",
+                        consumer=self.name,
+                        dead_lettered_in_a_row=self.poison_streak,
+                        error=f"{type(error).__name__}: {error}",
+                    )
+                    await asyncio.sleep(self.retry.delay(attempt))
+                    attempt += 1
+                    continue
                 self._set_health(True)  # the dependencies answer: this is no outage
                 if len(batch) > 1:
                     BATCH_SPLITS.labels(self.name).inc()
@@ -164,7 +191,24 @@ class BatchConsumer:
                 return
             else:
                 self._set_health(True)
+                self.poison_streak = 0
+                self._streak_full_at = None
                 return
+
+    def _blaming_itself(self) -> bool:
+        """True while the poison streak is at its limit and its cool-down runs; a
+        streak whose cool-down has passed starts again, so that a run of hostile
+        records slows the loop down without stopping it."""
+        if self.poison_streak < self.max_poison_streak:
+            return False
+        now = time.monotonic()
+        if self._streak_full_at is None:
+            self._streak_full_at = now
+        if now - self._streak_full_at < self.poison_cooldown:
+            return True
+        self.poison_streak = 0
+        self._streak_full_at = None
+        return False
 
     async def _handle_owned(self, batch: Batch) -> None:
         async with self.in_flight:
@@ -201,6 +245,7 @@ class BatchConsumer:
             await self.dead_letter(record, rejected)
             if self.commit:
                 await self.consumer.commit(_next_offsets([record]))
+        self.poison_streak += 1
         POISON_RECORDS.labels(self.name).inc()
         log.error(
             "poison record dead-lettered",

@@ -19,7 +19,7 @@ from aiokafka import ConsumerRecord
 import services.dispatcher.outputs as outputs_module
 from services.consent.main import projector_loop
 from services.consent.projector import Projector
-from services.consent.store import ConsentStore, Folded
+from services.consent.store import ConsentStore, Folded, OnConflicts
 from services.dispatcher.fence import Fence
 from services.dispatcher.gate import Gate
 from services.dispatcher.main import gate_loop
@@ -59,11 +59,15 @@ class _BreaksOn(ConsentStore):
         self.poisoned = poisoned
 
     async def apply(
-        self, topic: str, events: Sequence[LoggedEvent], positions: dict[int, int]
+        self,
+        topic: str,
+        events: Sequence[LoggedEvent],
+        positions: dict[int, int],
+        on_conflicts: OnConflicts | None = None,
     ) -> list[Folded]:
         if any(e.event.subject == self.poisoned for e in events):
             raise ValueError("Maximum serialization depth exceeded")
-        return await super().apply(topic, events, positions)
+        return await super().apply(topic, events, positions, on_conflicts)
 
 
 @pytest.fixture

@@ -169,6 +169,30 @@ async def test_a_single_poison_record_is_tried_three_times_before_it_is_dead_let
     assert h.calls == 3
 
 
+async def test_a_bug_that_fails_every_record_dead_letters_a_few_then_fails_closed() -> None:
+    records = spread(12)
+    h = harness(records, poison={o for _, o in records})
+
+    loop = await h.run(seconds=1.0)
+
+    assert len(h.dead) == 5  # max_poison_streak, then the loop blames itself
+    assert not loop.healthy
+    h.poison = set()  # the fix is deployed: the rest goes through, nothing skipped
+    h.consumer.batch = [consumer_record(TOPIC, p, o) for p, o in records]
+    await h.run()
+    assert {o for _, o in h.handled} | {o for o, _ in h.dead} == {o for _, o in records}
+
+
+async def test_a_run_of_hostile_records_slows_the_loop_but_does_not_stop_it() -> None:
+    records = spread(9, partitions=1)
+    h = harness(records, poison={o for _, o in records[:7]})
+
+    await h.run(poison_cooldown=0.05)
+
+    assert sorted(o for o, _ in h.dead) == [o for _, o in records[:7]]
+    assert [o for _, o in h.handled] == [o for _, o in records[7:]]
+
+
 async def test_with_a_dependency_down_nothing_is_dead_lettered_or_skipped() -> None:
     h = harness(spread(4), poison={101}, healthy=False)
 
