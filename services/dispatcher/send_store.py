@@ -1,11 +1,14 @@
-"""dispatcher.sends: the sender's record of each request_id it POSTed (docs/sender.md)."""
+"""dispatcher.sends: the sender's record of each request_id it POSTed; and its read
+of the gate's dispatcher.decisions, to POST only what was dispatched (docs/sender.md)."""
 
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 
+from services.dispatcher.admission import GateDecision
 from shared.contract.storable import cleaned
 
 SendStatus = Literal["in_flight", "sent", "failed"]
@@ -53,6 +56,14 @@ RETURNING request_id
 """
 
 
+# outbound_json as text, parsed here: what the sender compares must not depend on
+# the codecs the pool was opened with.
+_GATE_DECISIONS = """
+SELECT request_id, decision, reason, recipient, outbound_json::text AS outbound_json
+FROM dispatcher.decisions WHERE request_id = ANY($1::text[])
+"""
+
+
 class SendStore:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
@@ -63,6 +74,19 @@ class SendStore:
             list(request_ids),
         )
         return {row["request_id"]: SendRow.model_validate(dict(row)) for row in rows}
+
+    async def gate_decisions(self, request_ids: Sequence[str]) -> dict[str, GateDecision]:
+        """The dispatcher's decisions on these request_ids, with the bodies it published."""
+        decisions = {}
+        for row in await self.pool.fetch(_GATE_DECISIONS, list(request_ids)):
+            outbound = row["outbound_json"]
+            decisions[row["request_id"]] = GateDecision(
+                decision=row["decision"],
+                reason=row["reason"],
+                recipient=row["recipient"],
+                outbound=None if outbound is None else orjson.loads(outbound),
+            )
+        return decisions
 
     async def begin_attempt(self, request_id: str, recipient: str | None) -> int | None:
         """Counts an attempt before its POST, so a crash in the middle is visible;

@@ -4,7 +4,8 @@ At-least-once toward the WhatsApp Cloud API (docs/sender.md): each attempt is
 counted in dispatcher.sends before its POST, the outcome is recorded after it,
 and the offsets are committed after the outcome. A finished row is never POSTed
 again; a row left 'in_flight' by a crash is re-sent (or, when configured, dead-
-lettered), because the Cloud API has no idempotency key to ask it with."""
+lettered), because the Cloud API has no idempotency key to ask it with. Only what
+the gate dispatched is POSTed (services/dispatcher/admission.py)."""
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
@@ -13,12 +14,12 @@ import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from services.dispatcher import metrics
+from services.dispatcher.admission import Admitted, Refused, admit, lookup_ids
 from services.dispatcher.graph_api import GraphApi
 from services.dispatcher.send_policy import SendPolicy, Verdict, classify, retry_cause
 from services.dispatcher.send_store import SendRow, SendStore
-from shared.contract.storable import NUL, cleaned
 from shared.kafka.dlq import send_to_dlq
-from shared.rejection import Rejected, decode_json_object
+from shared.rejection import Rejected
 
 log = structlog.get_logger(__name__)
 
@@ -46,18 +47,31 @@ class Sender:
         self._slots = asyncio.Semaphore(concurrency)
 
     async def handle(self, batch: Sequence[ConsumerRecord]) -> None:
-        firsts: dict[str, ConsumerRecord] = {}
-        chains: dict[bytes | None, list[ConsumerRecord]] = {}
+        # The gate inserts its decision rows before the Kafka transaction that
+        # publishes their bodies commits, and this consumer reads read_committed:
+        # a body the gate dispatched is never read here before its row exists, so
+        # a record without a matching dispatched row was not published by the gate.
+        ids = lookup_ids(batch)
+        decisions, known = await asyncio.gather(
+            self.store.gate_decisions(ids), self.store.rows(ids)
+        )
+        refused: list[Refused] = []
+        firsts: set[str] = set()
+        chains: dict[bytes | None, list[Admitted]] = {}
         for record in batch:
-            request_id = _request_id(record)
-            if request_id is not None:
-                if request_id in firsts:
-                    metrics.SENDER_SENDS.labels("duplicate").inc()
-                    continue
-                firsts[request_id] = record
+            admission = admit(record, decisions)
+            if isinstance(admission, Refused):
+                refused.append(admission)
+                continue
+            # Repeats are counted among admitted records only: a forged copy of a
+            # request_id ahead of the gate's record must not hide it.
+            if admission.request_id in firsts:
+                metrics.SENDER_SENDS.labels("duplicate").inc()
+                continue
+            firsts.add(admission.request_id)
             # One recipient's messages go out in log order; recipients in parallel.
-            chains.setdefault(record.key, []).append(record)
-        known = await self.store.rows(list(firsts))
+            chains.setdefault(record.key, []).append(admission)
+        await self._dead_letter(refused)
         results = await asyncio.gather(
             *(self._chain(chain, known) for chain in chains.values()), return_exceptions=True
         )
@@ -68,27 +82,14 @@ class Sender:
             if isinstance(result, BaseException):
                 raise result
 
-    async def _chain(self, chain: list[ConsumerRecord], known: dict[str, SendRow]) -> None:
+    async def _chain(self, chain: list[Admitted], known: dict[str, SendRow]) -> None:
         async with self._slots:
-            for record in chain:
-                await self._send(record, known)
+            for admitted in chain:
+                await self._send(admitted, known)
 
-    async def _send(self, record: ConsumerRecord, known: dict[str, SendRow]) -> None:
-        request_id = _request_id(record)
-        recipient = cleaned(record.key.decode(errors="replace")) if record.key else None
-        if request_id is None:
-            missing = Rejected(reason="missing_request_id", detail="no request_id header")
-            await self._dead_letter(record, missing, "invalid")
-            return
-        if NUL in request_id:  # not storable: the sends table could never record it
-            unusable = Rejected(reason="invalid_request_id", detail="request_id holds U+0000 (NUL)")
-            await self._dead_letter(record, unusable, "invalid")
-            return
+    async def _send(self, admitted: Admitted, known: dict[str, SendRow]) -> None:
+        record, request_id, recipient = admitted
         bound = log.bind(request_id=request_id, partition=record.partition, offset=record.offset)
-        body = decode_json_object(record.value)
-        if isinstance(body, Rejected):
-            await self._fail(record, request_id, recipient, None, body, "invalid")
-            return
         prior = known.get(request_id)
         if prior is not None and prior.status != "in_flight":
             metrics.SENDER_SENDS.labels("duplicate").inc()
@@ -145,7 +146,7 @@ class Sender:
     ) -> None:
         # The dead letter first: a crash before the row is recorded re-runs this
         # record (a second dead letter at worst), never loses it.
-        await self._dead_letter(record, rejected, outcome)
+        await self._dead_letter([(record, rejected, outcome)])
         await self.store.finish(
             request_id,
             recipient,
@@ -154,14 +155,15 @@ class Sender:
             error=f"{rejected.reason}: {rejected.detail}",
         )
 
-    async def _dead_letter(self, record: ConsumerRecord, rejected: Rejected, outcome: str) -> None:
-        await send_to_dlq(self.producer, [(record, rejected)])
-        metrics.SENDER_SENDS.labels(outcome).inc()
-        log.warning("dead-lettered", reason=rejected.reason, detail=rejected.detail)
-
-
-def _request_id(record: ConsumerRecord) -> str | None:
-    for key, value in record.headers or ():
-        if key == "request_id" and value:
-            return bytes(value).decode(errors="replace")
-    return None
+    async def _dead_letter(self, letters: Sequence[tuple[ConsumerRecord, Rejected, str]]) -> None:
+        """Each record with why, and the outcome it is counted under."""
+        await send_to_dlq(self.producer, [(record, rejected) for record, rejected, _ in letters])
+        for record, rejected, outcome in letters:
+            metrics.SENDER_SENDS.labels(outcome).inc()
+            log.warning(
+                "dead-lettered",
+                reason=rejected.reason,
+                detail=rejected.detail,
+                partition=record.partition,
+                offset=record.offset,
+            )

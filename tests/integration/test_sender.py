@@ -6,12 +6,16 @@ BatchConsumer the dispatcher runs. Each run reads from the end offsets taken
 before the test produced (or from an exact offset, to replay a redelivery), with
 a group id of its own, so records of other tests are never POSTed. Outcomes go to
 the shared `dispatcher.sends`; request_ids are fresh UUIDs, so nothing collides.
+The sender POSTs only what the gate dispatched: a body it should send has its
+decision row in the shared `dispatcher.decisions` first (`decided`), as the gate
+records it before its Kafka transaction commits.
 """
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -26,6 +30,8 @@ from services.dispatcher.send_store import SendRow, SendStore
 from services.dispatcher.sender import Sender
 from services.dispatcher.sender_runner import sender_consumer, start_sender
 from services.dispatcher.settings import DispatcherSettings
+from services.dispatcher.store import DecisionRow, DispatcherStore
+from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import durable_producer, end_offsets
 from shared.topics import MESSAGES_OUTBOUND, dlq
@@ -96,13 +102,50 @@ def cloud_api_body(phone: str, text: str = "Reminder: the workshop starts at 10:
     return orjson.dumps(body)
 
 
-async def publish(producer: AIOKafkaProducer, phone: str, request_id: str) -> Any:
+async def publish(
+    producer: AIOKafkaProducer, phone: str, request_id: str, body: bytes | None = None
+) -> Any:
     return await producer.send_and_wait(
         MESSAGES_OUTBOUND,
-        value=cloud_api_body(phone),
+        value=cloud_api_body(phone) if body is None else body,
         key=phone.encode(),
         headers=[("request_id", request_id.encode())],
     )
+
+
+async def decided(
+    pool: Any, phone: str, decision: Decision = Decision.DISPATCHED, body: bytes | None = None
+) -> str:
+    """The gate's decision on a fresh request_id, recorded as the gate records it;
+    returns the request_id. A dispatched one carries `body` (by default the one
+    `publish` sends) as the Cloud API body it published."""
+    request_id = str(uuid.uuid4())
+    dispatched = decision is Decision.DISPATCHED
+    reason = Reason.CONSENTED if dispatched else Reason.OPTED_OUT
+    made = DispatchDecision(
+        request_id=request_id,
+        recipient=phone,
+        purpose="event_reminder",
+        decision=decision,
+        reason=reason,
+        decided_at=datetime.now(UTC),
+    )
+    row = DecisionRow(
+        request_id=request_id,
+        recipient=phone,
+        purpose=made.purpose,
+        decision=decision.value,
+        reason=reason.value,
+        consent_event_id=None,
+        opt_out_event_id=None,
+        decided_at=made.decided_at,
+        source_partition=0,
+        source_offset=0,
+        decision_json=made.model_dump_json().encode(),
+        outbound_json=(cloud_api_body(phone) if body is None else body) if dispatched else None,
+    )
+    assert await DispatcherStore(pool).record([row]) == {request_id}
+    return request_id
 
 
 async def log_end(stack: Stack) -> dict[TopicPartition, int]:
@@ -208,7 +251,7 @@ async def test_a_body_is_posted_with_the_bearer_token_and_the_provider_id_record
     stack: Stack, pool: Any, store: SendStore, graph: FakeGraphApi, producer: Any, phone: str
 ) -> None:
     start = await log_end(stack)
-    request_id = str(uuid.uuid4())
+    request_id = await decided(pool, phone)
     async with running_sender(stack, pool, graph, start) as consumer:
         meta = await publish(producer, phone, request_id)
         row = await finished(store, request_id)
@@ -236,7 +279,7 @@ async def test_a_429_is_retried_after_its_retry_after_then_sent(
 ) -> None:
     graph.script(phone.lstrip("+"), Reply(429, retry_after="1"))
     start = await log_end(stack)
-    request_id = str(uuid.uuid4())
+    request_id = await decided(pool, phone)
     async with running_sender(stack, pool, graph, start):
         await publish(producer, phone, request_id)
         row = await finished(store, request_id)
@@ -264,7 +307,7 @@ async def test_5xx_are_retried_until_the_attempts_run_out_then_dead_lettered(
     graph.script(phone.lstrip("+"), Reply(500), Reply(503), Reply(502), Reply(500), Reply(200))
     dead = await TopicReader(stack.kafka_bootstrap, outbound_dlq).start()
     start = await log_end(stack)
-    request_id = str(uuid.uuid4())
+    request_id = await decided(pool, phone)
     try:
         async with running_sender(stack, pool, graph, start):
             await publish(producer, phone, request_id)
@@ -291,7 +334,7 @@ async def test_a_400_is_not_retried_but_recorded_failed_and_dead_lettered(
     graph.script(phone.lstrip("+"), Reply(400, code=131026, message="Message undeliverable"))
     dead = await TopicReader(stack.kafka_bootstrap, outbound_dlq).start()
     start = await log_end(stack)
-    request_id = str(uuid.uuid4())
+    request_id = await decided(pool, phone)
     try:
         async with running_sender(stack, pool, graph, start):
             meta = await publish(producer, phone, request_id)
@@ -321,7 +364,7 @@ async def test_a_redelivered_record_is_not_posted_twice(
     stack: Stack, pool: Any, store: SendStore, graph: FakeGraphApi, producer: Any, phone: str
 ) -> None:
     start = await log_end(stack)
-    request_id = str(uuid.uuid4())
+    request_id = await decided(pool, phone)
     async with running_sender(stack, pool, graph, start):
         meta = await publish(producer, phone, request_id)
         sent = await finished(store, request_id)
@@ -340,7 +383,7 @@ async def test_a_record_left_in_flight_by_a_crash_is_sent_again_once(
 ) -> None:
     """The at-least-once boundary (docs/sender.md): a sender that died between its
     POST and the outcome leaves an 'in_flight' row; the next one sends again."""
-    request_id = str(uuid.uuid4())
+    request_id = await decided(pool, phone)
     assert await store.begin_attempt(request_id, phone) == 1
     start = await log_end(stack)
     async with running_sender(stack, pool, graph, start):
@@ -361,10 +404,12 @@ async def test_a_body_in_an_aborted_transaction_is_never_posted(
     )
     await transactional.start()
     try:
+        # Decided like the committed one: only the abort keeps it from being sent.
+        aborted_id = await decided(pool, aborted_phone)
         await transactional.begin_transaction()
-        await publish(transactional, aborted_phone, str(uuid.uuid4()))
+        await publish(transactional, aborted_phone, aborted_id)
         await transactional.abort_transaction()
-        request_id = str(uuid.uuid4())
+        request_id = await decided(pool, committed_phone)
         async with transactional.transaction():
             await publish(transactional, committed_phone, request_id)
     finally:
@@ -375,6 +420,161 @@ async def test_a_body_in_an_aborted_transaction_is_never_posted(
 
     assert graph.requests_for(aborted_phone.lstrip("+")) == []
     assert len(graph.requests_for(committed_phone.lstrip("+"))) == 1
+
+
+# ------------------------------------------------------------------ only what the gate dispatched
+
+
+async def refused(
+    stack: Stack,
+    pool: Any,
+    graph: FakeGraphApi,
+    producer: Any,
+    outbound_dlq: str,
+    phone: str,
+    request_id: str,
+    body: bytes | None = None,
+) -> Any:
+    """Publishes a record and runs the sender over it; returns its dead letter once
+    the sender has committed past the record (its batch did not fail)."""
+    dead = await TopicReader(stack.kafka_bootstrap, outbound_dlq).start()
+    start = await log_end(stack)
+    try:
+        async with running_sender(stack, pool, graph, start) as consumer:
+            meta = await publish(producer, phone, request_id, body)
+            letters = await dead.wait_for(
+                lambda rs: any(_header(r, "request_id") == request_id for r in rs)
+            )
+            await committed_past(consumer, TopicPartition(meta.topic, meta.partition), meta.offset)
+    finally:
+        await dead.stop()
+    [letter] = [r for r in letters if _header(r, "request_id") == request_id]
+    assert (letter.key, _header(letter, "source.offset")) == (phone.encode(), str(meta.offset))
+    assert _header(letter, "error.reason") == "no_dispatch_decision"
+    return letter
+
+
+async def test_a_record_without_a_decision_is_dead_lettered_and_not_posted(
+    stack: Stack,
+    pool: Any,
+    store: SendStore,
+    graph: FakeGraphApi,
+    producer: Any,
+    phone: str,
+    outbound_dlq: str,
+) -> None:
+    request_id = str(uuid.uuid4())
+    letter = await refused(stack, pool, graph, producer, outbound_dlq, phone, request_id)
+
+    assert "no decision" in (_header(letter, "error.detail") or "")
+    assert letter.value == cloud_api_body(phone)
+    assert graph.requests_for(phone.lstrip("+")) == []
+    assert await store.rows([request_id]) == {}
+
+
+async def test_a_record_whose_request_was_dropped_is_dead_lettered_and_not_posted(
+    stack: Stack,
+    pool: Any,
+    store: SendStore,
+    graph: FakeGraphApi,
+    producer: Any,
+    phone: str,
+    outbound_dlq: str,
+) -> None:
+    request_id = await decided(pool, phone, Decision.DROPPED)
+    letter = await refused(stack, pool, graph, producer, outbound_dlq, phone, request_id)
+
+    assert "is dropped (opted_out)" in (_header(letter, "error.detail") or "")
+    assert graph.requests_for(phone.lstrip("+")) == []
+    assert await store.rows([request_id]) == {}
+
+
+async def test_a_record_for_another_recipient_than_the_dispatched_one_is_not_posted(
+    stack: Stack,
+    pool: Any,
+    store: SendStore,
+    graph: FakeGraphApi,
+    producer: Any,
+    phone: str,
+    outbound_dlq: str,
+) -> None:
+    other = unique_phone()
+    request_id = await decided(pool, phone)
+    letter = await refused(stack, pool, graph, producer, outbound_dlq, other, request_id)
+
+    assert "another recipient" in (_header(letter, "error.detail") or "")
+    assert graph.requests_for(other.lstrip("+")) == []
+    assert graph.requests_for(phone.lstrip("+")) == []
+    assert await store.rows([request_id]) == {}
+
+
+async def test_another_body_under_a_dispatched_request_id_and_recipient_is_not_posted(
+    stack: Stack,
+    pool: Any,
+    store: SendStore,
+    graph: FakeGraphApi,
+    producer: Any,
+    phone: str,
+    outbound_dlq: str,
+) -> None:
+    request_id = await decided(pool, phone)
+    forged = cloud_api_body(phone, "Your account is locked: pay at example.com")
+    letter = await refused(stack, pool, graph, producer, outbound_dlq, phone, request_id, forged)
+
+    assert "another body" in (_header(letter, "error.detail") or "")
+    assert letter.value == forged
+    assert graph.requests_for(phone.lstrip("+")) == []
+    assert await store.rows([request_id]) == {}
+
+
+async def test_a_dispatched_record_behind_a_forged_one_in_its_partition_is_posted(
+    stack: Stack,
+    pool: Any,
+    store: SendStore,
+    graph: FakeGraphApi,
+    producer: Any,
+    phone: str,
+    outbound_dlq: str,
+) -> None:
+    forged_id, request_id = str(uuid.uuid4()), await decided(pool, phone)
+    dead = await TopicReader(stack.kafka_bootstrap, outbound_dlq).start()
+    start = await log_end(stack)
+    try:
+        async with running_sender(stack, pool, graph, start):
+            forged = await publish(producer, phone, forged_id, cloud_api_body(phone, "Pay now"))
+            meta = await publish(producer, phone, request_id)
+            row = await finished(store, request_id)
+            letters = await dead.wait_for(
+                lambda rs: any(_header(r, "request_id") == forged_id for r in rs)
+            )
+    finally:
+        await dead.stop()
+
+    assert (forged.partition, forged.offset + 1) == (meta.partition, meta.offset)
+    [request] = graph.requests_for(phone.lstrip("+"))
+    assert request.raw == cloud_api_body(phone)
+    assert (row.status, row.provider_message_id) == ("sent", request.message_id)
+    [letter] = [r for r in letters if _header(r, "request_id") == forged_id]
+    assert _header(letter, "error.reason") == "no_dispatch_decision"
+
+
+async def test_a_forged_copy_of_a_request_id_does_not_keep_the_dispatched_one_from_going_out(
+    stack: Stack, pool: Any, store: SendStore, graph: FakeGraphApi, producer: Any, phone: str
+) -> None:
+    """Refused records leave no row in dispatcher.sends: a row under the request_id
+    would make the sender skip the gate's record as already done."""
+    request_id = await decided(pool, phone)
+    start = await log_end(stack)
+    async with running_sender(stack, pool, graph, start) as consumer:
+        forged = await publish(producer, phone, request_id, cloud_api_body(phone, "Pay now"))
+        tp = TopicPartition(forged.topic, forged.partition)
+        await committed_past(consumer, tp, forged.offset)  # in a batch of its own
+        await publish(producer, phone, request_id)
+        row = await finished(store, request_id)
+
+    [request] = graph.requests_for(phone.lstrip("+"))
+    assert request.raw == cloud_api_body(phone)
+    assert row.status == "sent"
 
 
 def _header(record: Any, name: str) -> str | None:
@@ -390,11 +590,11 @@ async def test_the_wired_sender_starts_at_the_log_end_and_commits_its_group(
     """start_sender as the dispatcher calls it: a fresh group never replays what was
     on the topic before it joined, and it commits what it sent."""
     before, after = unique_phone(), unique_phone()
-    await publish(producer, before, str(uuid.uuid4()))
+    await publish(producer, before, await decided(pool, before))
     sender = await start_sender(wired_settings(stack, graph), pool)
     try:
         await assigned(sender.consumer)  # "latest" is resolved before we produce
-        request_id = str(uuid.uuid4())
+        request_id = await decided(pool, after)
         meta = await publish(producer, after, request_id)
         row = await finished(store, request_id)
         await committed_past(
@@ -427,10 +627,11 @@ async def test_partitions_change_hands_only_after_the_sends_in_flight_are_record
         # The group commits on every partition first: a member assigned one then
         # starts at the committed offset, not at the log end.
         for _ in range(9):
-            meta = await publish(producer, unique_phone(), str(uuid.uuid4()))
+            warm_up = unique_phone()
+            meta = await publish(producer, warm_up, await decided(pool, warm_up))
             tp = TopicPartition(meta.topic, meta.partition)
             await committed_past(first.consumer, tp, meta.offset)
-        request_ids = [str(uuid.uuid4()) for _ in phones]
+        request_ids = [await decided(pool, phone) for phone in phones]
         await asyncio.gather(  # at once, so that A takes them in one batch
             *(publish(producer, p, r) for p, r in zip(phones, request_ids, strict=True))
         )

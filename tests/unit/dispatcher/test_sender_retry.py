@@ -1,6 +1,7 @@
 """The sender's retry policy: which answers are retried, how long it waits, what
 it records. Pure functions first; then the send loop over an in-memory store, a
-fake producer and httpx's mock transport (no network, no broker)."""
+fake producer and httpx's mock transport (no network, no broker). The gate's part
+is played in memory too: every record handed to the sender was dispatched."""
 
 import asyncio
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from services.dispatcher.admission import GateDecision, request_id_of
 from services.dispatcher.graph_api import GraphApi
 from services.dispatcher.send_policy import (
     SendPolicy,
@@ -152,10 +154,24 @@ def test_a_non_graph_error_keeps_the_start_of_the_body() -> None:
 
 
 class MemoryStore:
-    """dispatcher.sends in memory, with the same finished-is-final rule."""
+    """dispatcher.sends in memory, with the same finished-is-final rule; and the
+    gate's decisions the sender reads."""
 
     def __init__(self) -> None:
         self.rows_by_id: dict[str, dict[str, Any]] = {}
+        self.decisions_by_id: dict[str, GateDecision] = {}
+
+    async def gate_decisions(self, request_ids: list[str]) -> dict[str, GateDecision]:
+        return {i: self.decisions_by_id[i] for i in request_ids if i in self.decisions_by_id}
+
+    def dispatch(self, record: ConsumerRecord) -> None:
+        """What the gate records before its outputs can be read: its decision."""
+        request_id = request_id_of(record)
+        if request_id is not None:
+            recipient = record.key.decode() if record.key else None
+            self.decisions_by_id[request_id] = GateDecision(
+                "dispatched", "consented", recipient, orjson.loads(record.value)
+            )
 
     async def rows(self, request_ids: list[str]) -> dict[str, SendRow]:
         return {
@@ -249,6 +265,19 @@ def _record(request_id: str | None, offset: int = 0, to: str = "79161234567") ->
     )  # fmt: skip
 
 
+class DispatchedFirst:
+    """The sender behind the gate: each record handed over was dispatched."""
+
+    def __init__(self, store: MemoryStore, sender: Sender) -> None:
+        self.store = store
+        self.sender = sender
+
+    async def handle(self, batch: list[ConsumerRecord]) -> None:
+        for record in batch:
+            self.store.dispatch(record)
+        await self.sender.handle(batch)
+
+
 class Harness:
     def __init__(self, graph: ScriptedGraph, **sender_options: Any) -> None:
         self.graph = graph
@@ -266,7 +295,8 @@ class Harness:
         async def sleep(seconds: float) -> None:
             self.slept.append(seconds)
 
-        self.sender = Sender(
+        # The sender alone, for tests that record the gate's decisions themselves.
+        self.sender_alone = Sender(
             self.store,  # type: ignore[arg-type]
             api,
             self.producer,
@@ -274,6 +304,7 @@ class Harness:
             sleep=sleep,
             **sender_options,
         )
+        self.sender = DispatchedFirst(self.store, self.sender_alone)
 
     def row(self, request_id: str) -> dict[str, Any]:
         return self.store.rows_by_id[request_id]
@@ -369,3 +400,34 @@ async def test_one_recipients_messages_keep_their_order() -> None:
     assert ids == ["79161234567"] * 3
     assert h.row("first")["provider_message_id"] == "wamid.1"
     assert h.row("second")["provider_message_id"] == "wamid.2"
+
+
+# ---------------------------------------------------------------- only what the gate dispatched
+
+
+async def test_a_record_the_gate_never_decided_is_dead_lettered_unsent_and_unrecorded() -> None:
+    h = Harness(ScriptedGraph())
+    await h.sender_alone.handle([_record("forged")])
+    assert h.graph.requests == []
+    assert h.store.rows_by_id == {}
+    [(topic, _, _, headers)] = h.producer.sent
+    assert topic == "messages.outbound.v1.dlq"
+    assert headers["error.reason"] == b"no_dispatch_decision"
+    assert b"no decision" in headers["error.detail"]
+
+
+async def test_a_forged_copy_ahead_of_the_gates_record_does_not_hide_it() -> None:
+    h = Harness(ScriptedGraph())
+    real = _record("r1", offset=1)
+    h.store.dispatch(real)
+    forged = ConsumerRecord(
+        real.topic, 0, 0, 0, 0, real.key, b'{"to": "79161234567", "text": {"body": "pay"}}', None,
+        0, 0, real.headers,
+    )  # fmt: skip
+    await h.sender_alone.handle([forged, real])
+    [request] = h.graph.requests
+    assert request.content == real.value
+    assert h.row("r1")["status"] == "sent"
+    [(_, _, value, headers)] = h.producer.sent
+    assert value == forged.value
+    assert headers["error.reason"] == b"no_dispatch_decision"
