@@ -3,9 +3,11 @@
 # brought by its prerequisites, idempotently, so repeating a target is cheap.
 #
 # Local stack (no Docker): Kafka on 127.0.0.1:9092 and PostgreSQL on
-# 127.0.0.1:55432, both under .local/ (see deploy/local/*.sh). Set
-# KAFKA_BOOTSTRAP_SERVERS and/or DATABASE_URL to use servers of your own
-# instead: the matching local server is then neither installed nor started.
+# 127.0.0.1:55432, both under .local/ (see deploy/local/*.sh). KAFKA_BROKERS=3
+# runs a three-broker Kafka cluster instead (127.0.0.1:19092,29092,39092;
+# topics with replication factor 3). Set KAFKA_BOOTSTRAP_SERVERS and/or
+# DATABASE_URL to use servers of your own instead: the matching local server
+# is then neither installed nor started.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -25,12 +27,20 @@ LOCAL := $(ROOT)/deploy/local
 # a missing path).
 PY_DIRS = $(notdir $(wildcard $(addprefix $(ROOT)/,shared services tests bench deploy)))
 
-.PHONY: help venv deps infra-up up down run lint typecheck test demo bench audit rebuild
+# Prefixes for the commands that talk to Kafka or PostgreSQL: unless given,
+# the address of the local instance, from the script that runs it, and for
+# provisioning the replication factor its number of brokers wants.
+LOCAL_KAFKA = $(if $(strip $(KAFKA_BOOTSTRAP_SERVERS)),,KAFKA_BOOTSTRAP_SERVERS="$$("$(LOCAL)/kafka.sh" bootstrap)")
+LOCAL_RF = $(if $(strip $(KAFKA_BOOTSTRAP_SERVERS)),,KAFKA_REPLICATION_FACTOR="$${KAFKA_REPLICATION_FACTOR:-$$("$(LOCAL)/kafka.sh" replication-factor)}")
+LOCAL_PG = $(if $(strip $(DATABASE_URL)),,DATABASE_URL="$$("$(LOCAL)/postgres.sh" url)")
+
+.PHONY: help venv deps infra-up up down run lint typecheck test demo bench audit rebuild chaos
 
 help:
 	@echo "make venv       .venv with the project installed (reinstalls when pyproject.toml changes)"
 	@echo "make deps       venv + Kafka jars + PostgreSQL packages"
 	@echo "make infra-up   PostgreSQL and Kafka running and ready, migrations applied, topics provisioned"
+	@echo "                (KAFKA_BROKERS=3 make up|run|infra-up: a three-broker Kafka cluster)"
 	@echo "make up         infra-up + the three services in the background, ready"
 	@echo "make down       stop the services, Kafka and PostgreSQL"
 	@echo "make run        infra-up + the three services in the foreground (Ctrl-C stops them)"
@@ -71,13 +81,14 @@ infra-up: deps
 	else \
 		"$(PY)" "$(LOCAL)/wait_kafka.py" --timeout 60; \
 	fi
-	@cd "$(ROOT)" && "$(PY)" -m shared.db.migrate
-	@cd "$(ROOT)" && "$(PY)" -m shared.kafka.provision
+	@cd "$(ROOT)" && $(LOCAL_PG) "$(PY)" -m shared.db.migrate
+	@cd "$(ROOT)" && $(LOCAL_KAFKA) $(LOCAL_RF) "$(PY)" -m shared.kafka.provision
 
 up: infra-up
 	@"$(LOCAL)/services.sh" start
 
-# Stops our own processes whatever the environment says, so nothing is left.
+# Stops our own processes whatever the environment says, so nothing is left:
+# every broker of the Kafka instance, one or three.
 down:
 	@"$(LOCAL)/services.sh" stop
 	@"$(LOCAL)/kafka.sh" stop
@@ -102,17 +113,24 @@ test: deps infra-up lint typecheck
 
 # The scripted story on the running system (make up first if it is not running).
 demo: up
-	@cd "$(ROOT)" && "$(PY)" -m services.audit.demo
+	@cd "$(ROOT)" && $(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m services.audit.demo
 
 # Replays the log; ARGS="--since 2026-11-27T00:00:00Z --subject +79161234567 --out DIR".
 audit: infra-up
-	@cd "$(ROOT)" && "$(PY)" -m services.audit $(ARGS)
+	@cd "$(ROOT)" && $(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m services.audit $(ARGS)
 
 # Every benchmark, sides alternated in one run; ARGS=--quick for a smoke run.
 bench: infra-up
 	@"$(LOCAL)/services.sh" stop
-	@cd "$(ROOT)" && "$(PY)" -m bench $(ARGS)
+	@cd "$(ROOT)" && $(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m bench $(ARGS)
 
 # ARGS=--verify compares the rebuilt state with the live one instead of writing.
 rebuild: infra-up
-	@cd "$(ROOT)" && "$(PY)" -m services.consent.rebuild $(ARGS)
+	@cd "$(ROOT)" && $(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m services.consent.rebuild $(ARGS)
+
+# Fault injection on a stack of its own (3 Kafka brokers on 19192/29192/39192,
+# PostgreSQL on 55433, the services on 18081-18083, all under .local/chaos/), so it
+# never touches the one above: ARGS="--minutes N [--seed S]" (10 minutes by default).
+# Exit 1 when an invariant failed; see docs/reliability.md.
+chaos: deps
+	@cd "$(ROOT)" && "$(PY)" -m chaos $(ARGS)

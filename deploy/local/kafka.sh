@@ -1,15 +1,40 @@
 #!/usr/bin/env bash
-# A real single-node Apache Kafka broker (KRaft) for development and tests,
-# without Docker: the broker's jars come from Maven Central through
-# deploy/kafka/pom.xml, and everything it writes lives under .local/kafka/.
+# Real Apache Kafka (KRaft) for development and tests, without Docker: one
+# broker, or a cluster of several, from jars that come from Maven Central
+# through deploy/kafka/pom.xml. Each instance keeps what it writes in a
+# directory of its own (.local/kafka by default).
 #
-#   deploy/local/kafka.sh fetch    copy the jars into .local/kafka/libs (skipped when up to date)
-#   deploy/local/kafka.sh start    fetch, format storage once, start, wait until an admin client sees it
-#   deploy/local/kafka.sh stop     SIGTERM, wait, SIGKILL after a bound
-#   deploy/local/kafka.sh status   exit 0 when running (3 when not)
+#   deploy/local/kafka.sh fetch      copy the jars into .local/kafka/libs (skipped when up to date)
+#   deploy/local/kafka.sh start      fetch, format storage once, start every node that is not
+#                                    running, wait until each node answers and sees all of them
+#   deploy/local/kafka.sh stop       SIGTERM every node of the instance, wait, SIGKILL after a bound
+#   deploy/local/kafka.sh status     one line per node; exit 0 when all run (3 when any does not)
+#   deploy/local/kafka.sh bootstrap  print the bootstrap string (127.0.0.1:19092,127.0.0.1:29092,...)
+#   deploy/local/kafka.sh kill NODE  SIGKILL node NODE (1..N), as a crash would: for fault tests
+#   deploy/local/kafka.sh pid NODE   print the pid of node NODE (exit 3 when it does not run)
+#   deploy/local/kafka.sh replication-factor
+#                                    print the replication factor topics want here (1, or 3)
 #
-# Every subcommand is idempotent: a second start on a running broker is a
-# no-op, and a pid file left by a killed broker does not break the next start.
+# Environment:
+#   KAFKA_BROKERS   nodes (default 1). Each is broker and controller, and the
+#                   controller quorum is all of them. With 3, every partition,
+#                   the internal topics' included, has 3 replicas of which 2
+#                   must have a record before acks=all acknowledges it.
+#   KAFKA_PORTS     the nodes' broker ports, space-separated, one per node; a
+#                   node's controller listens on its broker port + 1. Default:
+#                   9092 for one node, 19092 29092 39092 for three (N9092 up to 5).
+#   KAFKA_HOME_DIR  the instance directory (default .local/kafka; a relative
+#                   path is from the current directory). The jars in
+#                   .local/kafka/libs serve every instance: fetched once.
+#
+# One node keeps server.properties, data/, kafka.pid and kafka.log at the top
+# of the instance directory (the layout of every earlier run); the nodes of a
+# cluster keep theirs in node1/ .. nodeN/. stop stops both, whatever
+# KAFKA_BROKERS says, so `make down` leaves nothing running.
+#
+# Every subcommand is idempotent: a second start on a running instance is a
+# no-op, start after a kill restarts just the dead node, and a pid file left
+# by a killed node does not break the next start.
 set -euo pipefail
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -18,22 +43,75 @@ POM="$ROOT/deploy/kafka/pom.xml"
 TEMPLATE="$ROOT/deploy/kafka/server.properties.in"
 LOG4J_CONFIG="$ROOT/deploy/kafka/log4j2.properties"
 
-KAFKA_HOME_DIR="$LOCAL_DIR/kafka"
-LIBS="$KAFKA_HOME_DIR/libs"
-LIBS_STAMP="$KAFKA_HOME_DIR/libs.sha256" # sha256 of the pom the jars came from
-DATA="$KAFKA_HOME_DIR/data"
-CONF="$KAFKA_HOME_DIR/server.properties"
-CLUSTER_ID_FILE="$KAFKA_HOME_DIR/cluster.id"
-PID_FILE="$KAFKA_HOME_DIR/kafka.pid"
-LOG_FILE="$KAFKA_HOME_DIR/kafka.log"
+# The jars, shared by every instance: fetching them takes a minute, and an
+# instance for fault tests must not need the network.
+JARS_HOME="$LOCAL_DIR/kafka"
+LIBS="$JARS_HOME/libs"
+LIBS_STAMP="$JARS_HOME/libs.sha256" # sha256 of the pom the jars came from
 
-BROKER_PORT=9092
-CONTROLLER_PORT=9093
-START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}" # seconds until an admin client must see the broker
+if [[ -n "${KAFKA_HOME_DIR:-}" ]]; then
+    # Absolute and normalised: the config path in each node's command line is
+    # how a later call recognises the node as ours.
+    KAFKA_HOME_DIR="$(realpath -m -- "$KAFKA_HOME_DIR")"
+else
+    KAFKA_HOME_DIR="$LOCAL_DIR/kafka"
+fi
+CLUSTER_ID_FILE="$KAFKA_HOME_DIR/cluster.id"
+
+START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}" # seconds until every node must answer
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"   # seconds of clean shutdown before SIGKILL
 
-# Only our broker has this on its command line (the absolute config path).
-MARKER="kafka.Kafka $CONF"
+BROKERS="${KAFKA_BROKERS:-1}"
+[[ "$BROKERS" =~ ^[1-9][0-9]*$ ]] || die "KAFKA_BROKERS must be a number of nodes (1 or 3), not '$BROKERS'"
+# Three replicas at most, one fewer in sync than replicas (at least one): on
+# three nodes the loss of one neither loses an acknowledged record nor stops
+# writes.
+REPLICATION_FACTOR=$((BROKERS < 3 ? BROKERS : 3))
+MIN_ISR=$((REPLICATION_FACTOR > 1 ? REPLICATION_FACTOR - 1 : 1))
+
+# The broker ports, one per node (node i is BROKER_PORTS[i-1]).
+BROKER_PORTS=()
+load_ports() {
+    local port i seen=" "
+    if [[ -n "${KAFKA_PORTS:-}" ]]; then
+        read -r -a BROKER_PORTS <<<"${KAFKA_PORTS//,/ }"
+        ((${#BROKER_PORTS[@]} == BROKERS)) ||
+            die "KAFKA_PORTS names ${#BROKER_PORTS[@]} port(s) for $BROKERS node(s): give one broker port per node"
+    elif ((BROKERS == 1)); then
+        BROKER_PORTS=(9092)
+    elif ((BROKERS <= 5)); then
+        for ((i = 1; i <= BROKERS; i++)); do BROKER_PORTS+=($((i * 10000 + 9092))); done
+    else
+        die "set KAFKA_PORTS (one broker port per node) for more than 5 nodes"
+    fi
+    for port in "${BROKER_PORTS[@]}"; do
+        if ! [[ "$port" =~ ^[0-9]+$ ]] || ((port < 1024 || port > 65534)); then
+            die "KAFKA_PORTS: '$port' is not a port in 1024..65534"
+        fi
+        # Each node takes its broker port and the next one (its controller).
+        [[ "$seen" != *" $port "* && "$seen" != *" $((port + 1)) "* ]] ||
+            die "KAFKA_PORTS: the ports $port and $((port + 1)) overlap another node's"
+        seen+="$port $((port + 1)) "
+    done
+}
+
+node_dir() {
+    if ((BROKERS == 1)); then echo "$KAFKA_HOME_DIR"; else echo "$KAFKA_HOME_DIR/node$1"; fi
+}
+
+broker_port() { echo "${BROKER_PORTS[$1 - 1]}"; }
+
+bootstrap_string() {
+    local i out=""
+    for ((i = 1; i <= BROKERS; i++)); do out+="${out:+,}127.0.0.1:$(broker_port "$i")"; done
+    echo "$out"
+}
+
+require_node_arg() {
+    if ! [[ "${1:-}" =~ ^[0-9]+$ ]] || (($1 < 1 || $1 > BROKERS)); then
+        die "give a node number from 1 to $BROKERS (KAFKA_BROKERS=$BROKERS), not '${1:-}'"
+    fi
+}
 
 require_java() {
     command -v java >/dev/null 2>&1 ||
@@ -44,23 +122,37 @@ pom_sha() {
     sha256sum "$POM" | cut -d' ' -f1
 }
 
-# The pid of our running broker: from the pid file, or, when that is missing or
-# stale, from the process listening on our ports if it is our broker (a pid
-# file deleted by hand must not make us start a second one or miss a stop).
-running_pid() {
-    local pid p
-    pid="$(live_pid_from_file "$PID_FILE" "$MARKER")"
+# The pid of the node whose files are in DIR, when it runs: from its pid file,
+# or, when that is missing or stale, the process with its config on its command
+# line (a pid file deleted by hand must not make us start a second one or miss
+# a stop).
+node_pid() {
+    local dir="$1" conf="$1/server.properties" pid
+    pid="$(live_pid_from_file "$dir/kafka.pid" "kafka.Kafka $conf")"
     if [[ -z "$pid" ]]; then
-        for p in $(port_pids "$BROKER_PORT") $(port_pids "$CONTROLLER_PORT"); do
-            if [[ "$p" != "?" && "$(pid_cmdline "$p")" == *"$MARKER"* ]]; then
-                pid="$p"
-                echo "$pid" >"$PID_FILE"
-                note "found our broker running without its pid file (pid $pid)"
-                break
-            fi
-        done
+        pid="$(pids_with_arg "$conf" "kafka.Kafka $conf" | head -n1)"
+        if [[ -n "$pid" ]]; then
+            echo "$pid" >"$dir/kafka.pid"
+            note "found the node of $dir running without its pid file (pid $pid)"
+        fi
     fi
     echo "$pid"
+}
+
+# Every node directory of the instance, whatever KAFKA_BROKERS says now: the
+# single node's (the instance directory itself) and node1/ .. nodeN/.
+all_node_dirs() {
+    local dir
+    if [[ -f "$KAFKA_HOME_DIR/server.properties" || -f "$KAFKA_HOME_DIR/kafka.pid" ]]; then
+        echo "$KAFKA_HOME_DIR"
+    fi
+    for dir in "$KAFKA_HOME_DIR"/node[0-9]*; do
+        if [[ -d "$dir" ]]; then echo "$dir"; fi
+    done
+}
+
+node_name() {
+    if [[ "$1" == "$KAFKA_HOME_DIR" ]]; then echo "kafka"; else echo "kafka $(basename "$1")"; fi
 }
 
 cmd_fetch() {
@@ -70,14 +162,15 @@ cmd_fetch() {
         compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null; then
         return 0 # the jars of this very pom are there
     fi
-    if [[ -n "$(running_pid)" ]]; then
-        # Swapping jars under a running JVM would break its lazy class loading.
-        note "the jars are missing or not those of deploy/kafka/pom.xml, but the broker is running: 'kafka.sh stop' then 'start' to refresh them"
+    # Swapping jars under a running JVM would break its lazy class loading, and
+    # every instance runs from these.
+    if [[ -n "$(pids_with_arg "$LIBS/*" "kafka.Kafka")" ]]; then
+        note "the jars are missing or not those of deploy/kafka/pom.xml, but a broker runs from them: 'kafka.sh stop' every instance, then 'start' to refresh them"
         return 0
     fi
     command -v mvn >/dev/null 2>&1 || die "mvn not found: the broker's jars come from Maven Central (apt-get install -y maven)"
     note "fetching the Kafka jars from Maven Central (deploy/kafka/pom.xml)"
-    mkdir -p "$KAFKA_HOME_DIR"
+    mkdir -p "$JARS_HOME"
     # Copy into a scratch folder and swap it in at the end, so an interrupted
     # fetch never leaves a half-filled libs/ that looks complete.
     # Maven's output goes to a file: even with -q it prints ANSI resets, and
@@ -85,8 +178,8 @@ cmd_fetch() {
     rm -rf "$LIBS.tmp"
     if ! mvn -q -B -f "$POM" \
         org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$LIBS.tmp" >"$KAFKA_HOME_DIR/fetch.log" 2>&1; then
-        cat "$KAFKA_HOME_DIR/fetch.log" >&2
+        -DincludeScope=runtime -DoutputDirectory="$LIBS.tmp" >"$JARS_HOME/fetch.log" 2>&1; then
+        cat "$JARS_HOME/fetch.log" >&2
         die "maven could not assemble the Kafka classpath (output above)"
     fi
     compgen -G "$LIBS.tmp/kafka_2.13-*.jar" >/dev/null || die "maven ran but copied no kafka_2.13 jar"
@@ -101,113 +194,228 @@ sed_escape() {
     printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'
 }
 
+quorum_voters() {
+    local i out=""
+    for ((i = 1; i <= BROKERS; i++)); do out+="${out:+,}$i@127.0.0.1:$(($(broker_port "$i") + 1))"; done
+    echo "$out"
+}
+
 render_config() {
-    mkdir -p "$DATA"
-    sed -e "s|@BROKER_PORT@|$BROKER_PORT|g" \
-        -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
-        -e "s|@LOG_DIRS@|$(sed_escape "$DATA")|g" \
-        "$TEMPLATE" >"$CONF.tmp"
-    mv "$CONF.tmp" "$CONF"
+    local node="$1" dir port
+    dir="$(node_dir "$node")"
+    port="$(broker_port "$node")"
+    mkdir -p "$dir/data"
+    sed -e "s|@NODE_ID@|$node|g" \
+        -e "s|@BROKER_PORT@|$port|g" \
+        -e "s|@CONTROLLER_PORT@|$((port + 1))|g" \
+        -e "s|@QUORUM_VOTERS@|$(sed_escape "$(quorum_voters)")|g" \
+        -e "s|@LOG_DIRS@|$(sed_escape "$dir/data")|g" \
+        -e "s|@REPLICATION_FACTOR@|$REPLICATION_FACTOR|g" \
+        -e "s|@MIN_ISR@|$MIN_ISR|g" \
+        "$TEMPLATE" >"$dir/server.properties.tmp"
+    local unfilled
+    unfilled="$(grep -v '^#' "$dir/server.properties.tmp" | grep -o '@[A-Z_]*@' | head -n1 || true)"
+    [[ -z "$unfilled" ]] || die "$TEMPLATE has a placeholder kafka.sh does not fill: $unfilled"
+    mv "$dir/server.properties.tmp" "$dir/server.properties"
 }
 
-# Formats the storage directory once. The cluster id is kept in a file so that
-# a re-format (after deleting data/) reuses it, and meta.properties tells
-# whether the directory is formatted already.
-format_storage() {
-    [[ -f "$DATA/meta.properties" ]] && return 0
-    local cluster_id
+# The instance's cluster id, made once and kept in a file, so that a node
+# formatted later (a new node, or one whose data/ was deleted) joins the same
+# cluster.
+cluster_id() {
+    local id
     if [[ -s "$CLUSTER_ID_FILE" ]]; then
-        cluster_id="$(cat "$CLUSTER_ID_FILE")"
-    else
-        cluster_id="$(java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
-        [[ -n "$cluster_id" ]] || die "kafka.tools.StorageTool random-uuid printed nothing"
-        echo "$cluster_id" >"$CLUSTER_ID_FILE"
+        cat "$CLUSTER_ID_FILE"
+        return 0
     fi
-    note "formatting $DATA (cluster id $cluster_id)"
-    java -Dlog4j2.configurationFile="$LOG4J_CONFIG" -cp "$LIBS/*" \
-        kafka.tools.StorageTool format -t "$cluster_id" -c "$CONF" >>"$LOG_FILE" 2>&1 ||
-        { tail -n 20 "$LOG_FILE" >&2; die "formatting the storage failed (log above, $LOG_FILE)"; }
+    id="$(java -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
+    [[ -n "$id" ]] || die "kafka.tools.StorageTool random-uuid printed nothing"
+    mkdir -p "$KAFKA_HOME_DIR"
+    echo "$id" >"$CLUSTER_ID_FILE"
+    echo "$id"
 }
 
+# Formats the storage of the given nodes that are not formatted yet (their
+# data/meta.properties says they are), in parallel: each format is a JVM start.
+format_storage() {
+    local node dir id pids=() nodes=() i failed=""
+    for node in "$@"; do
+        dir="$(node_dir "$node")"
+        [[ -f "$dir/data/meta.properties" ]] && continue
+        [[ -n "${id:-}" ]] || id="$(cluster_id)"
+        note "formatting $dir/data (cluster id $id, node $node)"
+        java -Dlog4j2.configurationFile="$LOG4J_CONFIG" -cp "$LIBS/*" \
+            kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" >>"$dir/kafka.log" 2>&1 &
+        pids+=("$!")
+        nodes+=("$node")
+    done
+    for i in "${!pids[@]}"; do
+        if ! wait "${pids[$i]}"; then
+            dir="$(node_dir "${nodes[$i]}")"
+            tail -n 20 "$dir/kafka.log" >&2
+            failed+=" ${nodes[$i]}"
+        fi
+    done
+    [[ -z "$failed" ]] || die "formatting the storage of node(s)$failed failed (log above, kafka.log of each)"
+}
+
+# Starts node NODE in the background and prints its pid.
+launch_node() {
+    local node="$1" dir pid
+    dir="$(node_dir "$node")"
+    note "starting $(node_name "$dir") on 127.0.0.1:$(broker_port "$node") (log: $dir/kafka.log)"
+    # setsid: the node gets its own session, so a Ctrl-C meant for `make run`
+    # (or a terminal closing) does not kill the shared infrastructure.
+    # The wrapper writes its own pid and then execs java, so the pid file holds
+    # the JVM's pid whether or not setsid had to fork.
+    rm -f "$dir/kafka.pid"
+    # shellcheck disable=SC2016  # expanded by the inner bash
+    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/kafka.pid" \
+        java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$LOG4J_CONFIG" \
+        -cp "$LIBS/*" kafka.Kafka "$dir/server.properties" \
+        </dev/null >>"$dir/kafka.log" 2>&1 &
+    for _ in {1..50}; do
+        [[ -s "$dir/kafka.pid" ]] && break
+        sleep 0.1
+    done
+    pid="$(tr -dc '0-9' <"$dir/kafka.pid" 2>/dev/null || true)"
+    [[ -n "$pid" ]] || die "node $node did not start (no pid written; see $dir/kafka.log)"
+    echo "$pid"
+}
+
+# Waits until every node answers an admin client bootstrapped from it alone and
+# sees all the nodes as brokers; gives up early when one of PIDS has died.
 wait_ready() {
-    local pid="$1"
-    if ! "$VENV_PYTHON" "$ROOT/deploy/local/wait_kafka.py" \
-        --bootstrap "127.0.0.1:$BROKER_PORT" --timeout "$START_TIMEOUT" --pid "$pid"; then
-        echo "---- last lines of $LOG_FILE ----" >&2
-        tail -n 30 "$LOG_FILE" >&2
-        echo "----" >&2
-        return 1
-    fi
+    local args=() pid
+    for pid in "$@"; do args+=(--pid "$pid"); done
+    "$VENV_PYTHON" "$ROOT/deploy/local/wait_kafka.py" --bootstrap "$(bootstrap_string)" \
+        --brokers "$BROKERS" --each --timeout "$START_TIMEOUT" "${args[@]}"
+}
+
+show_log_tails() {
+    local node dir
+    for node in "$@"; do
+        dir="$(node_dir "$node")"
+        echo "---- last lines of $dir/kafka.log ----" >&2
+        tail -n 30 "$dir/kafka.log" >&2 2>/dev/null || echo "(no log)" >&2
+    done
+    echo "----" >&2
 }
 
 cmd_start() {
     require_java
     require_venv # the readiness check uses the project's aiokafka
     [[ -f "$TEMPLATE" ]] || die "missing $TEMPLATE"
+    load_ports
     cmd_fetch
 
-    local pid
-    pid="$(running_pid)"
-    if [[ -n "$pid" ]]; then
-        note "already running (pid $pid)"
-        wait_ready "$pid" || die "the running broker (pid $pid) does not answer; try 'kafka.sh stop' then 'start'"
-        return 0
+    local node dir pid running_port pids=() to_start=() started=()
+    # Check everything before starting anything.
+    for ((node = 1; node <= BROKERS; node++)); do
+        dir="$(node_dir "$node")"
+        pid="$(node_pid "$dir")"
+        if [[ -n "$pid" ]]; then
+            note "$(node_name "$dir") already running (pid $pid)"
+            running_port="$(sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*|\1|p' "$dir/server.properties")"
+            [[ "$running_port" == "$(broker_port "$node")" ]] ||
+                die "$(node_name "$dir") runs on port ${running_port:-?}, not $(broker_port "$node") as KAFKA_PORTS/KAFKA_BROKERS say: 'kafka.sh stop' it first, or use its ports"
+            pids+=("$pid")
+        else
+            require_port_free "$(broker_port "$node")" "the broker listener of Kafka node $node"
+            require_port_free "$(($(broker_port "$node") + 1))" "the KRaft controller listener of Kafka node $node"
+            to_start+=("$node")
+        fi
+    done
+
+    if ((${#to_start[@]} > 0)); then
+        for node in "${to_start[@]}"; do
+            dir="$(node_dir "$node")"
+            mkdir -p "$dir"
+            # Keep the previous run's log for post-mortems, start the new one empty.
+            if [[ -f "$dir/kafka.log" ]]; then mv -f "$dir/kafka.log" "$dir/kafka.log.1"; fi
+            render_config "$node"
+        done
+        format_storage "${to_start[@]}"
+        for node in "${to_start[@]}"; do
+            pid="$(launch_node "$node")"
+            pids+=("$pid")
+            started+=("$node")
+        done
     fi
 
-    require_port_free "$BROKER_PORT" "the Kafka broker listener"
-    require_port_free "$CONTROLLER_PORT" "the KRaft controller listener"
-
-    # Keep the previous run's log for post-mortems, start the new one empty.
-    if [[ -f "$LOG_FILE" ]]; then mv -f "$LOG_FILE" "$LOG_FILE.1"; fi
-    render_config
-    format_storage
-
-    note "starting the broker on 127.0.0.1:$BROKER_PORT (log: $LOG_FILE)"
-    # setsid: the broker gets its own session, so a Ctrl-C meant for `make run`
-    # (or a terminal closing) does not kill the shared infrastructure.
-    # The wrapper writes its own pid and then execs java, so the pid file holds
-    # the JVM's pid whether or not setsid had to fork.
-    rm -f "$PID_FILE"
-    # shellcheck disable=SC2016  # expanded by the inner bash
-    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
-        java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
-        -Dlog4j2.configurationFile="$LOG4J_CONFIG" \
-        -cp "$LIBS/*" kafka.Kafka "$CONF" \
-        </dev/null >>"$LOG_FILE" 2>&1 &
-    for _ in {1..50}; do
-        [[ -s "$PID_FILE" ]] && break
-        sleep 0.1
-    done
-    pid="$(tr -dc '0-9' <"$PID_FILE" 2>/dev/null || true)"
-    [[ -n "$pid" ]] || die "the broker did not start (no pid written; see $LOG_FILE)"
-
-    if ! wait_ready "$pid"; then
-        stop_pid "$pid" "kafka" "$STOP_TIMEOUT"
-        rm -f "$PID_FILE"
-        die "the broker did not become ready within ${START_TIMEOUT}s (full log: $LOG_FILE)"
+    if ! wait_ready "${pids[@]}"; then
+        if ((${#started[@]} > 0)); then
+            show_log_tails "${started[@]}"
+            # Leave nothing half-started behind: stop what this call started.
+            for node in "${started[@]}"; do
+                dir="$(node_dir "$node")"
+                pid="$(node_pid "$dir")"
+                if [[ -n "$pid" ]]; then stop_pid "$pid" "$(node_name "$dir")" "$STOP_TIMEOUT"; fi
+                rm -f "$dir/kafka.pid"
+            done
+            die "Kafka did not become ready within ${START_TIMEOUT}s (logs: kafka.log of each node under $KAFKA_HOME_DIR)"
+        fi
+        die "the running Kafka does not answer; try 'kafka.sh stop' then 'start'"
     fi
 }
 
 cmd_stop() {
-    local pid
-    pid="$(running_pid)"
-    if [[ -z "$pid" ]]; then
-        note "not running"
-        return 0
-    fi
-    stop_pid "$pid" "kafka" "$STOP_TIMEOUT"
-    rm -f "$PID_FILE"
-    note "stopped"
+    local dir pid stopping=0
+    # All at once: a node of a cluster that stops alone hands its partitions
+    # over first, and the last ones would wait for a quorum already gone.
+    while IFS= read -r dir; do
+        pid="$(node_pid "$dir")"
+        [[ -n "$pid" ]] || continue
+        stopping=$((stopping + 1))
+        (stop_pid "$pid" "$(node_name "$dir")" "$STOP_TIMEOUT" && rm -f "$dir/kafka.pid") &
+    done < <(all_node_dirs)
+    wait
+    if ((stopping == 0)); then note "not running"; else note "stopped"; fi
 }
 
 cmd_status() {
-    local pid
-    pid="$(running_pid)"
+    local node dir pid rc=0 name
+    load_ports
+    for ((node = 1; node <= BROKERS; node++)); do
+        dir="$(node_dir "$node")"
+        name="$(node_name "$dir")"
+        pid="$(node_pid "$dir")"
+        if [[ -n "$pid" ]]; then
+            echo "$name: running (pid $pid) on 127.0.0.1:$(broker_port "$node"), data in $dir/data, log $dir/kafka.log"
+        else
+            echo "$name: not running"
+            rc=3
+        fi
+    done
+    return "$rc"
+}
+
+cmd_kill() {
+    local node="$1" dir pid
+    require_node_arg "$node"
+    dir="$(node_dir "$node")"
+    pid="$(node_pid "$dir")"
     if [[ -z "$pid" ]]; then
-        echo "kafka: not running"
-        return 3
+        note "node $node is not running"
+        return 0
     fi
-    echo "kafka: running (pid $pid) on 127.0.0.1:$BROKER_PORT, data in $DATA, log $LOG_FILE"
+    kill -KILL "$pid" 2>/dev/null || true
+    for _ in {1..100}; do
+        pid_alive "$pid" || break
+        sleep 0.05
+    done
+    if pid_alive "$pid"; then die "node $node (pid $pid) is still alive after SIGKILL"; fi
+    rm -f "$dir/kafka.pid"
+    note "killed node $node (pid $pid)"
+}
+
+cmd_pid() {
+    local node="$1" pid
+    require_node_arg "$node"
+    pid="$(node_pid "$(node_dir "$node")")"
+    [[ -n "$pid" ]] || return 3
+    echo "$pid"
 }
 
 case "${1:-}" in
@@ -215,8 +423,15 @@ fetch) cmd_fetch ;;
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
+bootstrap)
+    load_ports
+    bootstrap_string
+    ;;
+replication-factor) echo "$REPLICATION_FACTOR" ;;
+kill) cmd_kill "${2:-}" ;;
+pid) cmd_pid "${2:-}" ;;
 *)
-    echo "usage: $0 fetch|start|stop|status" >&2
+    echo "usage: $0 fetch|start|stop|status|bootstrap|replication-factor|kill NODE|pid NODE" >&2
     exit 2
     ;;
 esac

@@ -12,9 +12,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 LOCAL_DIR="$ROOT/.local"
 VENV_PYTHON="$ROOT/.venv/bin/python"
 
-# The connection strings the local stack serves (CONTRACT.md section 7).
-LOCAL_DATABASE_URL="postgresql://consent:consent@127.0.0.1:55432/consent"
-LOCAL_KAFKA_BOOTSTRAP="localhost:9092"
+# The connection strings the local stack serves come from the scripts that
+# run it: `kafka.sh bootstrap` and `postgres.sh url` (with no variable set,
+# 127.0.0.1:9092 and postgresql://consent:consent@127.0.0.1:55432/consent,
+# CONTRACT.md section 7).
 
 # The services, in start order, and their HTTP ports (CONTRACT.md section 6),
 # overridable with the variables the services themselves read.
@@ -72,6 +73,21 @@ live_pid_from_file() {
         note "removing stale pid file $file${pid:+ (pid $pid is not our process any more)}"
         rm -f "$file"
     fi
+}
+
+# pids_with_arg ARG MARKER: the live processes that have ARG as one whole
+# argument and MARKER in their command line, one per line: how a server of ours
+# is found when its pid file was lost (ARG is, say, the absolute path of its
+# config, which only that server has).
+pids_with_arg() {
+    local arg="$1" marker="$2" file pid
+    while IFS= read -r file; do
+        pid="${file#/proc/}"
+        pid="${pid%/cmdline}"
+        if pid_alive "$pid" && [[ "$(pid_cmdline "$pid")" == *"$marker"* ]]; then
+            echo "$pid"
+        fi
+    done < <(grep -lsFxz -- "$arg" /proc/[0-9]*/cmdline 2>/dev/null || true)
 }
 
 # port_pids PORT: the pids of the processes listening on TCP PORT (any local

@@ -6,11 +6,18 @@
 #   deploy/local/postgres.sh install  the server packages when missing (apt, as root)
 #   deploy/local/postgres.sh start    initdb once, start, ensure role and database "consent"
 #   deploy/local/postgres.sh stop     fast shutdown (immediate after a bound)
+#   deploy/local/postgres.sh crash    immediate shutdown: the server dies without a
+#                                     checkpoint and recovers at the next start (fault tests)
 #   deploy/local/postgres.sh status   exit 0 when running (3 when not)
+#   deploy/local/postgres.sh url      print the database URL this cluster serves
 #
 # URL served: postgresql://consent:consent@127.0.0.1:55432/consent
 # When DATABASE_URL is set the caller brings its own database: start and
-# status do nothing (stop still stops our own cluster if one runs).
+# status do nothing (stop and crash still act on our own cluster if one runs).
+#
+# A second cluster can run beside the default one: PG_HOME_DIR is its
+# directory (default .local/pg; a relative path is from the current
+# directory) and PG_PORT its port (default 55432).
 #
 # The server refuses to run as root: as root, everything runs as the
 # unprivileged system user `postgres` (created when missing); otherwise as the
@@ -19,21 +26,33 @@ set -euo pipefail
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PG_DIR="$LOCAL_DIR/pg"
+if [[ -n "${PG_HOME_DIR:-}" ]]; then
+    PG_DIR="$(realpath -m -- "$PG_HOME_DIR")"
+else
+    PG_DIR="$LOCAL_DIR/pg"
+fi
 DATA="$PG_DIR/data"
 LOG_FILE="$PG_DIR/postgres.log"
-PORT=55432
+PORT="${PG_PORT:-55432}"
+if ! [[ "$PORT" =~ ^[0-9]+$ ]] || ((PORT < 1024 || PORT > 65535)); then
+    die "PG_PORT must be a port in 1024..65535, not '$PORT'"
+fi
 PG_USER=postgres # the OS user that owns the cluster when we are root
 DB_ROLE=consent
 DB_PASSWORD=consent
 DB_NAME=consent
+DB_URL="postgresql://$DB_ROLE:$DB_PASSWORD@127.0.0.1:$PORT/$DB_NAME"
 STOP_TIMEOUT="${PG_STOP_TIMEOUT:-30}"
 
 # The socket lives beside the data, unless the path would exceed the kernel's
 # 107-byte limit for unix socket paths (a deeply nested clone): then /tmp.
+# (Named after the clone for the default cluster, as it always was, and after
+# its own directory for any other.)
 SOCK_DIR="$PG_DIR/run"
 if ((${#SOCK_DIR} + 20 > 100)); then
-    SOCK_DIR="/tmp/consent-pg-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+    sock_key="$ROOT"
+    [[ "$PG_DIR" == "$LOCAL_DIR/pg" ]] || sock_key="$PG_DIR"
+    SOCK_DIR="/tmp/consent-pg-$(printf '%s' "$sock_key" | sha256sum | cut -c1-12)"
 fi
 
 # Finds the newest PostgreSQL server binaries (Debian keeps them off PATH).
@@ -73,7 +92,7 @@ as_owner() {
     fi
 }
 
-# As root: the postgres user must exist, own .local/pg, and be able to reach
+# As root: the postgres user must exist, own $PG_DIR, and be able to reach
 # it, i.e. traverse every parent directory of the clone.
 prepare_owner() {
     mkdir -p "$PG_DIR"
@@ -87,7 +106,7 @@ prepare_owner() {
         dir="$(dirname "$dir")"
         if ! runuser -u "$PG_USER" -- test -x "$dir"; then
             # e.g. a clone under /root (mode 700): allow traversal only (no listing).
-            note "granting others traversal (o+x) of $dir so user '$PG_USER' can reach .local/pg"
+            note "granting others traversal (o+x) of $dir so user '$PG_USER' can reach $PG_DIR"
             chmod o+x "$dir"
         fi
     done
@@ -106,7 +125,7 @@ init_cluster() {
         have="$(cat "$DATA/PG_VERSION")"
         want="$("$PG_BIN/postgres" --version | grep -oE '[0-9]+' | head -n1)"
         [[ "$have" == "$want" ]] ||
-            die "$DATA was made by PostgreSQL $have but the server found is $want: remove .local/pg (its data is lost) or install PostgreSQL $have"
+            die "$DATA was made by PostgreSQL $have but the server found is $want: remove $PG_DIR (its data is lost) or install PostgreSQL $have"
         return 0
     fi
     note "initializing a new cluster in $DATA"
@@ -181,10 +200,14 @@ cmd_start() {
     prepare_owner
     init_cluster
     if is_running; then
+        local running_port
+        running_port="$(sed -n 4p "$DATA/postmaster.pid" 2>/dev/null || true)"
+        [[ "$running_port" == "$PORT" ]] ||
+            die "the cluster of $PG_DIR runs on port ${running_port:-?}, not $PORT: 'postgres.sh stop' it first, or set PG_PORT=${running_port:-?}"
         note "already running on 127.0.0.1:$PORT"
     else
         clear_stale_lock
-        require_port_free "$PORT" "the local PostgreSQL"
+        require_port_free "$PORT" "the local PostgreSQL of $PG_DIR"
         write_local_conf
         note "starting PostgreSQL on 127.0.0.1:$PORT (log: $LOG_FILE)"
         # -w: return once it accepts connections. pg_ctl detaches the server
@@ -193,7 +216,7 @@ cmd_start() {
             { tail -n 30 "$LOG_FILE" >&2; die "PostgreSQL did not start (log above: $LOG_FILE)"; }
     fi
     ensure_database
-    note "ready: $LOCAL_DATABASE_URL"
+    note "ready: $DB_URL"
 }
 
 cmd_stop() {
@@ -202,13 +225,26 @@ cmd_stop() {
         note "not running"
         return 0
     fi
-    note "stopping PostgreSQL"
+    note "stopping PostgreSQL of $PG_DIR"
     # fast: disconnect clients and shut down cleanly; immediate if that hangs.
     if ! as_owner "$PG_BIN/pg_ctl" -D "$DATA" -m fast -w -t "$STOP_TIMEOUT" stop >/dev/null; then
         note "fast shutdown timed out: immediate shutdown"
         as_owner "$PG_BIN/pg_ctl" -D "$DATA" -m immediate -w -t 30 stop >/dev/null
     fi
     note "stopped"
+}
+
+# The server dies as in a power cut, for fault tests: no checkpoint, no clean
+# shutdown record; the next start replays the WAL (crash recovery).
+cmd_crash() {
+    PG_BIN="$(find_pg_bin)"
+    if [[ -z "$PG_BIN" ]] || ! is_running; then
+        note "not running"
+        return 0
+    fi
+    note "crashing PostgreSQL of $PG_DIR (immediate shutdown: recovery at the next start)"
+    as_owner "$PG_BIN/pg_ctl" -D "$DATA" -m immediate -w -t 30 stop >/dev/null
+    note "crashed"
 }
 
 cmd_status() {
@@ -218,7 +254,7 @@ cmd_status() {
     fi
     PG_BIN="$(find_pg_bin)"
     if [[ -n "$PG_BIN" ]] && is_running; then
-        echo "postgres: running on 127.0.0.1:$PORT ($LOCAL_DATABASE_URL), data in $DATA, log $LOG_FILE"
+        echo "postgres: running on 127.0.0.1:$PORT ($DB_URL), data in $DATA, log $LOG_FILE"
     else
         echo "postgres: not running"
         return 3
@@ -235,9 +271,11 @@ install)
     ;;
 start) cmd_start ;;
 stop) cmd_stop ;;
+crash) cmd_crash ;;
 status) cmd_status ;;
+url) echo "$DB_URL" ;;
 *)
-    echo "usage: $0 install|start|stop|status" >&2
+    echo "usage: $0 install|start|stop|crash|status|url" >&2
     exit 2
     ;;
 esac

@@ -17,8 +17,14 @@ fi
 
 make -C "$ROOT" --no-print-directory infra-up
 
-export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$LOCAL_KAFKA_BOOTSTRAP}"
-export DATABASE_URL="${DATABASE_URL:-$LOCAL_DATABASE_URL}"
+# The local instances' addresses unless given (KAFKA_BROKERS=3: the cluster's).
+if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
+    KAFKA_BOOTSTRAP_SERVERS="$("$ROOT/deploy/local/kafka.sh" bootstrap)"
+fi
+if [[ -z "${DATABASE_URL:-}" ]]; then
+    DATABASE_URL="$("$ROOT/deploy/local/postgres.sh" url)"
+fi
+export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
 export LOG_FORMAT="${LOG_FORMAT:-console}"
 export PYTHONUNBUFFERED=1
 

@@ -6,9 +6,11 @@
 #   deploy/local/services.sh status   exit 0 when all run (3 when any does not)
 #
 # Pid files and logs: .local/services/<name>.pid and <name>.log.
-# Environment passed through, with local defaults: KAFKA_BOOTSTRAP_SERVERS,
-# DATABASE_URL, LOG_FORMAT (json by default: these logs are for machines),
-# and anything else the services read (LOG_LEVEL, WHATSAPP_*, <SERVICE>_*).
+# Environment passed through, with local defaults: KAFKA_BOOTSTRAP_SERVERS
+# (the local Kafka instance's, `kafka.sh bootstrap`: 3 brokers under
+# KAFKA_BROKERS=3), DATABASE_URL (`postgres.sh url`), LOG_FORMAT (json by
+# default: these logs are for machines), and anything else the services read
+# (LOG_LEVEL, WHATSAPP_*, <SERVICE>_*).
 # Ports: 8081 inbound, 8082 consent, 8083 dispatcher, or the services' own
 # INBOUND_HTTP_PORT / CONSENT_HTTP_PORT / DISPATCHER_HTTP_PORT when set.
 set -euo pipefail
@@ -51,8 +53,13 @@ show_log_tail() {
 cmd_start() {
     require_venv
     mkdir -p "$SVC_DIR"
-    export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$LOCAL_KAFKA_BOOTSTRAP}"
-    export DATABASE_URL="${DATABASE_URL:-$LOCAL_DATABASE_URL}"
+    if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
+        KAFKA_BOOTSTRAP_SERVERS="$("$ROOT/deploy/local/kafka.sh" bootstrap)"
+    fi
+    if [[ -z "${DATABASE_URL:-}" ]]; then
+        DATABASE_URL="$("$ROOT/deploy/local/postgres.sh" url)"
+    fi
+    export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
     export LOG_FORMAT="${LOG_FORMAT:-json}"
     export PYTHONUNBUFFERED=1 # a crash's last lines must reach the log
 

@@ -1,14 +1,20 @@
-"""Wait until a Kafka broker answers a real admin client.
+"""Wait until Kafka answers a real admin client.
 
 An open port is not readiness: a KRaft broker listens before it has caught up
 with its metadata log. This asks for the cluster description (a metadata
 round trip) with aiokafka, the client the services use, and succeeds only when
-it names at least one broker.
+it names at least `--brokers` brokers (default 1).
 
-    python deploy/local/wait_kafka.py [--bootstrap HOST:PORT] [--timeout S] [--pid PID]
+    python deploy/local/wait_kafka.py [--bootstrap HOST:PORT[,...]] [--brokers N] [--each]
+                                      [--timeout S] [--pid PID]...
 
-Exit 0 when ready; 1 with a message after the timeout, or as soon as the
-process given by --pid has died (no point waiting for a crashed broker).
+With --each, every address of the bootstrap list must answer by itself (an
+admin client bootstrapped from it alone): after a node of a cluster restarts,
+the others still list its previous incarnation until its session expires, so
+only the node's own answer says that it is back.
+
+Exit 0 when ready; 1 with a message after the timeout, or as soon as one of
+the processes given by --pid has died (no point waiting for a crashed broker).
 """
 
 from __future__ import annotations
@@ -35,32 +41,44 @@ async def _describe(bootstrap: str, request_timeout_ms: int) -> dict[str, Any]:
         await admin.close()
 
 
-async def wait_ready(bootstrap: str, limit_s: float, pid: int | None) -> str | None:
+async def _problem(bootstrap: str, brokers: int, timeout_s: float) -> str | None:
+    """None when `bootstrap` answers and lists `brokers` brokers, else why not."""
+    try:
+        cluster = await asyncio.wait_for(
+            _describe(bootstrap, request_timeout_ms=5000), timeout=timeout_s
+        )
+    except Exception as exc:  # any failure means "not yet": the caller retries
+        text = str(exc)
+        return text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}"
+    listed = len(cluster.get("brokers") or [])
+    if listed < brokers:
+        return f"{bootstrap} lists {listed} of {brokers} brokers"
+    return None
+
+
+async def wait_ready(
+    bootstrap: str, limit_s: float, pids: list[int], brokers: int = 1, each: bool = False
+) -> str | None:
     """Returns None when ready, else the reason it is not."""
     deadline = time.monotonic() + limit_s
+    pending = bootstrap.split(",") if each else [bootstrap]
     last_error = "no answer yet"
     while True:
-        if pid is not None and not pid_alive(pid):
-            return f"the broker process (pid {pid}) has exited"
+        dead = [pid for pid in pids if not pid_alive(pid)]
+        if dead:
+            return f"the broker process (pid {dead[0]}) has exited"
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return (
-                f"no broker answered at {bootstrap} within {limit_s:g}s (last error: {last_error})"
+                f"Kafka at {bootstrap} was not ready within {limit_s:g}s (last error: {last_error})"
             )
-        try:
-            cluster = await asyncio.wait_for(
-                _describe(bootstrap, request_timeout_ms=5000), timeout=min(remaining, 10)
-            )
-        except Exception as exc:  # any failure means "not yet": retry until the deadline
-            text = str(exc)
-            last_error = (
-                text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}"
-            )
-        else:
-            brokers = cluster.get("brokers") or []
-            if brokers:
+        problem = await _problem(pending[0], brokers, min(remaining, 10))
+        if problem is None:
+            pending.pop(0)
+            if not pending:
                 return None
-            last_error = "the cluster description lists no broker yet"
+            continue
+        last_error = problem
         await asyncio.sleep(0.5)
 
 
@@ -69,13 +87,19 @@ def main() -> int:
     parser.add_argument(
         "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
     )
+    parser.add_argument("--brokers", type=int, default=1, help="brokers the cluster must list")
+    parser.add_argument(
+        "--each", action="store_true", help="every bootstrap address must answer by itself"
+    )
     parser.add_argument("--timeout", type=float, default=60.0)
-    parser.add_argument("--pid", type=int, default=None)
+    parser.add_argument("--pid", type=int, action="append", default=[])
     args = parser.parse_args()
     # aiokafka logs every refused connection at ERROR: expected while waiting.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     started = time.monotonic()
-    problem = asyncio.run(wait_ready(args.bootstrap, args.timeout, args.pid))
+    problem = asyncio.run(
+        wait_ready(args.bootstrap, args.timeout, args.pid, args.brokers, args.each)
+    )
     if problem is not None:
         print(f"[wait_kafka] ERROR: Kafka is not ready: {problem}", file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ from services.inbound.settings import InboundSettings
 from services.inbound.webhook import webhook_router
 from shared.http_ops import broker_ready, ops_router
 from shared.kafka.batch_consumer import BatchConsumer, RunningConsumer
-from shared.kafka.clients import group_consumer
+from shared.kafka.clients import bootstrap_addresses, group_consumer
 from shared.kafka.provision import DLQ_MAX_MESSAGE_BYTES
 from shared.service_runner import serve
 from shared.topics import WHATSAPP_INBOUND
@@ -41,7 +41,7 @@ def keywords_from(settings: InboundSettings) -> KeywordConfig:
 
 def build_broker(settings: InboundSettings) -> tuple[KafkaBroker, ReplyProcessor]:
     broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_addresses(settings.kafka_bootstrap_servers),
         enable_idempotence=True,
         acks="all",
         max_request_size=DLQ_MAX_MESSAGE_BYTES,  # a dead letter of the largest webhook record

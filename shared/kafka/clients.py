@@ -5,6 +5,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from shared.kafka.provision import DLQ_MAX_MESSAGE_BYTES
 
 
+def bootstrap_addresses(bootstrap: str) -> list[str]:
+    """KAFKA_BOOTSTRAP_SERVERS ("host:port,host:port") as a list. aiokafka splits
+    such a string itself, but FastStream's KafkaBroker takes a string as one
+    address, and then a cluster's bootstrap string cannot be resolved."""
+    return [address.strip() for address in bootstrap.split(",") if address.strip()]
+
+
 def durable_producer(
     bootstrap: str, transactional_id: str | None = None, retry_backoff_ms: int = 100
 ) -> AIOKafkaProducer:

@@ -9,9 +9,13 @@ checked, never silently accepted as they are:
 
 - a partition count that differs is an error (the fix, adding partitions,
   changes which partition a key lands on: an operator's decision, not ours);
+- so is a replication factor below the one asked for (reassigning replicas
+  is an operator's job too);
 - a topic config we require (the event log's infinite retention and broker
-  timestamps) that differs is set, and said so, because the contract requires
-  it; other dynamic configs an operator set on the topic are kept.
+  timestamps; on every topic `min.insync.replicas` one below its replication
+  factor and no unclean leader election) that differs is set, and said so,
+  because the contract requires it; other dynamic configs an operator set on
+  the topic are kept.
 
 Environment: `KAFKA_BOOTSTRAP_SERVERS` (default localhost:9092),
 `KAFKA_PARTITIONS` (default 3), `KAFKA_REPLICATION_FACTOR` (default 1: the
@@ -74,6 +78,27 @@ class TopicSpec:
     configs: Mapping[str, str] = field(default_factory=dict)
 
 
+def replication_configs(replication_factor: int) -> dict[str, str]:
+    """What every topic needs so that an acknowledged record is never lost.
+
+    Our producers write with acks=all: the leader acknowledges once every
+    in-sync replica has the record, and refuses the write while fewer than
+    `min.insync.replicas` are in sync. With RF 3 and min ISR 2 an acknowledged
+    record is on at least two brokers, so it survives the loss of any one, and
+    a second loss stops writes instead of acknowledging them on one broker.
+    Without unclean election a replica that fell behind never becomes the
+    leader and silently drops what it lacks."""
+    return {
+        "min.insync.replicas": str(max(1, replication_factor - 1)),
+        "unclean.leader.election.enable": "false",
+    }
+
+
+def required_configs(spec: TopicSpec, replication_factor: int) -> dict[str, str]:
+    """The configs `spec`'s topic must have at that replication factor."""
+    return {**spec.configs, **replication_configs(replication_factor)}
+
+
 def topic_specs() -> list[TopicSpec]:
     """Every topic the system needs, with the configs it requires."""
     specs = [TopicSpec(t, EVENT_LOG_CONFIGS if t == CONSENT_EVENTS else {}) for t in ALL]
@@ -86,13 +111,17 @@ async def provision_topics(bootstrap: str, partitions: int, replication_factor: 
     ProvisioningError with every problem found."""
     if partitions < 1:
         raise ProvisioningError(f"the partition count must be at least 1, not {partitions}")
+    if replication_factor < 1:
+        raise ProvisioningError(
+            f"the replication factor must be at least 1, not {replication_factor}"
+        )
     specs = topic_specs()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="consent-provision")
     await admin.start()
     try:
         await _create_missing(admin, specs, partitions, replication_factor)
-        await _check_partitions(admin, specs, partitions)
-        await _enforce_configs(admin, specs)
+        replicas = await _check_layout(admin, specs, partitions, replication_factor)
+        await _enforce_configs(admin, specs, replicas)
     finally:
         await admin.close()
 
@@ -106,7 +135,12 @@ async def _create_missing(
         return
     response = await admin.create_topics(
         [
-            NewTopic(s.name, partitions, replication_factor, topic_configs=dict(s.configs))
+            NewTopic(
+                s.name,
+                partitions,
+                replication_factor,
+                topic_configs=required_configs(s, replication_factor),
+            )
             for s in missing
         ],
         timeout_ms=30_000,
@@ -115,7 +149,12 @@ async def _create_missing(
     for err in response.to_object()["topic_errors"]:
         code = err["error_code"]
         if code == 0:
-            log.info("created %s (%d partitions)", err["topic"], partitions)
+            log.info(
+                "created %s (%d partitions, replication factor %d)",
+                err["topic"],
+                partitions,
+                replication_factor,
+            )
         elif code == _TOPIC_ALREADY_EXISTS:
             # Another provisioner won the race; the checks below cover it.
             log.info("%s was created concurrently", err["topic"])
@@ -126,45 +165,58 @@ async def _create_missing(
         raise ProvisioningError("; ".join(problems))
 
 
-async def _partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
-    """Partition count per topic, waiting briefly for a just-created topic's
-    metadata to reach the broker that answers (it may lag the controller)."""
+async def _layouts(admin: Any, names: list[str]) -> dict[str, tuple[int, int]]:
+    """(partition count, fewest replicas of a partition) per topic, waiting
+    briefly for a just-created topic's metadata to reach the broker that
+    answers (it may lag the controller)."""
     deadline = time.monotonic() + 15
     while True:
         described = await admin.describe_topics(names)
-        counts = {
-            d["topic"]: len(d["partitions"])
+        layouts = {
+            d["topic"]: (len(d["partitions"]), min(len(p["replicas"]) for p in d["partitions"]))
             for d in described
             if d["error_code"] == 0 and d["partitions"]
         }
-        if len(counts) == len(names) or time.monotonic() > deadline:
-            return counts
+        if len(layouts) == len(names) or time.monotonic() > deadline:
+            return layouts
         await asyncio.sleep(0.2)
 
 
-async def _check_partitions(admin: Any, specs: list[TopicSpec], partitions: int) -> None:
+async def _check_layout(
+    admin: Any, specs: list[TopicSpec], partitions: int, replication_factor: int
+) -> dict[str, int]:
+    """Raises unless every topic has `partitions` partitions and at least
+    `replication_factor` replicas; returns each topic's replication factor."""
     names = [s.name for s in specs]
-    counts = await _partition_counts(admin, names)
+    layouts = await _layouts(admin, names)
     problems = []
     for name in names:
-        found = counts.get(name)
-        if found is None:
+        if name not in layouts:
             problems.append(f"{name} does not appear in the cluster's metadata")
-        elif found != partitions:
+            continue
+        found, replicas = layouts[name]
+        if found != partitions:
             problems.append(f"{name} has {found} partitions, expected {partitions}")
+        if replicas < replication_factor:
+            problems.append(
+                f"{name} has {replicas} replica(s), expected {replication_factor} "
+                "(KAFKA_REPLICATION_FACTOR)"
+            )
     if problems:
         raise ProvisioningError(
             "\n  ".join(["topics differ from the required layout:", *problems])
-            + "\nEvery topic must have the same partition count (co-partitioning). "
-            "Either set KAFKA_PARTITIONS to the existing count, or recreate the topics "
+            + "\nEvery topic must have the same partition count (co-partitioning) and "
+            "the replication factor asked for. Either set KAFKA_PARTITIONS and "
+            "KAFKA_REPLICATION_FACTOR to what exists, or recreate the topics "
             "(on the local broker: make down; rm -rf .local/kafka/data; make up)."
         )
+    return {name: layouts[name][1] for name in names}
 
 
-async def _enforce_configs(admin: Any, specs: list[TopicSpec]) -> None:
-    wanted = {s.name: s.configs for s in specs if s.configs}
-    if not wanted:
-        return
+async def _enforce_configs(admin: Any, specs: list[TopicSpec], replicas: dict[str, int]) -> None:
+    # From each topic's own replication factor, not the one asked for: a
+    # provisioning that asks for less must not weaken a topic that has more.
+    wanted = {s.name: required_configs(s, replicas[s.name]) for s in specs}
     responses = await admin.describe_configs(
         [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted]
     )
