@@ -26,7 +26,7 @@ from services.audit.history import History, LoggedDecision, LoggedRequest
 from shared.consent.state import LoggedEvent
 from shared.contract.decisions import DispatchDecision
 from shared.contract.event_parsing import parse_consent_event
-from shared.contract.requests import parse_send_request, salvage_request_id
+from shared.contract.requests import parse_send_request, salvage_purpose, salvage_request_id
 from shared.kafka.clients import end_offsets
 from shared.phone import InvalidPhoneNumberError, normalize_phone
 from shared.rejection import Rejected
@@ -131,8 +131,7 @@ class _Collector:
             self.history.unreadable[record.topic] += 1
             return
         key = record.key.decode(errors="replace") if record.key else None
-        body = orjson.loads(record.value) if record.value else {}
-        purpose = body.get("purpose") if isinstance(body.get("purpose"), str) else None
+        purpose = salvage_purpose(record.value)
         self.history.requests.append(
             LoggedRequest(request_id, key, purpose, None, parsed.reason, *where)
         )

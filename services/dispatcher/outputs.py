@@ -7,14 +7,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-import orjson
 import structlog
 from aiokafka import ConsumerRecord
 
 from services.dispatcher import metrics
 from services.dispatcher.store import DecisionRow
 from shared.contract.decisions import Decision, DispatchDecision, Reason
-from shared.contract.requests import SendRequest, parse_send_request, salvage_request_id
+from shared.contract.requests import (
+    SendRequest,
+    parse_send_request,
+    salvage_purpose,
+    salvage_request_id,
+)
 from shared.contract.storable import cleaned
 from shared.kafka.dlq import dlq_headers
 from shared.rejection import Rejected
@@ -145,14 +149,12 @@ def invalid_row(
     now: datetime,
     fence: dict[str, int],
 ) -> DecisionRow:
-    body = orjson.loads(record.value) if record.value else {}
     # Copies for information only, from a request that failed validation: made storable.
     recipient = cleaned(record.key.decode(errors="replace")) if record.key else None
-    purpose = cleaned(body["purpose"]) if isinstance(body.get("purpose"), str) else None
     decision = DispatchDecision(
         request_id=request_id,
         recipient=recipient,
-        purpose=purpose,
+        purpose=cleaned(salvage_purpose(record.value)),
         decision=Decision.DROPPED,
         reason=Reason.INVALID_REQUEST,
         decided_at=now,

@@ -10,8 +10,9 @@ from pydantic import ValidationError
 
 from shared.contract.event_fast_path import plain_event
 from shared.contract.events import EVENT_TYPES, ConsentEvent, EventType
+from shared.contract.limits import EVIDENCE, decoded_within
 from shared.contract.storable import storable
-from shared.rejection import Rejected, decode_json_object, rejection_from
+from shared.rejection import Rejected, rejection_from
 
 _NUL_REFUSED = {"event_id": "invalid_event_id", "source": "invalid_schema"}
 _FIELD_REASONS = {
@@ -30,7 +31,8 @@ def parse_consent_event(raw: bytes | None) -> ConsentEvent | Rejected:
 
 def validate_consent_event(raw: bytes | None) -> ConsentEvent | Rejected:
     """The model's verdict on every rule, without the fast path."""
-    body = decode_json_object(raw)
+    # Limits first: the NUL walk, the model and the projector's serialiser recurse.
+    body = decoded_within(raw, EVIDENCE)
     if isinstance(body, Rejected):
         return body
     kind = body.get("type")

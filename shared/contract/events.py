@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from shared.contract.limits import MAX_DEPTH, MAX_EVIDENCE_BYTES
 from shared.contract.purposes import Purpose
 from shared.contract.timestamps import Timestamp
 from shared.phone import InvalidPhoneNumberError, normalize_phone
@@ -58,7 +59,11 @@ class ConsentEvent(BaseModel):
     occurred_at: Timestamp
     source: str = Field(min_length=1)
     purposes: tuple[Purpose, ...] | None = None
-    evidence: dict[str, Any] | None = None
+    evidence: dict[str, Any] | None = Field(
+        default=None,
+        description=f"At most {MAX_DEPTH} levels deep and {MAX_EVIDENCE_BYTES} bytes of JSON "
+        "(too_deep, too_large)",
+    )
     expires_at: Timestamp | None = None
 
     @model_validator(mode="before")

@@ -2,9 +2,12 @@
 
 from typing import Annotated, Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.contract.events import Phone
+from shared.contract.json_extent import DECODER_DEPTH, member_value, nesting
+from shared.contract.limits import MAX_DEPTH, MAX_MESSAGE_BYTES, MESSAGE, decoded_within
 from shared.contract.storable import NUL, storable
 from shared.contract.timestamps import Timestamp
 from shared.rejection import Rejected, RejectedError, decode_json_object, rejection_from
@@ -21,7 +24,10 @@ class SendRequest(BaseModel):
     request_id: RequestId
     recipient: Phone
     purpose: str = Field(min_length=1)
-    message: dict[str, Any]
+    message: dict[str, Any] = Field(
+        description=f"A Cloud API message object: at most {MAX_DEPTH} levels deep and "
+        f"{MAX_MESSAGE_BYTES} bytes of JSON (too_deep, too_large)"
+    )
     requested_at: Timestamp | None = None
     opt_out_event_id: str | None = Field(default=None, min_length=1, max_length=128)
 
@@ -51,7 +57,8 @@ _NUL_REFUSED = {
 
 
 def parse_send_request(raw: bytes | None) -> SendRequest | Rejected:
-    body = decode_json_object(raw)
+    # Limits first: the NUL walk, the model and the dispatcher's orjson.dumps recurse.
+    body = decoded_within(raw, MESSAGE)
     if isinstance(body, Rejected):
         return body
     body = storable(raw, body, _NUL_REFUSED)
@@ -71,8 +78,23 @@ def salvage_request_id(raw: bytes | None) -> str | None:
     request still gets its one `invalid_request` decision."""
     body = decode_json_object(raw)
     if isinstance(body, Rejected):
-        return None
+        if raw is None or nesting(raw) <= DECODER_DEPTH:
+            return None
+        # Too deep to decode as a whole (too_deep), its request_id may still be plain.
+        body = {"request_id": member_value(raw, "request_id")}
     value = body.get("request_id")
     if isinstance(value, str) and 1 <= len(value) <= 128 and NUL not in value:
         return value
     return None
+
+
+def salvage_purpose(raw: bytes | None) -> str | None:
+    """The purpose of an unusable request, for information, when its value decodes to
+    an object with a string one: an unusable value may be anything (not JSON, too
+    deep to decode, not an object)."""
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        return None
+    purpose = body.get("purpose") if isinstance(body, dict) else None
+    return purpose if isinstance(purpose, str) else None

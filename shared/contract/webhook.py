@@ -7,7 +7,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from shared.rejection import Rejected, decode_json_object, rejection_from
+from shared.contract.limits import MAX_DEPTH, MAX_WEBHOOK_BYTES, WEBHOOK_BODY, decoded_within
+from shared.rejection import Rejected, rejection_from
 
 
 class _Lenient(BaseModel):
@@ -91,6 +92,13 @@ class Entry(_Lenient):
 
 
 class WebhookBody(_Lenient):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": f"At most {MAX_DEPTH} levels deep and {MAX_WEBHOOK_BYTES} bytes of JSON "
+            "(too_deep, too_large)"
+        }
+    )
+
     object: str | None = None
     entry: list[Entry]
 
@@ -108,7 +116,7 @@ class InboundReply(BaseModel):
 
 
 def parse_webhook(raw: bytes | None) -> WebhookBody | Rejected:
-    body = decode_json_object(raw)
+    body = decoded_within(raw, WEBHOOK_BODY)
     if isinstance(body, Rejected):
         return body
     if "entry" not in body:

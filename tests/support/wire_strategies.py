@@ -1,13 +1,16 @@
 """Hypothesis strategies for the wire records: valid in all their forms, then
-spoiled the ways producers get them wrong (NULs, calendar edges, wrong types)."""
+spoiled the ways producers get them wrong (NULs, calendar edges, wrong types,
+nestings and sizes around the limits and far beyond)."""
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from hypothesis import strategies as st
 
 from shared.contract.events import GrantSource
+from shared.contract.limits import MAX_DEPTH, MAX_EVIDENCE_BYTES, MAX_MESSAGE_BYTES
 from shared.contract.purposes import Purpose
 
 
@@ -46,6 +49,41 @@ json_values = st.recursive(
     max_leaves=8,
 )
 evidence = st.dictionaries(st.text(max_size=6), json_values, min_size=1, max_size=3)
+
+
+@dataclass(frozen=True)
+class RawJson:
+    """JSON text put into a record as it is: nestings json.dumps cannot write."""
+
+    text: str
+
+
+def nested(depth: int, leaf: Any, in_objects: bool) -> RawJson:
+    opener, closer = ('{"a": ', "}") if in_objects else ("[", "]")
+    return RawJson(opener * depth + json.dumps(leaf) + closer * depth)
+
+
+def padded(value: dict[str, Any], size: int) -> dict[str, Any]:
+    """`value` with its one empty string lengthened until json.dumps writes `size` bytes."""
+    text = json.dumps(value)
+    return json.loads(text.replace('""', json.dumps("x" * (size - len(text))), 1))
+
+
+# At the depth limit and around it, then beyond what a decoder reads (1024 levels).
+deep_values = st.builds(
+    nested,
+    st.integers(MAX_DEPTH - 2, MAX_DEPTH + 2) | st.sampled_from([300, 1025, 3000]),
+    json_leaves | st.just("NUL\x00"),
+    st.booleans(),
+)
+
+
+def large(value: dict[str, Any], limit: int) -> st.SearchStrategy[dict[str, Any]]:
+    """`value` padded to the size limit, one byte either side, or four times over."""
+    sizes = st.sampled_from([limit - 1, limit, limit + 1, 4 * limit])
+    return sizes.map(lambda size: padded(value, size))
+
+
 purposes = st.lists(st.sampled_from(list(Purpose)).map(str), min_size=1, max_size=3)
 # A NUL is one spoiler among the others, not in every other text.
 NO_NUL = st.characters(exclude_characters="\x00", exclude_categories=["Cs"])
@@ -75,14 +113,18 @@ SPOILED: dict[str, st.SearchStrategy[Any]] = {
     # Every type's sources on every type: the rules are per type.
     "source": st.sampled_from(["whatsapp_reply", "crm", "", *[s.value for s in GrantSource]])
     | st.sampled_from(["whatsapp_reply", "crm", "bought_list"])
-    | json_leaves,
+    | json_leaves
+    | deep_values,
     "purposes": st.lists(
         st.sampled_from([p.value for p in Purpose] + ["marketing", "opt_out_confirmation"]),
         max_size=3,
     )
     | st.lists(json_leaves, max_size=2)
     | json_leaves,
-    "evidence": json_values | st.just({"text": "STOP\x00"}),
+    "evidence": json_values
+    | st.just({"text": "STOP\x00"})
+    | deep_values
+    | large({"form": ""}, MAX_EVIDENCE_BYTES),
     "expires_at": timestamps() | json_leaves,
 }
 
@@ -121,7 +163,7 @@ MESSAGES = [
 ]
 REQUEST_PURPOSES = [p.value for p in Purpose] + ["opt_out_confirmation", "marketing"]
 SPOILED_REQUEST: dict[str, st.SearchStrategy[Any]] = {
-    "request_id": st.sampled_from(["", "x" * 128, "x" * 129, "r\x001"]) | json_leaves,
+    "request_id": st.sampled_from(["", "x" * 128, "x" * 129, "r\x001"]) | json_leaves | deep_values,
     "recipient": st.sampled_from(["+7916123", "12345", "+79161234567\x00"]) | json_leaves,
     "purpose": st.sampled_from(["", "event\x00reminder", "marketing"]) | json_leaves,
     "message": st.sampled_from(
@@ -132,7 +174,9 @@ SPOILED_REQUEST: dict[str, st.SearchStrategy[Any]] = {
             {"type": "text", "text": {"body": "x"}, "to": "79161234567"},
         ]
     )
-    | json_values,
+    | json_values
+    | deep_values
+    | large({"type": "text", "text": {"body": ""}}, MAX_MESSAGE_BYTES),
     "requested_at": SPOILED["occurred_at"] | timestamps(),
     "opt_out_event_id": st.sampled_from(["", "x" * 129, "ev\x00"]) | json_leaves,
 }
@@ -159,12 +203,21 @@ def _spoiled(
     draw: st.DrawFn, fields: dict[str, Any], spoilers: dict[str, st.SearchStrategy[Any]]
 ) -> bytes:
     """Up to two fields spoiled or removed, or an unknown one added; then encoded by
-    the standard encoder (any integer, text escaped or as raw UTF-8)."""
+    the standard encoder (any integer, text escaped or as raw UTF-8), with the
+    RawJson values written in as they are."""
     for _ in range(draw(st.sampled_from([1, 1, 2, 0]))):
         name = draw(st.sampled_from(["extra", *sorted(spoilers)]))
         removed = draw(st.sampled_from([False, False, False, True]))
         if name != "extra" and removed:
             fields.pop(name, None)
         else:
-            fields[name] = draw(spoilers.get(name, json_values))
-    return json.dumps(fields, ensure_ascii=draw(st.booleans())).encode()
+            fields[name] = draw(spoilers.get(name, json_values | deep_values))
+    ascii_only = draw(st.booleans())
+    raw = {f"\U000f0000{name}": v.text for name, v in fields.items() if isinstance(v, RawJson)}
+    text = json.dumps(
+        {name: f"\U000f0000{name}" if isinstance(v, RawJson) else v for name, v in fields.items()},
+        ensure_ascii=ascii_only,
+    )
+    for placeholder, value in raw.items():
+        text = text.replace(json.dumps(placeholder, ensure_ascii=ascii_only), value)
+    return text.encode()

@@ -26,6 +26,8 @@ EVENT_REASONS = {
     "missing_purposes",
     "missing_evidence",
     "purpose_not_permitted",
+    "too_deep",
+    "too_large",
 }
 REQUEST_REASONS = {
     "invalid_json",
@@ -33,6 +35,8 @@ REQUEST_REASONS = {
     "invalid_phone",
     "invalid_request_id",
     "invalid_message",
+    "too_deep",
+    "too_large",
 }
 
 

@@ -18,7 +18,7 @@ from shared.contract.webhook import (
 from shared.rejection import Rejected
 from tests.support.webhooks import text_webhook
 
-DOCUMENTED_REASONS = {"invalid_json", "invalid_schema", "not_a_webhook"}
+DOCUMENTED_REASONS = {"invalid_json", "invalid_schema", "not_a_webhook", "too_deep", "too_large"}
 
 
 def _button(payload: str, title: str) -> dict[str, Any]:
