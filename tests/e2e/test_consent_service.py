@@ -17,7 +17,7 @@ import socket
 import sys
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +42,7 @@ from shared.kafka.clients import durable_producer, end_offsets, offsets_reader
 from shared.kafka.provision import EVENT_LOG_CONFIGS
 from shared.phone import mask_phone
 from shared.topics import CONSENT_EVENTS, dlq
+from tests.support.eventually import eventually
 from tests.support.kafka import TopicReader, private_topics
 from tests.support.private_db import private_database
 from tests.support.records import consent_event, unique_phone
@@ -166,17 +167,6 @@ async def send(
         for key, v in items
     ]
     return list(await asyncio.gather(*futures))
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = 20
-) -> T:
-    async with asyncio.timeout(timeout):
-        while True:
-            value = await probe()
-            if done(value):
-                return value
-            await asyncio.sleep(0.1)
 
 
 # ------------------------------------------------------------ the HTTP API

@@ -1,0 +1,236 @@
+"""Hostile records, written by a plain producer to the real topics while the
+system runs: each lands in its topic's DLQ with its reason, and a normal record
+behind it (same key, so the same partition) is still handled. And a system whose
+log already holds such a record dead-letters it on start and becomes ready."""
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiokafka import ConsumerRecord
+
+from shared.topics import (
+    CONSENT_EVENTS,
+    DISPATCH_DECISIONS,
+    MESSAGE_REQUESTS,
+    WHATSAPP_INBOUND,
+    dlq,
+)
+from tests.support.eventually import eventually
+from tests.support.kafka import TopicReader, produce
+from tests.support.records import consent_granted, send_request, unique_phone
+from tests.support.services import ServiceProcess
+from tests.support.stack import Stack
+from tests.support.webhooks import text_webhook
+
+pytestmark = pytest.mark.e2e
+
+
+def nested(depth: int, leaf: Any = "x") -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+def deep_json(depth: int, leaf: str = '"x"') -> bytes:
+    """JSON nested `depth` levels, written out (orjson refuses to write it)."""
+    return ('{"k":' * depth + leaf + "}" * depth).encode()
+
+
+def with_raw_field(body: dict[str, Any], field: str, raw: bytes) -> bytes:
+    """`body` as JSON, with `field`'s value replaced by the raw JSON text `raw`."""
+    placeholder = "__RAW__"
+    text = orjson.dumps({**body, field: placeholder})
+    return text.replace(f'"{placeholder}"'.encode(), raw)
+
+
+def _grant(phone: str, **fields: Any) -> dict[str, Any]:
+    return consent_granted(phone, "event_reminder", **fields)
+
+
+# (name, how to spoil a ConsentGranted for `phone`, the DLQ reason)
+EVENT_POISONS: list[tuple[str, Callable[[str], bytes], str]] = [
+    (
+        "evidence-300-deep",
+        lambda p: json.dumps(_grant(p, evidence=nested(300))).encode(),
+        "too_deep",
+    ),
+    (
+        "evidence-3000-deep-with-nul",
+        lambda p: with_raw_field(_grant(p), "evidence", deep_json(3000, '"\\u0000"')),
+        "too_deep",
+    ),
+    (
+        "evidence-near-1MiB",
+        lambda p: orjson.dumps(_grant(p, evidence={"form": "x" * 900_000})),
+        "too_large",
+    ),
+    (
+        "invalid-utf8",
+        lambda p: b'{"event_id": "\xff\xfe", "subject": "' + p.encode() + b'"}',
+        "invalid_json",
+    ),
+    ("subject-a-number", lambda p: orjson.dumps({**_grant(p), "subject": 42}), "invalid_phone"),
+    ("purposes-a-string", lambda p: orjson.dumps(_grant(p, purposes="x")), "invalid_schema"),
+]
+
+
+def _reason(record: ConsumerRecord) -> str:
+    return dict(record.headers).get("error.reason", b"").decode()
+
+
+def _from(sent: Any) -> Callable[[list[ConsumerRecord]], list[ConsumerRecord]]:
+    def matching(records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+        return [
+            r
+            for r in records
+            if dict(r.headers).get("source.partition") == str(sent.partition).encode()
+            and dict(r.headers).get("source.offset") == str(sent.offset).encode()
+        ]
+
+    return matching
+
+
+async def _state(services: dict[str, ServiceProcess], phone: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=services["consent"].url) as client:
+        response = await client.get(f"/v1/subjects/{phone}/consent")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _eventually(services: dict[str, ServiceProcess], phone: str, status: str) -> None:
+    await eventually(
+        lambda: _state(services, phone), lambda state: state.get("status") == status, 30
+    )
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"), [pytest.param(f, r, id=n) for n, f, r in EVENT_POISONS]
+)
+async def test_a_hostile_event_is_dead_lettered_and_the_grant_behind_it_applied(
+    stack: Stack,
+    services: dict[str, ServiceProcess],
+    spoil: Callable[[str], bytes],
+    reason: str,
+) -> None:
+    phone = unique_phone()
+    dead = await TopicReader(stack.kafka_bootstrap, dlq(CONSENT_EVENTS)).start()
+    try:
+        poison, _ = await produce(
+            stack.kafka_bootstrap, CONSENT_EVENTS, [(phone, spoil(phone)), (phone, _grant(phone))]
+        )
+        await _eventually(services, phone, "opted_in")
+        [letter] = _from(poison)(await dead.wait_for(lambda rs: bool(_from(poison)(rs))))
+    finally:
+        await dead.stop()
+    assert _reason(letter) == reason
+
+
+# (name, how to spoil a valid request, the DLQ reason)
+REQUEST_POISONS: list[tuple[str, Callable[[dict[str, Any]], bytes], str]] = [
+    (
+        "message-300-deep",
+        lambda r: json.dumps({**r, "message": {"type": "text", "text": nested(300)}}).encode(),
+        "too_deep",
+    ),
+    ("message-3000-deep", lambda r: with_raw_field(r, "message", deep_json(3000)), "too_deep"),
+    (
+        "message-near-1MiB",
+        lambda r: orjson.dumps({**r, "message": {"type": "text", "text": {"body": "x" * 900_000}}}),
+        "too_large",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"), [pytest.param(f, r, id=n) for n, f, r in REQUEST_POISONS]
+)
+async def test_a_hostile_request_gets_its_one_decision_and_the_one_behind_is_decided(
+    stack: Stack,
+    services: dict[str, ServiceProcess],
+    spoil: Callable[[dict[str, Any]], bytes],
+    reason: str,
+) -> None:
+    phone = unique_phone()
+    hostile = send_request(phone)
+    raw = spoil(hostile)
+    hostile_id = hostile["request_id"]
+    behind = send_request(phone)
+    ours = {hostile_id, behind["request_id"]}
+    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
+    dead = await TopicReader(stack.kafka_bootstrap, dlq(MESSAGE_REQUESTS)).start()
+    try:
+        poison, _ = await produce(
+            stack.kafka_bootstrap, MESSAGE_REQUESTS, [(phone, raw), (phone, behind)]
+        )
+        await decisions.wait_for(
+            lambda rs: {orjson.loads(r.value)["request_id"] for r in rs} >= ours, timeout=60
+        )
+        [letter] = _from(poison)(await dead.wait_for(lambda rs: bool(_from(poison)(rs))))
+    finally:
+        await decisions.stop()
+        await dead.stop()
+    verdicts = {
+        v["request_id"]: (v["decision"], v["reason"])
+        for v in decisions.values()
+        if v["request_id"] in ours
+    }
+    assert verdicts == {
+        hostile_id: ("dropped", "invalid_request"),
+        behind["request_id"]: ("dropped", "no_consent"),
+    }
+    assert _reason(letter) == reason
+
+
+async def test_a_deep_webhook_is_dead_lettered_and_the_stop_behind_it_applied(
+    stack: Stack, services: dict[str, ServiceProcess]
+) -> None:
+    phone = unique_phone()
+    wa_id = phone.removeprefix("+")
+    await produce(stack.kafka_bootstrap, CONSENT_EVENTS, [(phone, _grant(phone))])
+    await _eventually(services, phone, "opted_in")
+    hostile = with_raw_field(text_webhook(wa_id, "hello"), "extra", deep_json(300))
+    dead = await TopicReader(stack.kafka_bootstrap, dlq(WHATSAPP_INBOUND)).start()
+    try:
+        poison, _ = await produce(
+            stack.kafka_bootstrap,
+            WHATSAPP_INBOUND,
+            [(wa_id, hostile), (wa_id, text_webhook(wa_id, "STOP"))],
+        )
+        await _eventually(services, phone, "opted_out")
+        [letter] = _from(poison)(await dead.wait_for(lambda rs: bool(_from(poison)(rs))))
+    finally:
+        await dead.stop()
+    assert _reason(letter) == "too_deep"
+
+
+async def test_a_log_holding_a_poison_record_recovers_on_start(
+    stack: Stack, services: dict[str, ServiceProcess]
+) -> None:
+    consent = services["consent"]
+    phone = unique_phone()
+    dead = await TopicReader(stack.kafka_bootstrap, dlq(CONSENT_EVENTS)).start()
+    consent.stop()
+    try:
+        poison, _ = await produce(
+            stack.kafka_bootstrap,
+            CONSENT_EVENTS,
+            [
+                (phone, json.dumps(_grant(phone, evidence=nested(300))).encode()),
+                (phone, _grant(phone)),
+            ],
+        )
+    finally:
+        consent.start()
+    try:
+        await asyncio.to_thread(consent.wait_ready, 60)
+        await _eventually(services, phone, "opted_in")
+        [letter] = _from(poison)(await dead.wait_for(lambda rs: bool(_from(poison)(rs))))
+    finally:
+        await dead.stop()
+    assert _reason(letter) == "too_deep"
