@@ -77,7 +77,12 @@ class Planter:
         return body
 
     async def decide(
-        self, asked: dict[str, Any], decision: Decision, reason: Reason, consent: str | None
+        self,
+        asked: dict[str, Any],
+        decision: Decision,
+        reason: Reason,
+        consent: str | None,
+        detail: str | None = None,
     ) -> None:
         fence = await end_offsets(self.reader, PRIVATE.events)
         record = DispatchDecision(
@@ -89,6 +94,7 @@ class Planter:
             consent_event_id=consent,
             decided_at=datetime.now(UTC),
             opt_out_event_id=asked.get("opt_out_event_id"),
+            detail=detail,
             fence={str(p): o for p, o in sorted(fence.items())},
         )
         await self._send(PRIVATE.decisions, asked["recipient"], record.model_dump(mode="json"))
@@ -215,6 +221,13 @@ async def _plant(p: Planter, s: dict[str, str]) -> None:
     unasked = s["decision_without_request"]
     grant = await p.event(consent_granted(unasked))
     await p.decide(send_request(unasked), SENT, Reason.CONSENTED, grant)  # never on the topic
+
+    poison = s["request_unprocessable"]
+    await p.event(consent_granted(poison))
+    isolated = "unprocessable: RecursionError: maximum recursion depth exceeded"
+    await p.decide(
+        await p.ask(send_request(poison)), DROPPED, Reason.INVALID_REQUEST, None, isolated
+    )
 
 
 def test_a_clean_recorded_history_gives_no_finding(planted: Planted) -> None:
