@@ -25,7 +25,7 @@ VENV_STAMP := $(VENV)/.pyproject.sha256
 LOCAL := $(ROOT)/deploy/local
 # The Python folders that exist (git keeps no empty folder, and ruff fails on
 # a missing path).
-PY_DIRS = $(notdir $(wildcard $(addprefix $(ROOT)/,shared services tests bench deploy)))
+PY_DIRS = $(notdir $(wildcard $(addprefix $(ROOT)/,shared services tests bench chaos deploy)))
 
 # Prefixes for the commands that talk to Kafka or PostgreSQL: unless given,
 # the address of the local instance, from the script that runs it, and for
@@ -48,6 +48,7 @@ help:
 	@echo "make typecheck  mypy --strict"
 	@echo "make test       everything needed, then the whole test suite on real Kafka and PostgreSQL"
 	@echo "make demo | bench | audit | rebuild"
+	@echo "make chaos      the fault-injection run on a stack of its own (ARGS=\"--minutes N\")"
 
 # python3.11 by preference (the version CI and the lock of ranges were tried
 # with); any python3 within pyproject's requires-python otherwise. A venv whose

@@ -213,20 +213,38 @@ async def _check_layout(
     return {name: layouts[name][1] for name in names}
 
 
+async def _described_configs(admin: Any, names: list[str], timeout: float = 30.0) -> list[Any]:
+    """DescribeConfigs of `names`, asked again while a broker answers with an error
+    for one of them: right after the topics are created, a broker of a cluster may
+    not know them yet (seen as an error with an empty message on three brokers)."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    deadline = time.monotonic() + timeout
+    while True:
+        responses: list[Any] = await admin.describe_configs(resources)
+        failing = [
+            resource
+            for response in responses
+            for resource in response.to_object()["resources"]
+            if resource["error_code"] != 0
+        ]
+        if not failing or time.monotonic() > deadline:
+            return responses
+        await asyncio.sleep(0.5)
+
+
 async def _enforce_configs(admin: Any, specs: list[TopicSpec], replicas: dict[str, int]) -> None:
     # From each topic's own replication factor, not the one asked for: a
     # provisioning that asks for less must not weaken a topic that has more.
     wanted = {s.name: required_configs(s, replicas[s.name]) for s in specs}
-    responses = await admin.describe_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted]
-    )
+    responses = await _described_configs(admin, list(wanted))
     to_alter: list[Any] = []
     for response in responses:
         for resource in response.to_object()["resources"]:
             name = resource["resource_name"]
             if resource["error_code"] != 0:
+                error = for_code(resource["error_code"]).__name__
                 raise ProvisioningError(
-                    f"cannot read the configs of {name}: {resource['error_message']}"
+                    f"cannot read the configs of {name}: {error} {resource['error_message']}"
                 )
             entries = {e["config_names"]: e for e in resource["config_entries"]}
             differing = {
