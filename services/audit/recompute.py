@@ -23,7 +23,8 @@ from services.audit.request_checks import judge_requests, mismatch_finding
 from services.audit.views import RecordedFacts, SubjectLog, subject_logs
 from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.contract.requests import SendRequest
-from shared.dispatch.rules import Verdict, decide_send
+from shared.dispatch.facts import counts_toward_cap
+from shared.dispatch.rules import FrequencyPolicy, Verdict, decide_send
 
 _INVALID = Verdict(decision=Decision.DROPPED, reason=Reason.INVALID_REQUEST)
 
@@ -55,7 +56,7 @@ class AuditResult:
 def audit(history: History, policy: AuditPolicy) -> AuditResult:
     subjects = subject_logs(history.events)
     requests = first_requests(history.requests)
-    facts = RecordedFacts(policy.frequency)
+    facts = RecordedFacts(policy.frequency.window)
     result = AuditResult()
     by_request: dict[str, list[LoggedDecision]] = defaultdict(list)
     by_recipient: dict[str, list[LoggedDecision]] = defaultdict(list)
@@ -69,10 +70,10 @@ def audit(history: History, policy: AuditPolicy) -> AuditResult:
             subject = subjects.get(d.recipient) if d.recipient else None
             request = requests.get(d.request_id)
             _judge(logged, request, subject, facts, history.requests_complete, result, policy)
-        if d.decision is Decision.DISPATCHED and d.reason is Reason.CONSENTED and d.recipient:
-            peak = facts.in_window(d.recipient, d.decided_at) + 1
-            result.window_peak[d.recipient] = max(result.window_peak.get(d.recipient, 0), peak)
         facts.record(d)
+        if counts_toward_cap(d.decision, d.reason) and d.recipient:
+            peak = facts.in_window(d.recipient, d.decided_at)
+            result.window_peak[d.recipient] = max(result.window_peak.get(d.recipient, 0), peak)
     result.requests_checked, result.requests_pending = judge_requests(
         requests, by_request, policy, result.findings
     )
@@ -113,7 +114,7 @@ def _judge(
             )
         )
     asked = _asked(d, request)
-    verdict, seen, beyond = _recompute(logged, asked, subject, facts)
+    verdict, seen, beyond = _recompute(logged, asked, subject, facts, policy.frequency)
     agrees = _same(d, verdict) and _names_the_request(d, request)
     result.recomputations.append(
         Recomputation(
@@ -149,6 +150,7 @@ def _recompute(
     asked: SendRequest | None,
     subject: SubjectLog | None,
     facts: RecordedFacts,
+    frequency: FrequencyPolicy,
 ) -> tuple[Verdict, int, int]:
     """The verdict, the view it was computed on, and how many events past the fence
     that view holds."""
@@ -158,12 +160,12 @@ def _recompute(
     send_facts = facts.for_request(asked, d.decided_at)
     fenced = subject.fenced(d) if subject is not None else 0
     state = subject.state(fenced) if subject is not None else None
-    verdict = decide_send(state, asked, send_facts, d.decided_at, facts.frequency)
+    verdict = decide_send(state, asked, send_facts, d.decided_at, frequency)
     if _same(d, verdict) or subject is None:
         return verdict, fenced, 0
     written_at = max(d.decided_at, logged.log_time)
     for beyond, mask in enumerate(subject.wider_views(fenced, written_at), start=1):
-        wider = decide_send(subject.state(mask), asked, send_facts, d.decided_at, facts.frequency)
+        wider = decide_send(subject.state(mask), asked, send_facts, d.decided_at, frequency)
         if _same(d, wider):
             return wider, mask, beyond
     return verdict, fenced, 0

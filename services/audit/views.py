@@ -2,15 +2,14 @@
 folded with the services' own `fold_subject`; and the dispatcher's own facts
 (earlier dispatches, confirmations sent) rebuilt from the recorded decisions."""
 
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from shared.consent.fold import fold_subject
 from shared.consent.state import LoggedEvent, SubjectState
-from shared.contract.decisions import Decision, DispatchDecision, Reason
-from shared.contract.requests import SendRequest
-from shared.dispatch.rules import FrequencyPolicy, SendFacts
+from shared.contract.decisions import DispatchDecision
+from shared.dispatch.facts import DispatchFacts
 
 
 class SubjectLog:
@@ -77,36 +76,7 @@ def subject_logs(events: Iterable[LoggedEvent]) -> dict[str, SubjectLog]:
     return {subject: SubjectLog(subject, history) for subject, history in histories.items()}
 
 
-class RecordedFacts:
-    """SendFacts as the dispatcher's own tables give them: built from the decisions
-    it recorded (not from the audit's recomputation, so one mismatch never cascades)."""
-
-    def __init__(self, frequency: FrequencyPolicy) -> None:
-        self.frequency = frequency
-        self.confirmed: set[str] = set()
-        self._consented: dict[str, deque[datetime]] = defaultdict(deque)
-
-    def for_request(self, request: SendRequest, now: datetime) -> SendFacts:
-        return SendFacts(
-            confirmation_already_sent=request.opt_out_event_id in self.confirmed,
-            dispatched_in_window=self.in_window(request.recipient, now),
-        )
-
-    def in_window(self, recipient: str, now: datetime) -> int:
-        # The dispatcher counts decided_at > now - window; decisions arrive here in
-        # decided_at order, so the expired ones are always at the left.
-        sent = self._consented.get(recipient)
-        if not sent:
-            return 0
-        cutoff = now - self.frequency.window
-        while sent and sent[0] <= cutoff:
-            sent.popleft()
-        return len(sent)
-
-    def record(self, decision: DispatchDecision) -> None:
-        if decision.decision is not Decision.DISPATCHED:
-            return
-        if decision.reason is Reason.CONSENTED and decision.recipient:
-            self._consented[decision.recipient].append(decision.decided_at)
-        elif decision.reason is Reason.OPT_OUT_CONFIRMATION and decision.opt_out_event_id:
-            self.confirmed.add(decision.opt_out_event_id)
+# The dispatcher's own facts, as its recorded decisions give them (not as the
+# audit recomputes them, so one mismatch never cascades): the one fold the gate
+# runs too.
+RecordedFacts = DispatchFacts

@@ -4,27 +4,18 @@ Per batch: fence, one lookup, pure decisions, one DB transaction, then one Kafka
 transaction carrying the outputs and the consumed offsets together."""
 
 import asyncio
-from collections import Counter
 from datetime import UTC, datetime
 
-import orjson
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from services.dispatcher import metrics
 from services.dispatcher.fence import Fence
-from services.dispatcher.outbound import cloud_api_body
-from services.dispatcher.outputs import (
-    Outputs,
-    Parsed,
-    decision_row,
-    invalid_row,
-    parsed_batch,
-    routed,
-)
+from services.dispatcher.gate_domain import Parsed, decide_batch, invalid_row, parsed_batch
+from services.dispatcher.outputs import Outputs, OutputTopics, routed
 from services.dispatcher.store import DecisionRow, DispatcherStore
-from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.contract.requests import SendRequest, salvage_request_id
-from shared.dispatch.rules import FrequencyPolicy, SendFacts, decide_send
+from shared.dispatch.facts import DispatchFacts
+from shared.dispatch.rules import FrequencyPolicy
 from shared.rejection import Rejected
 from shared.topics import CONSENT_EVENTS
 
@@ -45,12 +36,14 @@ class Gate:
         producer: AIOKafkaProducer,
         group_id: str,
         frequency: FrequencyPolicy,
+        topics: OutputTopics | None = None,
     ) -> None:
         self.store = store
         self.fence = fence
         self.producer = producer
         self.group_id = group_id
         self.frequency = frequency
+        self.topics = topics or OutputTopics()
 
     async def handle(self, batch: list[ConsumerRecord]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
@@ -80,12 +73,12 @@ class Gate:
         stored: dict[str, DecisionRow],
         new_rows: dict[str, DecisionRow],
     ) -> None:
-        outputs = routed(parsed, stored, new_rows)
+        outputs = routed(parsed, stored, new_rows, self.topics)
         lost = await self._publish(batch, outputs, list(new_rows.values()))
         if lost:
             # Another instance decided some first (a rebalance mid-batch): its
             # outputs stand, and this batch publishes nothing for them.
-            outputs = routed(parsed, stored, new_rows, withheld=lost)
+            outputs = routed(parsed, stored, new_rows, self.topics, withheld=lost)
             await self._publish(batch, outputs, [])
         outputs.count()
 
@@ -107,39 +100,8 @@ class Gate:
                 [r.opt_out_event_id for r in requests if r.opt_out_event_id]
             ),
         )
-        counts = Counter(dispatched)
-        fence_json = {str(p): o for p, o in sorted(fence.items())}
-        rows: dict[str, DecisionRow] = {}
-        for record, p, request_id in fresh:
-            if request_id is None or request_id in rows:
-                continue  # no id: DLQ only; a repeat within the batch: decided once
-            if isinstance(p, Rejected):
-                rows[request_id] = invalid_row(record, request_id, p, now, fence_json)
-                continue
-            facts = SendFacts(
-                confirmation_already_sent=p.opt_out_event_id in confirmed,
-                dispatched_in_window=counts[p.recipient],
-            )
-            verdict = decide_send(states.get(p.recipient), p, facts, now, self.frequency)
-            if verdict.decision is Decision.DISPATCHED:
-                if verdict.reason is Reason.CONSENTED:
-                    counts[p.recipient] += 1
-                elif p.opt_out_event_id:
-                    confirmed.add(p.opt_out_event_id)
-            decision = DispatchDecision.on(
-                p,
-                verdict.decision,
-                verdict.reason,
-                now,
-                consent_event_id=verdict.consent_event_id,
-                detail=verdict.detail,
-                fence=fence_json,
-            )
-            outbound = (
-                orjson.dumps(cloud_api_body(p)) if verdict.decision is Decision.DISPATCHED else None
-            )
-            rows[request_id] = decision_row(decision, record, outbound)
-        return rows
+        facts = DispatchFacts(self.frequency.window, dispatched, confirmed)
+        return decide_batch(fresh, states, facts, now, self.frequency, fence)
 
     async def _publish(
         self, batch: list[ConsumerRecord], outputs: Outputs, new_rows: list[DecisionRow]

@@ -1,25 +1,14 @@
-"""A batch of send requests as read (each record parsed once, with its request_id)
-and what it publishes: each record's DLQ copy when it is unusable, and its decision
-(with the send when dispatched) once per request_id, as the rows PostgreSQL
-records and the records Kafka carries."""
+"""What a decided batch publishes: each record's DLQ copy when it is unusable, and
+its decision (with the send when dispatched) once per request_id, as the records
+Kafka carries."""
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import NamedTuple
 
 import structlog
-from aiokafka import ConsumerRecord
 
 from services.dispatcher import metrics
+from services.dispatcher.gate_domain import Parsed
 from services.dispatcher.store import DecisionRow
-from shared.contract.decisions import Decision, DispatchDecision, Reason
-from shared.contract.requests import (
-    SendRequest,
-    parse_send_request,
-    salvage_purpose,
-    salvage_request_id,
-)
-from shared.contract.storable import cleaned
 from shared.kafka.dlq import dlq_headers
 from shared.rejection import Rejected
 from shared.topics import DISPATCH_DECISIONS, MESSAGES_OUTBOUND, dlq
@@ -27,10 +16,19 @@ from shared.topics import DISPATCH_DECISIONS, MESSAGES_OUTBOUND, dlq
 log = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class OutputTopics:
+    """Where the gate publishes: the contract's topics, or a test's private copies."""
+
+    decisions: str = DISPATCH_DECISIONS
+    outbound: str = MESSAGES_OUTBOUND
+
+
 @dataclass
 class Outputs:
     """What one batch publishes, in record order, and what it counts once published."""
 
+    topics: OutputTopics = field(default_factory=OutputTopics)
     sends: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = field(
         default_factory=list
     )
@@ -51,9 +49,9 @@ class Outputs:
     def publish_row(self, row: DecisionRow) -> None:
         key = (row.recipient or "").encode() or None
         headers = [("request_id", row.request_id.encode())]
-        self.add(DISPATCH_DECISIONS, key, row.decision_json, headers)
+        self.add(self.topics.decisions, key, row.decision_json, headers)
         if row.outbound_json is not None:
-            self.add(MESSAGES_OUTBOUND, key, row.outbound_json, headers)
+            self.add(self.topics.outbound, key, row.outbound_json, headers)
 
     def count(self) -> None:
         for reason in self.dead_lettered:
@@ -64,35 +62,16 @@ class Outputs:
         metrics.DUPLICATES.inc(self.duplicates)
 
 
-class Parsed(NamedTuple):
-    """A record of the batch, parsed once, and the request_id it is decided under
-    (None: it has no usable one, and goes to the DLQ only)."""
-
-    record: ConsumerRecord
-    request: SendRequest | Rejected
-    request_id: str | None
-
-
-def parsed_batch(batch: list[ConsumerRecord]) -> list[Parsed]:
-    parsed = []
-    for record in batch:
-        request = parse_send_request(record.value)
-        if isinstance(request, SendRequest):
-            parsed.append(Parsed(record, request, request.request_id))
-        else:
-            parsed.append(Parsed(record, request, salvage_request_id(record.value)))
-    return parsed
-
-
 def routed(
     parsed: list[Parsed],
     stored: dict[str, DecisionRow],
     new_rows: dict[str, DecisionRow],
+    topics: OutputTopics,
     withheld: set[str] | None = None,
 ) -> Outputs:
     """Every record's outputs: its DLQ copy when unusable, and its decision (with the
     send) once per request_id: a new one, or a stored one again for a redelivery."""
-    outputs = Outputs()
+    outputs = Outputs(topics)
     published = set(withheld or ())
     for record, p, request_id in parsed:
         if isinstance(p, Rejected):
@@ -121,44 +100,3 @@ def routed(
         else:
             outputs.decided.append(row)
     return outputs
-
-
-def decision_row(
-    decision: DispatchDecision, record: ConsumerRecord, outbound: bytes | None
-) -> DecisionRow:
-    return DecisionRow(
-        request_id=decision.request_id,
-        recipient=decision.recipient,
-        purpose=decision.purpose,
-        decision=decision.decision.value,
-        reason=decision.reason.value,
-        consent_event_id=decision.consent_event_id,
-        opt_out_event_id=decision.opt_out_event_id,
-        decided_at=decision.decided_at,
-        source_partition=record.partition,
-        source_offset=record.offset,
-        decision_json=decision.model_dump_json().encode(),
-        outbound_json=outbound,
-    )
-
-
-def invalid_row(
-    record: ConsumerRecord,
-    request_id: str,
-    rejected: Rejected,
-    now: datetime,
-    fence: dict[str, int],
-) -> DecisionRow:
-    # Copies for information only, from a request that failed validation: made storable.
-    recipient = cleaned(record.key.decode(errors="replace")) if record.key else None
-    decision = DispatchDecision(
-        request_id=request_id,
-        recipient=recipient,
-        purpose=cleaned(salvage_purpose(record.value)),
-        decision=Decision.DROPPED,
-        reason=Reason.INVALID_REQUEST,
-        decided_at=now,
-        detail=cleaned(f"{rejected.reason}: {rejected.detail}"),
-        fence=fence,
-    )
-    return decision_row(decision, record, None)

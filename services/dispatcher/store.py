@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.consent.state import SubjectState
+from shared.dispatch.facts import COUNTS_TOWARD_CAP_SQL, SPENDS_CONFIRMATION_SQL
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,7 @@ class DecisionRow:
 
 # One statement: the decisions and, for those it inserted that confirm an
 # opt-out, the confirmation, atomically and in one round trip.
-_INSERT_DECISIONS = """
+_INSERT_DECISIONS = f"""
 WITH inserted AS (
     INSERT INTO dispatcher.decisions (request_id, recipient, purpose, decision, reason,
         consent_event_id, opt_out_event_id, decided_at, source_partition, source_offset,
@@ -39,11 +40,11 @@ WITH inserted AS (
         $7::text[], $8::timestamptz[], $9::int[], $10::bigint[], $11::text[], $12::text[])
         AS u(r, rc, pu, d, re, c, o, t, sp, so, dj, oj)
     ON CONFLICT (request_id) DO NOTHING
-    RETURNING request_id, reason, opt_out_event_id, decided_at
+    RETURNING request_id, decision, reason, opt_out_event_id, decided_at
 ), confirmed AS (
     INSERT INTO dispatcher.confirmations (opt_out_event_id, request_id, dispatched_at)
     SELECT opt_out_event_id, request_id, decided_at FROM inserted
-    WHERE reason = 'opt_out_confirmation' AND opt_out_event_id IS NOT NULL
+    WHERE {SPENDS_CONFIRMATION_SQL}
     ON CONFLICT DO NOTHING
 )
 SELECT request_id FROM inserted
@@ -62,6 +63,13 @@ SELECT subject, state::text AS state, NULL::int AS partition, NULL::bigint AS ne
 FROM consent.subjects WHERE subject = ANY($1::text[])
 UNION ALL
 SELECT NULL, NULL, partition, next_offset FROM consent.tracking WHERE topic = $2
+"""
+
+
+_DISPATCHED_SINCE = f"""
+SELECT recipient, array_agg(decided_at ORDER BY decided_at) AS times FROM dispatcher.decisions
+WHERE recipient = ANY($1::text[]) AND decided_at > $2 AND {COUNTS_TOWARD_CAP_SQL}
+GROUP BY recipient
 """
 
 
@@ -101,16 +109,13 @@ class DispatcherStore:
         )
         return {row["opt_out_event_id"] for row in rows}
 
-    async def dispatched_since(self, recipients: Sequence[str], since: datetime) -> dict[str, int]:
-        rows = await self.pool.fetch(
-            """SELECT recipient, count(*) AS n FROM dispatcher.decisions
-               WHERE recipient = ANY($1::text[]) AND decided_at > $2
-                 AND decision = 'dispatched' AND reason = 'consented'
-               GROUP BY recipient""",
-            list(recipients),
-            since,
-        )
-        return {row["recipient"]: row["n"] for row in rows}
+    async def dispatched_since(
+        self, recipients: Sequence[str], since: datetime
+    ) -> dict[str, list[datetime]]:
+        """When each recipient's dispatches that count toward the cap were decided,
+        after `since` (at most the cap's limit each: an index-only scan)."""
+        rows = await self.pool.fetch(_DISPATCHED_SINCE, list(recipients), since)
+        return {row["recipient"]: row["times"] for row in rows}
 
     async def record(self, rows: Sequence[DecisionRow]) -> set[str]:
         """Decisions and confirmations in one statement; returns the request_ids

@@ -20,9 +20,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-import services.dispatcher.outputs as outputs_module
 from services.dispatcher.fence import Fence
 from services.dispatcher.gate import Gate
+from services.dispatcher.outputs import OutputTopics
 from services.dispatcher.store import DecisionRow, DispatcherStore
 from shared.db.pool import open_pool
 from shared.dispatch.rules import FrequencyPolicy
@@ -59,18 +59,21 @@ class _LateLookup(DispatcherStore):
 
 
 @pytest.fixture
-async def requests_topic(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+async def requests_topic(stack: Stack) -> AsyncIterator[str]:
     """The requests topic of this test; the gate's outputs go to private copies too."""
     prefix = f"test.gate.{uuid.uuid4().hex[:8]}."
     topics = [prefix + t for t in (MESSAGE_REQUESTS, DISPATCH_DECISIONS, MESSAGES_OUTBOUND)]
     async with private_topics(stack.kafka_bootstrap, {t: {} for t in topics}):
-        monkeypatch.setattr(outputs_module, "DISPATCH_DECISIONS", topics[1])
-        monkeypatch.setattr(outputs_module, "MESSAGES_OUTBOUND", topics[2])
         yield topics[0]
 
 
 def _decisions_of(requests_topic: str) -> str:
     return requests_topic.removesuffix(MESSAGE_REQUESTS) + DISPATCH_DECISIONS
+
+
+def _outputs_of(requests_topic: str) -> OutputTopics:
+    prefix = requests_topic.removesuffix(MESSAGE_REQUESTS)
+    return OutputTopics(prefix + DISPATCH_DECISIONS, prefix + MESSAGES_OUTBOUND)
 
 
 @pytest.fixture
@@ -140,7 +143,9 @@ async def test_decisions_recorded_first_by_another_instance_are_not_published_ag
             stack.kafka_bootstrap, requests_topic, [(r["recipient"], r) for r in requests]
         )
         batch = await _read_back(stack, requests_topic, sent)
-        gate = Gate(store, _Passed(), producer, group, FrequencyPolicy())
+        gate = Gate(
+            store, _Passed(), producer, group, FrequencyPolicy(), _outputs_of(requests_topic)
+        )
 
         await gate.handle(batch)
 
@@ -191,7 +196,12 @@ async def test_outputs_stay_invisible_until_their_decisions_are_recorded(
         )
         batch = await _read_back(stack, requests_topic, sent)
         gate = Gate(
-            DispatcherStore(private_pool), _Passed(), producer, "test-gate", FrequencyPolicy()
+            DispatcherStore(private_pool),
+            _Passed(),
+            producer,
+            "test-gate",
+            FrequencyPolicy(),
+            _outputs_of(requests_topic),
         )
         lock = blocker.transaction()
         await lock.start()
@@ -254,7 +264,9 @@ async def test_partitions_change_hands_only_after_the_batch_in_flight_commits(
         consumer = group_consumer(stack.kafka_bootstrap, group)
         await producer.start()
         await consumer.start()
-        gate = Gate(store, _Passed(), producer, group, FrequencyPolicy())
+        gate = Gate(
+            store, _Passed(), producer, group, FrequencyPolicy(), _outputs_of(requests_topic)
+        )
         loop = BatchConsumer(consumer, gate.handle, name="gate", commit=False)
         consumer.subscribe([requests_topic], listener=loop.listener())
         instances.append((producer, consumer, loop.start()))

@@ -16,14 +16,14 @@ import orjson
 import pytest
 from aiokafka import ConsumerRecord
 
-import services.dispatcher.outputs as outputs_module
 from services.consent.main import projector_loop
 from services.consent.projector import Projector
 from services.consent.store import ConsentStore, Folded, OnConflicts
 from services.dispatcher.fence import Fence
 from services.dispatcher.gate import Gate
+from services.dispatcher.gate_domain import Parsed
 from services.dispatcher.main import gate_loop
-from services.dispatcher.outputs import Parsed
+from services.dispatcher.outputs import OutputTopics
 from services.dispatcher.store import DecisionRow, DispatcherStore
 from shared.consent.state import LoggedEvent
 from shared.db.pool import open_pool
@@ -150,15 +150,13 @@ class _GateBreaksOn(Gate):
 
 
 @pytest.fixture
-async def requests_topic(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+async def requests_topic(stack: Stack) -> AsyncIterator[str]:
     prefix = f"test.poison.{uuid.uuid4().hex[:8]}."
     requests, decisions, outbound = (
         prefix + t for t in (MESSAGE_REQUESTS, DISPATCH_DECISIONS, MESSAGES_OUTBOUND)
     )
     topics = {t: {} for t in (requests, dlq(requests), decisions, outbound)}
     async with private_topics(stack.kafka_bootstrap, topics):
-        monkeypatch.setattr(outputs_module, "DISPATCH_DECISIONS", decisions)
-        monkeypatch.setattr(outputs_module, "MESSAGES_OUTBOUND", outbound)
         yield requests
 
 
@@ -174,8 +172,10 @@ async def test_the_gate_dead_letters_a_poison_request_with_its_one_decision(
     decisions_topic = requests_topic.removesuffix(MESSAGE_REQUESTS) + DISPATCH_DECISIONS
     decisions = await TopicReader(stack.kafka_bootstrap, decisions_topic).start()
     dead = await TopicReader(stack.kafka_bootstrap, dlq(requests_topic)).start()
+    prefix = requests_topic.removesuffix(MESSAGE_REQUESTS)
+    outputs = OutputTopics(prefix + DISPATCH_DECISIONS, prefix + MESSAGES_OUTBOUND)
     gate = _GateBreaksOn(
-        DispatcherStore(private_pool), _Passed(), producer, group, FrequencyPolicy()
+        DispatcherStore(private_pool), _Passed(), producer, group, FrequencyPolicy(), outputs
     )
     gate.poisoned = poisoned
     loop = gate_loop(consumer, gate, private_pool, max_batch=100)

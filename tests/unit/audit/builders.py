@@ -27,7 +27,7 @@ class RecordedLog:
         self.history = History()
         self.frequency = frequency or FrequencyPolicy()
         self._next = Counter[tuple[str, int]]()
-        self._facts = RecordedFacts(self.frequency)
+        self._facts = RecordedFacts(self.frequency.window)
         self.partitions = partitions
 
     def _offset(self, topic: str, partition: int) -> int:

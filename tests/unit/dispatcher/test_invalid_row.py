@@ -7,7 +7,7 @@ import orjson
 import pytest
 from aiokafka import ConsumerRecord
 
-from services.dispatcher.outputs import invalid_row, parsed_batch
+from services.dispatcher.gate_domain import invalid_row, parsed_batch
 from shared.contract.decisions import DispatchDecision, Reason
 from shared.rejection import Rejected
 from tests.support.contract_examples import CONTRACT_REQUEST

@@ -1,0 +1,123 @@
+"""The gate's pure core: a batch of send requests parsed once, then decided once
+per request_id on the states, the fence and the dispatcher's own facts read for
+it. No I/O: the records are only read for their values and positions."""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+import orjson
+from aiokafka import ConsumerRecord
+
+from services.dispatcher.outbound import cloud_api_body
+from services.dispatcher.store import DecisionRow
+from shared.consent.state import SubjectState
+from shared.contract.decisions import Decision, DispatchDecision, Reason
+from shared.contract.requests import (
+    SendRequest,
+    parse_send_request,
+    salvage_purpose,
+    salvage_request_id,
+)
+from shared.contract.storable import cleaned
+from shared.dispatch.facts import DispatchFacts
+from shared.dispatch.rules import FrequencyPolicy, decide_send
+from shared.rejection import Rejected
+
+
+class Parsed(NamedTuple):
+    """A record of the batch, parsed once, and the request_id it is decided under
+    (None: it has no usable one, and goes to the DLQ only)."""
+
+    record: ConsumerRecord
+    request: SendRequest | Rejected
+    request_id: str | None
+
+
+def parsed_batch(batch: list[ConsumerRecord]) -> list[Parsed]:
+    parsed = []
+    for record in batch:
+        request = parse_send_request(record.value)
+        if isinstance(request, SendRequest):
+            parsed.append(Parsed(record, request, request.request_id))
+        else:
+            parsed.append(Parsed(record, request, salvage_request_id(record.value)))
+    return parsed
+
+
+def decide_batch(
+    fresh: Sequence[Parsed],
+    states: Mapping[str, SubjectState],
+    facts: DispatchFacts,
+    now: datetime,
+    frequency: FrequencyPolicy,
+    fence: Mapping[int, int],
+) -> dict[str, DecisionRow]:
+    """Decide each request_id of `fresh` once, in record order, on the facts as of
+    `now`, each decision folded into them before the next (`facts` is left as is)."""
+    facts = facts.copy()
+    fence_json = {str(p): o for p, o in sorted(fence.items())}
+    rows: dict[str, DecisionRow] = {}
+    for record, p, request_id in fresh:
+        if request_id is None or request_id in rows:
+            continue  # no id: DLQ only; a repeat within the batch: decided once
+        if isinstance(p, Rejected):
+            rows[request_id] = invalid_row(record, request_id, p, now, fence_json)
+            continue
+        verdict = decide_send(states.get(p.recipient), p, facts.for_request(p, now), now, frequency)
+        decision = DispatchDecision.on(
+            p,
+            verdict.decision,
+            verdict.reason,
+            now,
+            consent_event_id=verdict.consent_event_id,
+            detail=verdict.detail,
+            fence=fence_json,
+        )
+        facts.record(decision)
+        outbound = (
+            orjson.dumps(cloud_api_body(p)) if verdict.decision is Decision.DISPATCHED else None
+        )
+        rows[request_id] = decision_row(decision, record, outbound)
+    return rows
+
+
+def decision_row(
+    decision: DispatchDecision, record: ConsumerRecord, outbound: bytes | None
+) -> DecisionRow:
+    return DecisionRow(
+        request_id=decision.request_id,
+        recipient=decision.recipient,
+        purpose=decision.purpose,
+        decision=decision.decision.value,
+        reason=decision.reason.value,
+        consent_event_id=decision.consent_event_id,
+        opt_out_event_id=decision.opt_out_event_id,
+        decided_at=decision.decided_at,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        decision_json=decision.model_dump_json().encode(),
+        outbound_json=outbound,
+    )
+
+
+def invalid_row(
+    record: ConsumerRecord,
+    request_id: str,
+    rejected: Rejected,
+    now: datetime,
+    fence: dict[str, int],
+) -> DecisionRow:
+    # Copies for information only, from a request that failed validation: made storable.
+    recipient = cleaned(record.key.decode(errors="replace")) if record.key else None
+    decision = DispatchDecision(
+        request_id=request_id,
+        recipient=recipient,
+        purpose=cleaned(salvage_purpose(record.value)),
+        decision=Decision.DROPPED,
+        reason=Reason.INVALID_REQUEST,
+        decided_at=now,
+        detail=cleaned(f"{rejected.reason}: {rejected.detail}"),
+        fence=fence,
+    )
+    return decision_row(decision, record, None)
