@@ -23,17 +23,22 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from services.audit.history import History, LoggedDecision, LoggedRequest
-from shared.consent.state import LoggedEvent
+from shared.consent.logged_record import logged_event
 from shared.contract.decisions import DispatchDecision
-from shared.contract.event_parsing import parse_consent_event
 from shared.contract.requests import parse_send_request, salvage_purpose, salvage_request_id
-from shared.kafka.clients import end_offsets
+from shared.kafka.log_order import broker_time
+from shared.kafka.range_reader import (
+    Ranges,
+    ReadStalledError,
+    range_consumer,
+    read_ranges,
+    whole_topic,
+)
 from shared.phone import InvalidPhoneNumberError, normalize_phone
 from shared.rejection import Rejected
 from shared.topics import CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGE_REQUESTS
 
 _CHUNK = 10_000
-_STALL_S = 30.0
 _PROGRESS_FROM = 50_000  # records: below this a replay is short, no bar unless asked
 
 
@@ -67,10 +72,6 @@ class Replayed:
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
-
-
-def _log_time(record: ConsumerRecord) -> datetime:
-    return datetime.fromtimestamp(record.timestamp / 1000, UTC)
 
 
 def _phone(value: Any) -> str | None:
@@ -107,18 +108,17 @@ class _Collector:
     def event(self, record: ConsumerRecord) -> None:
         if not self.wanted(record, "subject"):
             return
-        parsed = parse_consent_event(record.value)
-        if isinstance(parsed, Rejected):
+        logged = logged_event(record)
+        if isinstance(logged, Rejected):
             self.history.unreadable[record.topic] += 1
             return
-        logged = LoggedEvent.from_log(parsed, _log_time(record), record.partition, record.offset)
         self.history.events.append(logged)
 
     def request(self, record: ConsumerRecord) -> None:
         if not self.wanted(record, "recipient"):
             return
         parsed = parse_send_request(record.value)
-        where = (_log_time(record), record.partition, record.offset)
+        where = (broker_time(record), record.partition, record.offset)
         if not isinstance(parsed, Rejected):
             self.history.requests.append(
                 LoggedRequest(
@@ -145,7 +145,7 @@ class _Collector:
             self.history.unreadable[record.topic] += 1
             return
         self.history.decisions.append(
-            LoggedDecision(decision, _log_time(record), record.partition, record.offset)
+            LoggedDecision(decision, broker_time(record), record.partition, record.offset)
         )
 
 
@@ -158,13 +158,7 @@ async def replay(
 ) -> Replayed:
     """`progress`: None shows a bar on stderr for long replays only."""
     started = time.monotonic()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=32 * 1024 * 1024,
-    )
+    consumer = range_consumer(bootstrap)
     await consumer.start()
     try:
         as_of = datetime.now(UTC)
@@ -195,12 +189,12 @@ async def _bounds(
     bounds: dict[TopicPartition, tuple[int, int]] = {}
     for topic in (topics.events, topics.requests, topics.decisions):
         try:
-            ends = await end_offsets(consumer, topic)
+            whole = await whole_topic(consumer, topic)
         except LookupError as exc:
             raise ReplayError(str(exc)) from exc
-        tps = [TopicPartition(topic, p) for p in sorted(ends)]
-        starts = await consumer.beginning_offsets(tps)
-        stops = {tp: ends[tp.partition] for tp in tps}
+        tps = list(whole)
+        starts = {tp: start for tp, (start, _) in whole.items()}
+        stops = {tp: stop for tp, (_, stop) in whole.items()}
         if topic != topics.events and scope.since is not None:
             starts = await _offsets_at(consumer, tps, scope.since - scope.context, stops)
         if topic == topics.requests and scope.until is not None:
@@ -223,19 +217,13 @@ async def _offsets_at(
 
 async def _read(
     consumer: AIOKafkaConsumer,
-    bounds: dict[TopicPartition, tuple[int, int]],
+    bounds: Ranges,
     collector: _Collector,
     read: Counter[str],
     progress: bool | None,
 ) -> None:
-    consumer.assign(list(bounds))
-    for tp, (start, _) in bounds.items():
-        consumer.seek(tp, start)
-    remaining = {tp for tp, (start, stop) in bounds.items() if start < stop}
     total = sum(stop - start for start, stop in bounds.values())
     show = progress if progress is not None else total >= _PROGRESS_FROM
-    done = dict.fromkeys(bounds, 0)
-    stalled_since = time.monotonic()
     with tqdm(
         total=total,
         desc="audit replay",
@@ -245,22 +233,13 @@ async def _read(
         disable=not show,
         mininterval=0.5 if sys.stderr.isatty() else 5.0,
     ) as bar:
-        while remaining:
-            fetched = await consumer.getmany(*remaining, timeout_ms=500, max_records=_CHUNK)
-            for tp, records in fetched.items():
-                stop = bounds[tp][1]
-                handle = collector.handlers[tp.topic]
+        batches = read_ranges(consumer, bounds, max_records=_CHUNK, progress=bar.update)
+        try:
+            async for records in batches:
+                topic = records[0].topic
+                handle = collector.handlers[topic]
+                read[topic] += len(records)
                 for record in records:
-                    if record.offset < stop:
-                        read[tp.topic] += 1
-                        handle(record)
-            # The position also steps over transaction markers, never returned.
-            before = len(remaining)
-            for tp in remaining:
-                done[tp] = min(await consumer.position(tp), bounds[tp][1]) - bounds[tp][0]
-            remaining = {tp for tp in remaining if done[tp] < bounds[tp][1] - bounds[tp][0]}
-            bar.update(sum(done.values()) - bar.n)
-            if fetched or len(remaining) < before:
-                stalled_since = time.monotonic()
-            elif time.monotonic() - stalled_since > _STALL_S:
-                raise ReplayError(f"no progress from the broker for {_STALL_S:.0f}s")
+                    handle(record)
+        except ReadStalledError as exc:
+            raise ReplayError(str(exc)) from exc

@@ -1,7 +1,6 @@
 """consent.events.v1 -> PostgreSQL: validate, dead-letter the unusable, apply the rest."""
 
 import functools
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -9,9 +8,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.abc import ConsumerRebalanceListener
 
 from services.consent import metrics
-from services.consent.store import Conflict, ConsentStore
+from services.consent.store import ConsentStore
+from shared.consent.event_identity import Conflict
+from shared.consent.logged_record import logged_event
 from shared.consent.state import LoggedEvent
-from shared.contract.event_parsing import parse_consent_event
 from shared.kafka.clients import consumer_lag
 from shared.kafka.dlq import send_to_dlq
 from shared.rejection import Rejected
@@ -54,12 +54,11 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
             if record.offset < self.applied.get(record.partition, 0):
                 continue  # already applied: a redelivery after a crash or rebalance
             positions[record.partition] = record.offset + 1
-            parsed = parse_consent_event(record.value)
-            if isinstance(parsed, Rejected):
-                rejects.append((record, parsed))
+            logged = logged_event(record)
+            if isinstance(logged, Rejected):
+                rejects.append((record, logged))
                 continue
-            log_time = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-            fresh.append(LoggedEvent.from_log(parsed, log_time, record.partition, record.offset))
+            fresh.append(logged)
         if rejects:
             # DLQ first: the source offset is only tracked once the reject is durable.
             await send_to_dlq(self.producer, rejects)

@@ -1,13 +1,13 @@
 """The consent schema in PostgreSQL: events (append-only), subjects, tracking."""
 
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from services.consent.columns import event_columns, subject_columns
-from shared.consent.event_identity import is_redelivery
+from shared.consent.event_identity import Conflict, Recorded, conflicts, split_inserted
 from shared.consent.fold import fold_onto, fold_subjects
+from shared.consent.fold_plan import by_subject, plan_folds
 from shared.consent.state import LoggedEvent, OrderKey, SubjectState
 from shared.contract.events import ConsentEvent
 from shared.topics import CONSENT_EVENTS
@@ -75,15 +75,6 @@ def to_logged(row: Any) -> LoggedEvent:
     )
 
 
-@dataclass(frozen=True)
-class Conflict:
-    """A record whose event_id the log recorded first with another payload."""
-
-    again: LoggedEvent
-    first_partition: int
-    first_offset: int
-
-
 # Dead-letters the conflicts inside the transaction that skips them: the
 # positions are only tracked once their DLQ copies are durable.
 OnConflicts = Callable[[list[Conflict]], Awaitable[None]]
@@ -139,12 +130,12 @@ class ConsentStore:
                 rows = await conn.fetch(
                     _INSERT_EVENTS_RETURNING_IDS, *event_columns(topic, in_order)
                 )
-                fresh = _first_of_inserted(in_order, {row["event_id"] for row in rows})
-                conflicts = await _conflicts(conn, in_order, fresh)
-                if conflicts and on_conflicts is not None:
-                    await on_conflicts(conflicts)
+                fresh, repeated = split_inserted(in_order, {row["event_id"] for row in rows})
+                found = await _conflicting(conn, repeated)
+                if found and on_conflicts is not None:
+                    await on_conflicts(found)
             if fresh:
-                folded = await _folded(conn, fresh)
+                folded = await _fold_fresh(conn, fresh)
                 await conn.execute(UPSERT_SUBJECTS, *subject_columns(folded))
             await conn.execute(_ADVANCE_TRACKING, topic, list(positions), list(positions.values()))
             await conn.execute(f"NOTIFY {TRACKING_CHANNEL}")
@@ -171,51 +162,45 @@ class ConsentStore:
         )
 
 
-async def _folded(conn: Any, fresh: Sequence[LoggedEvent]) -> list[Folded]:
-    """The states of the subjects `fresh` (just inserted) is about, folded on from
-    the stored state where every fresh event sorts after it, else from the history."""
-    by_subject: dict[str, list[LoggedEvent]] = defaultdict(list)
-    for logged in fresh:
-        by_subject[logged.event.subject].append(logged)
-    subjects = sorted(by_subject)
+async def _fold_fresh(conn: Any, fresh: Sequence[LoggedEvent]) -> list[Folded]:
+    """Lock the subjects `fresh` (just inserted) is about, load what `plan_folds`
+    needs and return their new states."""
+    new_events = by_subject(fresh)
+    subjects = sorted(new_events)
     # Another instance may refold a subject at once (its events in our partition too):
     # per-subject locks, in one order, make each see the other's commit.
     await conn.execute(_LOCK_SUBJECTS, subjects)
-    folded: list[Folded] = []
-    refold: list[str] = []
-    for row in await conn.fetch(_STORED_STATES, subjects):
-        subject, through = row["subject"], _through(row)
-        later = by_subject.pop(subject)
-        keys = [e.order_key() for e in later]
-        if through is None or min(keys) <= through:
-            refold.append(subject)  # a late event sorts inside the history
-            continue
-        state = fold_onto(SubjectState.model_validate_json(row["state"]), later)
-        folded.append(Folded(state, max(keys), False))
-    refold.extend(by_subject)  # no stored state yet
+    stored = {row["subject"]: row for row in await conn.fetch(_STORED_STATES, subjects)}
+    fold_on, refold = plan_folds({s: _through(row) for s, row in stored.items()}, new_events)
+    folded = [
+        Folded(
+            fold_onto(SubjectState.model_validate_json(stored[s]["state"]), on.events),
+            on.through,
+            False,
+        )
+        for s, on in fold_on.items()
+    ]
     if refold:
         folded.extend(fold_rows(await conn.fetch(_HISTORIES, refold)).values())
     return folded
 
 
-async def _conflicts(
-    conn: Any, events: Sequence[LoggedEvent], inserted: Sequence[LoggedEvent]
-) -> list[Conflict]:
-    """The events not inserted whose event_id the table holds with another payload
+async def _conflicting(conn: Any, repeated: Sequence[LoggedEvent]) -> list[Conflict]:
+    """The records not inserted whose event_id the table holds with another payload
     (the table, in this transaction, holds the ones just inserted too)."""
-    kept = {id(e) for e in inserted}
-    repeated = [e for e in events if id(e) not in kept]
     if not repeated:
         return []
     ids = sorted({e.event.event_id for e in repeated})
-    first = {row["event_id"]: row for row in await conn.fetch(_RECORDED_WITH_IDS, ids)}
-    found = []
-    for again in repeated:
-        row = first[again.event.event_id]
-        recorded = ConsentEvent.model_validate_json(row["payload"])
-        if not is_redelivery(recorded, row["clamped"], again.event, again.clamped):
-            found.append(Conflict(again, row["partition"], row["offset"]))
-    return found
+    recorded = {
+        row["event_id"]: Recorded(
+            ConsentEvent.model_validate_json(row["payload"]),
+            row["clamped"],
+            row["partition"],
+            row["offset"],
+        )
+        for row in await conn.fetch(_RECORDED_WITH_IDS, ids)
+    }
+    return conflicts(repeated, recorded)
 
 
 def _through(row: Any) -> OrderKey | None:
@@ -227,14 +212,3 @@ def _through(row: Any) -> OrderKey | None:
         row["through_partition"],
         row["through_offset"],
     )
-
-
-def _first_of_inserted(events: Sequence[LoggedEvent], inserted: set[str]) -> list[LoggedEvent]:
-    """The events the insert kept: per inserted event_id, its first record in `events`."""
-    pending = set(inserted)
-    kept: list[LoggedEvent] = []
-    for logged in events:
-        if logged.event.event_id in pending:
-            pending.discard(logged.event.event_id)
-            kept.append(logged)
-    return kept

@@ -1,14 +1,16 @@
 """The fold of a subject's history into its state (`fold_subject`, `fold_onto`,
 `fold_subjects`), and `evolve`, one step of it."""
 
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from operator import itemgetter
 
+from shared.consent.event_identity import event_id_of
+from shared.consent.fold_plan import by_subject
 from shared.consent.state import Grant, LoggedEvent, OrderKey, Revocation, SubjectState
 from shared.contract.events import ConsentEvent, EventType
 from shared.contract.purposes import Purpose
+from shared.kafka.log_order import first_per_id
 
 _ALL_PURPOSES = frozenset(Purpose)
 _NO_HISTORY = SubjectState(subject="")
@@ -30,11 +32,8 @@ def fold_onto(state: SubjectState, later: Iterable[LoggedEvent]) -> SubjectState
 def fold_subjects(events: Iterable[LoggedEvent]) -> dict[str, tuple[SubjectState, OrderKey]]:
     """The events of many subjects, each subject's history folded on its own; with
     each state, the order key of the latest event folded into it."""
-    histories: dict[str, list[LoggedEvent]] = defaultdict(list)
-    for logged in events:
-        histories[logged.event.subject].append(logged)
     folded: dict[str, tuple[SubjectState, OrderKey]] = {}
-    for subject, history in histories.items():
+    for subject, history in by_subject(events).items():
         state, through = _fold(_Folding.empty(subject), history)
         if through is not None:  # a history holds at least one event
             folded[subject] = (state, through)
@@ -48,9 +47,7 @@ def _fold(
     event applied (None: none was)."""
     # An event_id seen before is ignored (contract section 2): "before" is log
     # order, so a reused id can never displace the record that came first.
-    first: dict[str, LoggedEvent] = {}
-    for logged in sorted(later, key=LoggedEvent.log_key):
-        first.setdefault(logged.event.event_id, logged)
+    first = first_per_id(later, event_id_of)
     # Each order key is computed once; sorting on it alone keeps log order on ties.
     keyed = sorted(((logged.order_key(), logged) for logged in first.values()), key=_KEY)
     for _, logged in keyed:

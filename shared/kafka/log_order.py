@@ -1,0 +1,51 @@
+"""Where a record stands in the log, and the first record per id in that order:
+the log decides which of two records carrying one id counts (the projection's
+table, the rebuild, the fold and the audit keep the same one)."""
+
+from collections.abc import Callable, Hashable, Iterable
+from datetime import UTC, datetime
+from operator import attrgetter
+from typing import Protocol, TypeVar
+
+
+class _AtPosition(Protocol):
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+class LogRecord(_AtPosition, Protocol):
+    """What is read of a Kafka record (aiokafka's ConsumerRecord is one)."""
+
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int: ...
+
+
+class Positioned(_AtPosition, Protocol):
+    """A value read from the log, with its broker time and position."""
+
+    @property
+    def log_time(self) -> datetime: ...
+
+
+_P = TypeVar("_P", bound=Positioned)
+_K = TypeVar("_K", bound=Hashable)
+
+# Log order across partitions: the broker's time, then the position.
+_LOG_ORDER = attrgetter("log_time", "partition", "offset")
+
+
+def broker_time(record: LogRecord) -> datetime:
+    """The record's broker timestamp (milliseconds since the epoch) as an aware datetime."""
+    return datetime.fromtimestamp(record.timestamp / 1000, UTC)
+
+
+def first_per_id(records: Iterable[_P], id_of: Callable[[_P], _K]) -> dict[_K, _P]:
+    """Per id, the record that comes first in log order; the dict lists them in log order."""
+    first: dict[_K, _P] = {}
+    for record in sorted(records, key=_LOG_ORDER):
+        first.setdefault(id_of(record), record)
+    return first
