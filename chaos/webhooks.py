@@ -2,8 +2,6 @@
 (X-Hub-Signature-256), and POSTed again, byte for byte, until answered 200."""
 
 import asyncio
-import hashlib
-import hmac
 import time
 from typing import Any
 
@@ -11,44 +9,12 @@ import httpx
 import orjson
 
 from chaos.history import Reply
+from tests.support import webhooks
 
 
 def text_webhook(wa_id: str, text: str, message_id: str, timestamp: int) -> dict[str, Any]:
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "102290129340398",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": "15550783881",
-                                "phone_number_id": "106540352242922",
-                            },
-                            "contacts": [{"profile": {"name": "Chaos"}, "wa_id": wa_id}],
-                            "messages": [
-                                {
-                                    "from": wa_id,
-                                    "id": message_id,
-                                    "timestamp": str(timestamp),
-                                    "type": "text",
-                                    "text": {"body": text},
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
-
-
-def signature_headers(raw: bytes, secret: bytes) -> dict[str, str]:
-    signature = hmac.new(secret, raw, hashlib.sha256).hexdigest()
-    return {"X-Hub-Signature-256": f"sha256={signature}", "Content-Type": "application/json"}
+    """One text message from `wa_id`, shaped as the tests' and benchmarks' webhooks."""
+    return webhooks.text_webhook(wa_id, text, message_id, name="Chaos", timestamp=str(timestamp))
 
 
 class WebhookSender:
@@ -67,7 +33,7 @@ class WebhookSender:
                 reply.subject.lstrip("+"), reply.text, reply.message_id, int(reply.first_sent_at)
             )
         )
-        headers = signature_headers(raw, self.secret)
+        headers = webhooks.signature_headers(raw, self.secret)
         deadline = time.monotonic() + give_up_after
         attempt = 0
         while True:
