@@ -11,7 +11,7 @@ from chaos.latency import (
     stop_to_enforced_during_faults,
     stop_to_enforced_outside_faults,
 )
-from chaos.observed import LoggedDecision, Observed
+from chaos.observed import CommandResult, LoggedDecision, Observed
 from chaos.verdicts import Verdict
 from shared.phone import mask_phone
 
@@ -180,20 +180,18 @@ def at_most_one_send(history: History, observed: Observed) -> Verdict:
 
 
 def projection_equals_rebuild(history: History, observed: Observed) -> Verdict:
-    result = observed.rebuild
-    return Verdict(
-        PROJECTION_EQUALS_REBUILD,
-        f"rebuild --verify exit {result.exit_code}" if result else "rebuild --verify not run",
-        result is not None and result.exit_code == 0,
-        result.tail.splitlines()[-5:] if result and result.exit_code else [],
-    )
+    return _exited_0(PROJECTION_EQUALS_REBUILD, "rebuild --verify", observed.rebuild)
 
 
 def audit_clean(history: History, observed: Observed) -> Verdict:
-    result = observed.audit
+    return _exited_0(AUDIT_CLEAN, "python -m services.audit", observed.audit)
+
+
+def _exited_0(name: str, command: str, result: CommandResult | None) -> Verdict:
+    """Held when `command` ran and exited 0; else the last lines it printed."""
     return Verdict(
-        AUDIT_CLEAN,
-        f"python -m services.audit exit {result.exit_code}" if result else "audit not run",
+        name,
+        f"{command} exit {result.exit_code}" if result else f"{command} not run",
         result is not None and result.exit_code == 0,
         result.tail.splitlines()[-5:] if result and result.exit_code else [],
     )
