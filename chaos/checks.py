@@ -98,10 +98,15 @@ def _sends_after(
         event = observed.reply_events.get(stop.message_id)
         start = next_start(history.replies, stop)
         closes = start.acked_at if start is not None and start.acked_at else math.inf
+        opted_in = observed.reply_events.get(start.message_id) if start is not None else None
         logged_at = event.visible_at if event is not None else stop.acked_at
         confirmed = False
         for d in sorted(dispatched.get(stop.subject, []), key=lambda d: d.decided_at):
             if not stop.acked_at < d.decided_at < closes:
+                continue
+            if opted_in is not None and d.saw(opted_in.partition, opted_in.offset):
+                # decided_at is read before the fence: a dispatcher paused between
+                # the two decided on a state that already held the user's START.
                 continue
             its_confirmation = (
                 event is not None

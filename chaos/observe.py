@@ -84,7 +84,14 @@ def _decision(body: Any) -> LoggedDecision | None:
         reason=str(body.get("reason")),
         decided_at=datetime.fromisoformat(body["decided_at"]).timestamp(),
         opt_out_event_id=body.get("opt_out_event_id"),
+        fence=_fence(body.get("fence")),
     )
+
+
+def _fence(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(p): o for p, o in value.items() if isinstance(o, int)}
 
 
 def _reply_event(record: ConsumerRecord, tails: LiveTails, read_at: float) -> ReplyEvent | None:
@@ -103,6 +110,8 @@ def _reply_event(record: ConsumerRecord, tails: LiveTails, read_at: float) -> Re
         appended_at=record.timestamp / 1000,
         # Not seen live (the watcher missed it): the latest it can have been visible.
         visible_at=tails.reply_seen.get(message_id, read_at),
+        partition=record.partition,
+        offset=record.offset,
     )
 
 

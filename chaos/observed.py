@@ -14,6 +14,13 @@ class LoggedDecision:
     reason: str
     decided_at: float
     opt_out_event_id: str | None = None
+    # The consent.events.v1 end offsets the dispatcher waited for: it decided on
+    # every event below them, however long after decided_at it read them.
+    fence: dict[str, int] = field(default_factory=dict)
+
+    def saw(self, partition: int, offset: int) -> bool:
+        """True when the event at that position was below the decision's fence."""
+        return self.fence.get(str(partition), 0) > offset
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,8 @@ class ReplyEvent:
     event_id: str
     appended_at: float  # the broker's LogAppendTime
     visible_at: float  # first seen by a read_committed reader of the log: acknowledged by then
+    partition: int = -1  # its position on consent.events.v1
+    offset: int = -1
 
 
 @dataclass(frozen=True)

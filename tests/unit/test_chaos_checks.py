@@ -219,6 +219,22 @@ def test_a_send_after_a_later_start_is_allowed() -> None:
     assert verdict(history, observed, NOTHING_SENT_AFTER_OPT_OUT).held is True
 
 
+def test_a_send_whose_fence_holds_the_later_start_is_allowed() -> None:
+    """Found by make test: the dispatcher took decided_at, was SIGSTOPped for 15 s,
+    and then read its fence and the state, which held the user's START by then."""
+    history, observed = given()
+    history.replies.append(Reply("wamid.start", ALICE, "START", START, T0 + 40, T0 + 40.1))
+    observed.reply_events["wamid.start"] = ReplyEvent(
+        "wamid.start", "OptedIn", ALICE, "ev-alice-in", T0 + 40.1, T0 + 40.2, 2, 30
+    )
+    paused = replace(decided("r-paused", ALICE, T0 + 15), fence={"0": 12, "2": 31})
+    blind = replace(decided("r-blind", ALICE, T0 + 16), fence={"0": 12, "2": 30})
+    observed.decisions.append(paused)
+    assert verdict(history, observed, NOTHING_SENT_AFTER_OPT_OUT).held is True
+    observed.decisions.append(blind)
+    assert verdict(history, observed, NOTHING_SENT_AFTER_OPT_OUT).held is False
+
+
 def test_a_request_sent_twice_on_outbound_is_reported() -> None:
     history, observed = given()
     observed.outbound["r-before"] += 1
