@@ -25,7 +25,7 @@ VENV_STAMP := $(VENV)/.pyproject.sha256
 LOCAL := $(ROOT)/deploy/local
 # The Python folders that exist (git keeps no empty folder, and ruff fails on
 # a missing path).
-PY_DIRS = $(notdir $(wildcard $(addprefix $(ROOT)/,shared services tests bench chaos deploy)))
+PY_DIRS = $(notdir $(wildcard $(addprefix $(ROOT)/,shared services tests bench chaos demo deploy)))
 
 # Prefixes for the commands that talk to Kafka or PostgreSQL: unless given,
 # the address of the local instance, from the script that runs it, and for
@@ -114,7 +114,7 @@ test: deps infra-up lint typecheck
 
 # The scripted story on the running system (make up first if it is not running).
 demo: up
-	@cd "$(ROOT)" && $(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m services.audit.demo
+	@cd "$(ROOT)" && $(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m demo
 
 # Replays the log; ARGS="--since 2026-11-27T00:00:00Z --subject +79161234567 --out DIR".
 audit: infra-up

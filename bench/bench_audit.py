@@ -32,13 +32,13 @@ from bench.figures import Report, base_parser, sized
 from services.audit.history import AuditPolicy, History, LoggedDecision, LoggedRequest
 from services.audit.recompute import audit
 from services.audit.replay import Topics
-from services.audit.views import RecordedFacts
 from shared.consent.fold import fold_subject
 from shared.consent.state import LoggedEvent, SubjectState
 from shared.contract.decisions import DispatchDecision
 from shared.contract.events import ConsentEvent, EventType
 from shared.contract.purposes import Purpose
 from shared.contract.requests import SendRequest
+from shared.dispatch.facts import DispatchFacts
 from shared.dispatch.rules import FrequencyPolicy, decide_send
 
 PURPOSES = [p.value for p in Purpose]
@@ -102,7 +102,7 @@ def generate(decisions: int, seed: int = 6_3) -> Generated:
     history = History()
     logs: dict[int, list[LoggedEvent]] = {}
     states: dict[int, SubjectState] = {}
-    facts = RecordedFacts(frequency)
+    facts = DispatchFacts(frequency)
     ends = [0] * PARTITIONS
     fence: dict[str, int] = {str(p): 0 for p in range(PARTITIONS)}
     offsets = {"r": 0, "d": 0}

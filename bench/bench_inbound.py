@@ -46,7 +46,7 @@ from bench.private import (
 from bench.processes import ROOT, BenchProcess
 from services.inbound.domain.classifier import classify_reply
 from shared.settings import CommonSettings
-from shared.topics import CONSENT_EVENTS, MESSAGE_REQUESTS, WHATSAPP_INBOUND, dlq
+from shared.topics import CONSENT_EVENTS, MESSAGES_REQUESTS, WHATSAPP_INBOUND, dlq
 from tests.support.webhooks import signature_headers, text_webhook
 
 HOST = "127.0.0.1"
@@ -153,7 +153,7 @@ async def bench_webhooks(
     settings = CommonSettings()
     rid = run_id()
     prefix = topic_prefix(rid)
-    names = {t: prefixed(prefix, t) for t in (WHATSAPP_INBOUND, CONSENT_EVENTS, MESSAGE_REQUESTS)}
+    names = {t: prefixed(prefix, t) for t in (WHATSAPP_INBOUND, CONSENT_EVENTS, MESSAGES_REQUESTS)}
     specs = [TopicSpec(name) for name in names.values()] + [TopicSpec(dlq(names[WHATSAPP_INBOUND]))]
     secret = f"bench-secret-{rid}"
     group = f"bench-{rid}-inbound"

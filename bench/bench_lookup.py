@@ -10,7 +10,7 @@ of the keys find no row. Each side looks up the same --keys keys, one query at a
 time on a pool as the dispatcher's (`shared.db.pool.open_pool`, jsonb decoded by
 orjson), in two forms: the rows only, and the rows made SubjectState models as the
 dispatcher makes them. A fifth side is the dispatcher's own read as it stands
-(`DispatcherStore.states_with_positions`: the same query and the tracking
+(`GateStore.states_with_positions`: the same query and the tracking
 positions, in one read-only REPEATABLE READ transaction). The sides alternate,
 reversed every other round; medians.
 """
@@ -25,7 +25,7 @@ from typing import Any
 from bench.consent_seed import phones, seed_subjects
 from bench.figures import Report, base_parser, median, sized, spread
 from bench.private import private_database
-from services.dispatcher.store import DispatcherStore
+from services.dispatcher.gate.store import GateStore
 from shared.consent.state import SubjectState
 from shared.db.pool import open_pool
 from shared.settings import CommonSettings
@@ -38,7 +38,7 @@ Side = Callable[[list[str]], Awaitable[int]]
 
 
 def sides(pool: Any, batch: int) -> dict[str, Side]:
-    store = DispatcherStore(pool)
+    store = GateStore(pool)
 
     async def batched_rows(keys: list[str]) -> int:
         return sum(

@@ -61,7 +61,7 @@ from shared.contract.purposes import Purpose
 from shared.db.pool import open_pool
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import durable_producer, group_consumer
-from shared.kafka.provision import EVENT_LOG_CONFIGS
+from shared.kafka.topic_specs import EVENT_LOG_CONFIGS
 from shared.service_runner import tune_cyclic_gc
 from shared.topics import dlq
 

@@ -14,7 +14,7 @@ from bench.consent_seed import phones, seed_subjects
 from bench.figures import Report
 from bench.kafka_io import Record, produce_bulk
 from bench.private import TopicSpec, prefixed, topic_ends, topic_prefix
-from shared.topics import CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGE_REQUESTS, MESSAGES_OUTBOUND
+from shared.topics import CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_OUTBOUND, MESSAGES_REQUESTS
 from shared.topics import dlq as dlq_of
 
 PURPOSES = ("event_reminder",) * 8 + ("registration_confirmation", "educational_material")
@@ -37,8 +37,8 @@ class Topics:
         prefix = topic_prefix(rid)
         return cls(
             prefix,
-            requests=prefixed(prefix, MESSAGE_REQUESTS),
-            decisions=prefixed(prefix, DISPATCH_DECISIONS),
+            requests=prefixed(prefix, MESSAGES_REQUESTS),
+            decisions=prefixed(prefix, MESSAGES_DECISIONS),
             outbound=prefixed(prefix, MESSAGES_OUTBOUND),
             consent=prefixed(prefix, CONSENT_EVENTS),
             scratch=f"{prefix}scratch",

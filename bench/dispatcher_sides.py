@@ -60,9 +60,9 @@ def retried_produces(process: BenchProcess) -> int:
 # Whose coroutine methods bench.isolated_service times (a few µs per call, per batch).
 STAGES = ",".join(
     [
-        "services.dispatcher.gate:Gate",
-        "services.dispatcher.store:DispatcherStore",
-        "services.dispatcher.fence:Fence",
+        "services.dispatcher.gate.handler:Gate",
+        "services.dispatcher.gate.store:GateStore",
+        "services.dispatcher.gate.fence:Fence",
     ]
 )
 

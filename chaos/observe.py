@@ -20,9 +20,9 @@ from shared.kafka.clients import end_offsets
 from shared.topics import (
     CONSENT_EVENTS,
     CONSUMED,
-    DISPATCH_DECISIONS,
-    MESSAGE_REQUESTS,
+    MESSAGES_DECISIONS,
     MESSAGES_OUTBOUND,
+    MESSAGES_REQUESTS,
     dlq,
 )
 
@@ -130,9 +130,9 @@ def _dead_letter(record: ConsumerRecord) -> DeadLetter | None:
 
 async def read_log(bootstrap: str, tails: LiveTails, observed: Observed, read_at: float) -> None:
     dlqs = [dlq(topic) for topic in CONSUMED]
-    topics = [CONSENT_EVENTS, MESSAGE_REQUESTS, DISPATCH_DECISIONS, MESSAGES_OUTBOUND, *dlqs]
+    topics = [CONSENT_EVENTS, MESSAGES_REQUESTS, MESSAGES_DECISIONS, MESSAGES_OUTBOUND, *dlqs]
     records = await read_topics(bootstrap, topics)
-    for record in records[DISPATCH_DECISIONS]:
+    for record in records[MESSAGES_DECISIONS]:
         if (decision := _decision(_json(record.value))) is not None:
             observed.decisions.append(decision)
     for record in records[MESSAGES_OUTBOUND]:
@@ -140,7 +140,7 @@ async def read_log(bootstrap: str, tails: LiveTails, observed: Observed, read_at
     for record in records[CONSENT_EVENTS]:
         if (event := _reply_event(record, tails, read_at)) is not None:
             observed.reply_events.setdefault(event.message_id, event)
-    for record in records[MESSAGE_REQUESTS]:
+    for record in records[MESSAGES_REQUESTS]:
         body = _json(record.value)
         request_id = body.get("request_id") if isinstance(body, dict) else None
         if isinstance(request_id, str) and 1 <= len(request_id) <= 128:

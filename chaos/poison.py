@@ -17,7 +17,7 @@ import orjson
 from chaos.history import History, PoisonRecord, RequestKind, SentRequest
 from chaos.producer import RetryingProducer
 from chaos.webhooks import text_webhook
-from shared.topics import CONSENT_EVENTS, MESSAGE_REQUESTS, WHATSAPP_INBOUND
+from shared.topics import CONSENT_EVENTS, MESSAGES_REQUESTS, WHATSAPP_INBOUND
 
 _DEEP = "__chaos_deep__"
 NEAR_1_MIB = 900_000
@@ -72,7 +72,7 @@ def _event(name: str, subject: str, value: bytes) -> Poison:
 
 def _send(name: str, recipient: str, body: dict[str, Any], value: bytes | None = None) -> Poison:
     raw = value if value is not None else orjson.dumps(body)
-    return Poison(name, MESSAGE_REQUESTS, recipient.encode(), raw, body["request_id"])
+    return Poison(name, MESSAGES_REQUESTS, recipient.encode(), raw, body["request_id"])
 
 
 def _webhook(subject: str, levels: int) -> Poison:
@@ -123,7 +123,7 @@ def poison_kinds(subject: str, recipient: str) -> list[Callable[[], Poison]]:
             "grant_invalid_utf8", subject, b'{"type": "ConsentGranted", "x": "\xff\xfe"}'
         ),
         lambda: Poison(
-            "request_invalid_utf8", MESSAGE_REQUESTS, None, b'{"recipient": "\xc3\x28"}'
+            "request_invalid_utf8", MESSAGES_REQUESTS, None, b'{"recipient": "\xc3\x28"}'
         ),
         lambda: Poison(
             "webhook_invalid_utf8", WHATSAPP_INBOUND, None, b'{"entry": "\xed\xa0\x80"}'

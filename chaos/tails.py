@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from shared.kafka.clients import end_offsets
-from shared.topics import CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGE_REQUESTS
+from shared.topics import CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_REQUESTS
 
 
 def _json(value: bytes | None) -> Any:
@@ -41,7 +41,7 @@ class LiveTails:
     async def __aenter__(self) -> "LiveTails":
         await self.consumer.start()
         partitions = []
-        for topic in (CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGE_REQUESTS):
+        for topic in (CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_REQUESTS):
             ends = await end_offsets(self.consumer, topic)
             partitions += [TopicPartition(topic, p) for p in sorted(ends)]
         self.consumer.assign(partitions)
@@ -76,10 +76,10 @@ class LiveTails:
         if not isinstance(body, dict):
             return
         request_id = body.get("request_id")
-        if topic == DISPATCH_DECISIONS and isinstance(request_id, str):
+        if topic == MESSAGES_DECISIONS and isinstance(request_id, str):
             self.decided.setdefault(request_id, now)
             return
-        if topic == MESSAGE_REQUESTS:
+        if topic == MESSAGES_REQUESTS:
             if isinstance(request_id, str) and 1 <= len(request_id) <= 128:
                 self.requested.add(request_id)
             return

@@ -19,7 +19,7 @@ from chaos.producer import RetryingProducer
 from chaos.webhooks import WebhookSender
 from shared.contract.purposes import Purpose
 from shared.phone import InvalidPhoneNumberError, normalize_phone
-from shared.topics import CONSENT_EVENTS, MESSAGE_REQUESTS
+from shared.topics import CONSENT_EVENTS, MESSAGES_REQUESTS
 
 SOURCES = ("event_registration", "notification_subscription", "website_form")
 REQUEST_PURPOSES = {
@@ -111,7 +111,7 @@ class Traffic:
             }
         )
         sent.sends += 1
-        ack = await self.producer.send(MESSAGE_REQUESTS, recipient.encode(), value)
+        ack = await self.producer.send(MESSAGES_REQUESTS, recipient.encode(), value)
         if ack is not None:
             sent.acked_at = sent.acked_at or ack.at
             self.resendable.append((recipient.encode(), value, sent.request_id))
@@ -124,7 +124,7 @@ class Traffic:
             return
         key, value, request_id = self.rng.choice(self.resendable)
         self.history.requests[request_id].sends += 1
-        await self.producer.send(MESSAGE_REQUESTS, key, value)
+        await self.producer.send(MESSAGES_REQUESTS, key, value)
 
     async def reply(self, subject: str, kind: str, text: str) -> None:
         reply = Reply(f"wamid.chaos.{uuid.uuid4().hex}", subject, text, kind, time.time())

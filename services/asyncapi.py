@@ -32,9 +32,9 @@ from shared.contract.requests import SendRequest
 from shared.contract.schemas import command_line, sync_files
 from shared.topics import (
     CONSENT_EVENTS,
-    DISPATCH_DECISIONS,
-    MESSAGE_REQUESTS,
+    MESSAGES_DECISIONS,
     MESSAGES_OUTBOUND,
+    MESSAGES_REQUESTS,
     WHATSAPP_INBOUND,
     dlq,
 )
@@ -110,7 +110,7 @@ def inbound_broker() -> KafkaBroker:
     )
     _publishes(
         broker,
-        MESSAGE_REQUESTS,
+        MESSAGES_REQUESTS,
         SendRequest,
         "One opt_out_confirmation request per OptedOut, in the reply's language.",
         key="recipient, E.164",
@@ -142,7 +142,7 @@ def dispatcher_broker() -> KafkaBroker:
     broker = _spec_broker()
 
     @broker.subscriber(
-        MESSAGE_REQUESTS,
+        MESSAGES_REQUESTS,
         group_id="dispatcher",
         description="Key: recipient, E.164. Exactly one decision per distinct request_id, "
         "taken after the freshness fence over every partition of consent.events.v1. "
@@ -161,12 +161,12 @@ def dispatcher_broker() -> KafkaBroker:
     )
     _publishes(
         broker,
-        DISPATCH_DECISIONS,
+        MESSAGES_DECISIONS,
         DispatchDecision,
         f"Exactly one per distinct request_id; header request_id. {READ_COMMITTED}",
         key="recipient, E.164 (for invalid_request: the request record's own key, if any)",
     )
-    _dead_letters(broker, MESSAGE_REQUESTS)
+    _dead_letters(broker, MESSAGES_REQUESTS)
     return broker
 
 

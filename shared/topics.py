@@ -11,19 +11,19 @@ PREFIX: Final = os.environ.get("KAFKA_TOPIC_PREFIX", "")
 
 WHATSAPP_INBOUND: Final = PREFIX + "whatsapp.inbound.v1"
 CONSENT_EVENTS: Final = PREFIX + "consent.events.v1"
-MESSAGE_REQUESTS: Final = PREFIX + "messages.requests.v1"
+MESSAGES_REQUESTS: Final = PREFIX + "messages.requests.v1"
 MESSAGES_OUTBOUND: Final = PREFIX + "messages.outbound.v1"
-DISPATCH_DECISIONS: Final = PREFIX + "messages.decisions.v1"
+MESSAGES_DECISIONS: Final = PREFIX + "messages.decisions.v1"
 
 # Topics a service of ours consumes; each gets a dead-letter companion
 # (messages.outbound.v1 is consumed by the dispatcher's optional sender).
-CONSUMED: Final = (WHATSAPP_INBOUND, CONSENT_EVENTS, MESSAGE_REQUESTS, MESSAGES_OUTBOUND)
+CONSUMED: Final = (WHATSAPP_INBOUND, CONSENT_EVENTS, MESSAGES_REQUESTS, MESSAGES_OUTBOUND)
 ALL: Final = (
     WHATSAPP_INBOUND,
     CONSENT_EVENTS,
-    MESSAGE_REQUESTS,
+    MESSAGES_REQUESTS,
     MESSAGES_OUTBOUND,
-    DISPATCH_DECISIONS,
+    MESSAGES_DECISIONS,
 )
 
 

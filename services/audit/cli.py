@@ -16,9 +16,10 @@ from pathlib import Path
 from aiokafka.errors import KafkaError
 
 from services.audit.history import AuditPolicy
+from services.audit.page import write_report
 from services.audit.recompute import audit
 from services.audit.replay import Replayed, ReplayError, ReplayScope, Topics, replay
-from services.audit.report import AuditReport, Scope, build_report, console_summary, write_report
+from services.audit.report import AuditReport, Scope, build_report, console_summary
 from shared.dispatch.rules import FrequencyPolicy
 from shared.phone import InvalidPhoneNumberError, mask_phone, normalize_phone
 from shared.settings import CommonSettings, FrequencySettings

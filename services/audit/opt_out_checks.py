@@ -11,11 +11,12 @@ from datetime import timedelta
 from services.audit.decision_refs import decision_ref, verdict_text
 from services.audit.findings import EventRef, Finding, FindingKind, finding
 from services.audit.history import AuditPolicy, LoggedDecision, LoggedRequest
-from services.audit.views import RecordedFacts, SubjectLog
+from services.audit.subject_logs import SubjectLog
 from shared.consent.state import LoggedEvent
 from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.contract.events import EventType
 from shared.contract.purposes import OPT_OUT_CONFIRMATION
+from shared.dispatch.facts import DispatchFacts
 
 # Broker and dispatcher clocks may differ a little: where to start looking for
 # the first decision that saw an opt-out.
@@ -45,7 +46,7 @@ def _covers(decision: DispatchDecision, event: LoggedEvent) -> bool:
 def opt_out_breach(
     logged: LoggedDecision,
     subject: SubjectLog | None,
-    facts: RecordedFacts,
+    facts: DispatchFacts,
     ack_allowance: timedelta = timedelta(seconds=1),
 ) -> Finding | None:
     """Contract section 4: once an OptedOut is acknowledged, nothing is dispatched to

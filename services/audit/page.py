@@ -1,17 +1,13 @@
 """The HTML page of the audit report: one file that opens offline."""
 
-from __future__ import annotations
-
 from html import escape
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from services.audit.charts import Bar, bar_chart
 from services.audit.figures import LATENCY_BOUNDS
+from services.audit.findings import Finding
+from services.audit.report import HTML_NAME, JSON_NAME, AuditReport
 from shared.contract.decisions import Reason
-
-if TYPE_CHECKING:
-    from services.audit.findings import Finding
-    from services.audit.report import AuditReport
 
 _SHOWN_FINDINGS = 5000  # the JSON has them all
 
@@ -186,3 +182,12 @@ def render_html(report: AuditReport) -> str:
         f"<h2>Records read</h2>{read}"
         "</body></html>\n"
     )
+
+
+def write_report(report: AuditReport, out_dir: Path) -> tuple[Path, Path]:
+    """Writes the report as JSON and as its HTML page into out_dir."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = out_dir / JSON_NAME, out_dir / HTML_NAME
+    json_path.write_text(report.model_dump_json(indent=2), encoding="utf-8")
+    html_path.write_text(render_html(report), encoding="utf-8")
+    return json_path, html_path

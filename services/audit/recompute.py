@@ -13,18 +13,19 @@ before the fence and the states came from one snapshot), so its projection
 may run ahead of the fence, never behind it."""
 
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from services.audit.findings import DecisionRef, Finding, FindingKind, finding
 from services.audit.history import AuditPolicy, History, LoggedDecision, LoggedRequest
 from services.audit.opt_out_checks import OptOutOutcome, judge_opt_outs, opt_out_breach
 from services.audit.request_checks import judge_requests, mismatch_finding
-from services.audit.views import RecordedFacts, SubjectLog, subject_logs
+from services.audit.subject_logs import SubjectLog, subject_logs
 from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.contract.requests import SendRequest
-from shared.dispatch.facts import counts_toward_cap
+from shared.dispatch.facts import DispatchFacts, counts_toward_cap
 from shared.dispatch.rules import FrequencyPolicy, Verdict, decide_send
+from shared.kafka.log_order import first_per_id
 
 _INVALID = Verdict(decision=Decision.DROPPED, reason=Reason.INVALID_REQUEST)
 
@@ -55,8 +56,8 @@ class AuditResult:
 
 def audit(history: History, policy: AuditPolicy) -> AuditResult:
     subjects = subject_logs(history.events)
-    requests = first_requests(history.requests)
-    facts = RecordedFacts(policy.frequency.window)
+    requests = first_per_id(history.requests, attrgetter("request_id"))
+    facts = DispatchFacts(policy.frequency.window)
     result = AuditResult()
     by_request: dict[str, list[LoggedDecision]] = defaultdict(list)
     by_recipient: dict[str, list[LoggedDecision]] = defaultdict(list)
@@ -82,19 +83,11 @@ def audit(history: History, policy: AuditPolicy) -> AuditResult:
     return result
 
 
-def first_requests(records: Iterable[LoggedRequest]) -> dict[str, LoggedRequest]:
-    """request_id is the idempotency key: the first record in the log is the request."""
-    first: dict[str, LoggedRequest] = {}
-    for record in sorted(records, key=lambda r: (r.log_time, r.partition, r.offset)):
-        first.setdefault(record.request_id, record)
-    return first
-
-
 def _judge(
     logged: LoggedDecision,
     request: LoggedRequest | None,
     subject: SubjectLog | None,
-    facts: RecordedFacts,
+    facts: DispatchFacts,
     requests_complete: bool,
     result: AuditResult,
     policy: AuditPolicy,
@@ -149,7 +142,7 @@ def _recompute(
     logged: LoggedDecision,
     asked: SendRequest | None,
     subject: SubjectLog | None,
-    facts: RecordedFacts,
+    facts: DispatchFacts,
     frequency: FrequencyPolicy,
 ) -> tuple[Verdict, int, int]:
     """The verdict, the view it was computed on, and how many events past the fence

@@ -36,7 +36,7 @@ from shared.kafka.range_reader import (
 )
 from shared.phone import InvalidPhoneNumberError, normalize_phone
 from shared.rejection import Rejected
-from shared.topics import CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGE_REQUESTS
+from shared.topics import CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_REQUESTS
 
 _CHUNK = 10_000
 _PROGRESS_FROM = 50_000  # records: below this a replay is short, no bar unless asked
@@ -49,8 +49,8 @@ class ReplayError(RuntimeError):
 @dataclass(frozen=True)
 class Topics:
     events: str = CONSENT_EVENTS
-    requests: str = MESSAGE_REQUESTS
-    decisions: str = DISPATCH_DECISIONS
+    requests: str = MESSAGES_REQUESTS
+    decisions: str = MESSAGES_DECISIONS
 
 
 @dataclass(frozen=True)

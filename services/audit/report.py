@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict
 
 from services.audit import figures
 from services.audit.findings import Finding, Severity
-from services.audit.page import render_html
 from services.audit.recompute import AuditResult
 from shared.dispatch.rules import FrequencyPolicy
 
@@ -102,14 +101,6 @@ def build_report(
         exit_code=1 if failed else 0,
         findings=result.findings,
     )
-
-
-def write_report(report: AuditReport, out_dir: Path) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, html_path = out_dir / JSON_NAME, out_dir / HTML_NAME
-    json_path.write_text(report.model_dump_json(indent=2), encoding="utf-8")
-    html_path.write_text(render_html(report), encoding="utf-8")
-    return json_path, html_path
 
 
 def _seconds(value: float | None) -> str:

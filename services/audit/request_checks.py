@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from services.audit.decision_refs import decision_ref, verdict_text
 from services.audit.findings import EventRef, Finding, FindingKind, Severity, finding
 from services.audit.history import AuditPolicy, LoggedDecision, LoggedRequest
-from services.audit.views import SubjectLog
+from services.audit.subject_logs import SubjectLog
 from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.dispatch.rules import Verdict
 from shared.kafka.failures import UNPROCESSABLE

@@ -15,8 +15,9 @@ from services.consent.store import ConsentStore
 from shared.db.migrate import apply_migrations
 from shared.db.pool import open_pool
 from shared.http_ops import all_ready, broker_ready, database_ready, ops_router
-from shared.kafka.batch_consumer import BatchConsumer, RunningConsumer
+from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import durable_producer, group_consumer
+from shared.kafka.running_consumer import RunningConsumer
 from shared.service_runner import close_all, serve
 from shared.topics import CONSENT_EVENTS
 

@@ -10,18 +10,19 @@ from aiokafka.errors import ProducerFenced
 from fastapi import FastAPI
 
 from services.dispatcher import metrics
-from services.dispatcher.fence import Fence
-from services.dispatcher.gate import Gate
-from services.dispatcher.sender_runner import RunningSender, start_sender
+from services.dispatcher.gate.fence import Fence
+from services.dispatcher.gate.handler import Gate
+from services.dispatcher.gate.store import GateStore
+from services.dispatcher.sender.runner import RunningSender, start_sender
 from services.dispatcher.settings import DispatcherSettings
-from services.dispatcher.store import DispatcherStore
 from shared.db.migrate import apply_migrations
 from shared.db.pool import open_pool
 from shared.http_ops import all_ready, broker_ready, database_ready, ops_router
-from shared.kafka.batch_consumer import BatchConsumer, RunningConsumer
+from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import consumer_lag, durable_producer, group_consumer, offsets_reader
+from shared.kafka.running_consumer import RunningConsumer
 from shared.service_runner import close_all, serve
-from shared.topics import MESSAGE_REQUESTS
+from shared.topics import MESSAGES_REQUESTS
 
 
 @dataclass
@@ -64,7 +65,7 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await apply_migrations(settings.database_url)
         pool = await open_pool(settings.database_url, max_size=8)
-        store = DispatcherStore(pool)
+        store = GateStore(pool)
         # Kafka 4 answers a transactional produce from a pre-KIP-890 client (aiokafka)
         # with a retriable error while the previous transaction completes: retry
         # after 10 ms, not the default 100 ms (measured: transaction 17 -> 8 ms a batch).
@@ -85,7 +86,7 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
             settings.policy(),
         )
         loop = gate_loop(consumer, gate, pool, settings.max_batch)
-        consumer.subscribe([MESSAGE_REQUESTS], listener=loop.listener())
+        consumer.subscribe([MESSAGES_REQUESTS], listener=loop.listener())
         deciding = loop.start()
         sender = await start_sender(settings, pool) if settings.sender_enabled else None
         running.append(Running(pool, consumer, deciding, sender))

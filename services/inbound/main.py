@@ -11,13 +11,14 @@ from faststream.kafka import KafkaBroker
 
 from services.inbound.domain.classifier import DEFAULT_KEYWORDS, KeywordConfig, Language
 from services.inbound.domain.replies import DEFAULT_CONFIRMATIONS
-from services.inbound.replies import ReplyProcessor
+from services.inbound.reply_consumer import ReplyProcessor
 from services.inbound.settings import InboundSettings
 from services.inbound.webhook import webhook_router
 from shared.http_ops import broker_ready, ops_router
-from shared.kafka.batch_consumer import BatchConsumer, RunningConsumer
+from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import bootstrap_addresses, group_consumer
-from shared.kafka.provision import DLQ_MAX_MESSAGE_BYTES
+from shared.kafka.running_consumer import RunningConsumer
+from shared.kafka.topic_specs import DLQ_MAX_MESSAGE_BYTES
 from shared.service_runner import serve
 from shared.topics import WHATSAPP_INBOUND
 

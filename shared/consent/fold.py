@@ -116,17 +116,17 @@ class _Folding:
     def apply(self, event: ConsentEvent) -> None:
         match event.type:
             case EventType.CONSENT_GRANTED:
-                self._granted(event)
+                self._apply_grant(event)
             case EventType.CONSENT_REVOKED:
-                self._revoked(event)
+                self._apply_revocation(event)
             case EventType.OPTED_OUT:
-                self._opted_out(event)
+                self._apply_opt_out(event)
             case EventType.OPTED_IN:
-                self._opted_in(event.occurred_at)
+                self._apply_opt_in(event.occurred_at)
         self.last_event_id = event.event_id
         self.version += 1
 
-    def _granted(self, event: ConsentEvent) -> None:
+    def _apply_grant(self, event: ConsentEvent) -> None:
         # A grant newer than an opt-out is a fresh opt-in (contract section 2): it
         # ends the opt-out for the purposes it names; the others stay suspended
         # until an OptedIn restores them.
@@ -142,7 +142,7 @@ class _Folding:
             self.suspended.pop(purpose, None)
         self.opted_out = False
 
-    def _revoked(self, event: ConsentEvent) -> None:
+    def _apply_revocation(self, event: ConsentEvent) -> None:
         targets = _ALL_PURPOSES if event.purposes is None else event.purposes
         for purpose in targets:
             grant = self.grants.pop(purpose, None)
@@ -154,7 +154,7 @@ class _Folding:
                     grant=grant, revoked_at=event.occurred_at, event_id=event.event_id
                 )
 
-    def _opted_out(self, event: ConsentEvent) -> None:
+    def _apply_opt_out(self, event: ConsentEvent) -> None:
         # Clause 4.3: everything stops. A second opt-out keeps what the first suspended,
         # so that one later START restores the same purposes.
         self.suspended.update(self.grants)
@@ -163,7 +163,7 @@ class _Folding:
         self.opt_out_event_id = event.event_id
         self.opted_out_at = event.occurred_at
 
-    def _opted_in(self, moment: datetime) -> None:
+    def _apply_opt_in(self, moment: datetime) -> None:
         for purpose, grant in self.suspended.items():
             if not grant.expired_at(moment):
                 self.grants[purpose] = grant

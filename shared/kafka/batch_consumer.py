@@ -10,18 +10,19 @@ committing inside a Kafka transaction, isolating a poison record)."""
 
 import asyncio
 import functools
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from prometheus_client import Counter
 
 from shared.backoff import RetryPolicy
 from shared.kafka.between_batches import BetweenBatches
+from shared.kafka.consumer_metrics import BATCH_SPLITS, POISON_RECORDS
 from shared.kafka.failures import is_dependency_failure, unprocessable
+from shared.kafka.log_order import next_offsets
+from shared.kafka.poison_streak import PoisonStreak
+from shared.kafka.running_consumer import RunningConsumer
 from shared.rejection import Rejected
 
 log = structlog.get_logger(__name__)
@@ -33,17 +34,6 @@ BatchHandler = Callable[[Batch], Awaitable[None]]
 DeadLetter = Callable[[ConsumerRecord, Rejected], Awaitable[None]]
 # True when every dependency of the handler answers now.
 Probe = Callable[[], Awaitable[bool]]
-
-POISON_RECORDS = Counter(
-    "consumer_poison_records_total",
-    "Records that failed on their own with healthy dependencies, dead-lettered",
-    ["consumer"],
-)
-BATCH_SPLITS = Counter(
-    "consumer_batch_splits_total",
-    "Failed batches split in halves to find the records that fail on their own",
-    ["consumer"],
-)
 
 
 class BatchConsumer:
@@ -92,12 +82,7 @@ class BatchConsumer:
         self.dead_letter = dead_letter
         self.probe = probe
         self.poison_attempts = poison_attempts
-        # Records dead-lettered since the last one handled: past the limit, the
-        # loop blames itself rather than the records.
-        self.max_poison_streak = max_poison_streak
-        self.poison_streak = 0
-        self.poison_cooldown = poison_cooldown
-        self._streak_full_at: float | None = None
+        self.poison_streak = PoisonStreak(max_poison_streak, poison_cooldown)
         self.healthy = True
         self.failures = 0
         self._stopping = asyncio.Event()
@@ -114,7 +99,7 @@ class BatchConsumer:
     def stop(self) -> None:
         self._stopping.set()
 
-    def start(self) -> "RunningConsumer":
+    def start(self) -> RunningConsumer:
         """Runs the loop as a task named after it."""
         return RunningConsumer(self, asyncio.create_task(self.run(), name=self.name))
 
@@ -148,14 +133,14 @@ class BatchConsumer:
                 self.failures += 1
                 if self._stopping.is_set():
                     raise
-                if self.dead_letter is None or await self._dependency_failed(error):
+                if self.dead_letter is None or await self._is_dependency_failure(error):
                     # Transient or not, skipping would lose a record: back off, retry.
                     self._set_health(False)
                     log.exception("batch failed, retrying", consumer=self.name, attempt=attempt)
                     await asyncio.sleep(self.retry.delay(attempt))
                     attempt += 1
                     continue
-                if self._blaming_itself():
+                if self.poison_streak.blaming_itself():
                     # Record after record fails and none succeeds: the fault is likely
                     # the service's own (a bug, a bad deploy), and dead-lettering would
                     # only empty the topic into the DLQ. Fail closed for a while.
@@ -163,7 +148,7 @@ class BatchConsumer:
                     log.critical(
                         "every record fails with healthy dependencies, not isolating",
                         consumer=self.name,
-                        dead_lettered_in_a_row=self.poison_streak,
+                        dead_lettered_in_a_row=self.poison_streak.count,
                         error=f"{type(error).__name__}: {error}",
                     )
                     await asyncio.sleep(self.retry.delay(attempt))
@@ -191,24 +176,8 @@ class BatchConsumer:
                 return
             else:
                 self._set_health(True)
-                self.poison_streak = 0
-                self._streak_full_at = None
+                self.poison_streak.reset()
                 return
-
-    def _blaming_itself(self) -> bool:
-        """True while the poison streak is at its limit and its cool-down runs; a
-        streak whose cool-down has passed starts again, so that a run of hostile
-        records slows the loop down without stopping it."""
-        if self.poison_streak < self.max_poison_streak:
-            return False
-        now = time.monotonic()
-        if self._streak_full_at is None:
-            self._streak_full_at = now
-        if now - self._streak_full_at < self.poison_cooldown:
-            return True
-        self.poison_streak = 0
-        self._streak_full_at = None
-        return False
 
     async def _handle_owned(self, batch: Batch) -> None:
         async with self.in_flight:
@@ -217,7 +186,7 @@ class BatchConsumer:
                 return
             await self.handle(mine)
             if self.commit:
-                await self.consumer.commit(_next_offsets(mine))
+                await self.consumer.commit(next_offsets(mine))
 
     def _owned_records(self, batch: Batch) -> Batch:
         # A rebalance since the fetch (or between two attempts) may have given some
@@ -226,7 +195,7 @@ class BatchConsumer:
         owned = self.consumer.assignment() if self.owned is None else self.owned
         return [r for r in batch if TopicPartition(r.topic, r.partition) in owned]
 
-    async def _dependency_failed(self, error: Exception) -> bool:
+    async def _is_dependency_failure(self, error: Exception) -> bool:
         if is_dependency_failure(error):
             return True
         if self.probe is None:
@@ -244,8 +213,8 @@ class BatchConsumer:
             rejected = unprocessable(error)
             await self.dead_letter(record, rejected)
             if self.commit:
-                await self.consumer.commit(_next_offsets([record]))
-        self.poison_streak += 1
+                await self.consumer.commit(next_offsets([record]))
+        self.poison_streak.add_poison()
         POISON_RECORDS.labels(self.name).inc()
         log.error(
             "poison record dead-lettered",
@@ -284,30 +253,3 @@ class BatchConsumer:
         if healthy != self.healthy and self.on_health is not None:
             self.on_health(healthy)
         self.healthy = healthy
-
-
-@dataclass
-class RunningConsumer:
-    loop: BatchConsumer
-    task: "asyncio.Task[None]"
-
-    @property
-    def healthy(self) -> bool:
-        """The loop still runs and its last batch did not fail."""
-        return not self.task.done() and self.loop.healthy
-
-    async def stop(self, drain_seconds: float = 0.0) -> None:
-        """Ends the loop; with `drain_seconds`, a batch in progress may finish first."""
-        self.loop.stop()
-        if drain_seconds > 0:
-            await asyncio.wait({self.task}, timeout=drain_seconds)
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-
-
-def _next_offsets(batch: Batch) -> dict[TopicPartition, int]:
-    offsets: dict[TopicPartition, int] = {}
-    for record in batch:
-        tp = TopicPartition(record.topic, record.partition)
-        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
-    return offsets

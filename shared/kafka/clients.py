@@ -2,7 +2,7 @@
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared.kafka.provision import DLQ_MAX_MESSAGE_BYTES
+from shared.kafka.topic_specs import DLQ_MAX_MESSAGE_BYTES
 
 
 def bootstrap_addresses(bootstrap: str) -> list[str]:

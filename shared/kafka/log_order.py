@@ -7,12 +7,19 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Protocol, TypeVar
 
+from aiokafka import TopicPartition
+
 
 class _AtPosition(Protocol):
     @property
     def partition(self) -> int: ...
     @property
     def offset(self) -> int: ...
+
+
+class _InTopic(_AtPosition, Protocol):
+    @property
+    def topic(self) -> str: ...
 
 
 class LogRecord(_AtPosition, Protocol):
@@ -49,3 +56,12 @@ def first_per_id(records: Iterable[_P], id_of: Callable[[_P], _K]) -> dict[_K, _
     for record in sorted(records, key=_LOG_ORDER):
         first.setdefault(id_of(record), record)
     return first
+
+
+def next_offsets(records: Iterable[_InTopic]) -> dict[TopicPartition, int]:
+    """Per partition, the offset after the last of `records`: what to commit."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    return offsets

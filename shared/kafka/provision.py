@@ -29,81 +29,25 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import for_code
 
-from shared.topics import ALL, CONSENT_EVENTS, CONSUMED, dlq
+from shared.kafka.topic_configs import enforce_configs
+from shared.kafka.topic_specs import (
+    ProvisioningError,
+    TopicSpec,
+    required_configs,
+    topic_specs,
+)
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 DEFAULT_PARTITIONS = 3
 
-# The source of truth is never compacted and never trimmed (CONTRACT.md section 1);
-# its timestamps come from the broker's clock (ARCHITECTURE.md section 3).
-EVENT_LOG_CONFIGS: Mapping[str, str] = {
-    "retention.ms": "-1",
-    "retention.bytes": "-1",
-    "cleanup.policy": "delete",
-    "message.timestamp.type": "LogAppendTime",
-}
-# A dead letter is the original record plus headers, so its topic takes larger
-# records than the input topics (the broker's default, about 1 MiB): else the
-# largest unusable records could never be dead-lettered, and a consumer would
-# retry its batch for ever.
-DLQ_MAX_MESSAGE_BYTES = 2 * 1024 * 1024
-# A dead letter waits for an operator, however long that takes.
-DLQ_CONFIGS: Mapping[str, str] = {
-    "retention.ms": "-1",
-    "max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES),
-}
-
 _TOPIC_ALREADY_EXISTS = 36
-# DescribeConfigs' config_source for a config set on the topic itself.
-_DYNAMIC_TOPIC_CONFIG = 1
 
 log = logging.getLogger("shared.kafka.provision")
-
-
-class ProvisioningError(Exception):
-    """The cluster's topics cannot be made to match the contract."""
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    name: str
-    configs: Mapping[str, str] = field(default_factory=dict)
-
-
-def replication_configs(replication_factor: int) -> dict[str, str]:
-    """What every topic needs so that an acknowledged record is never lost.
-
-    Our producers write with acks=all: the leader acknowledges once every
-    in-sync replica has the record, and refuses the write while fewer than
-    `min.insync.replicas` are in sync. With RF 3 and min ISR 2 an acknowledged
-    record is on at least two brokers, so it survives the loss of any one, and
-    a second loss stops writes instead of acknowledging them on one broker.
-    Without unclean election a replica that fell behind never becomes the
-    leader and silently drops what it lacks."""
-    return {
-        "min.insync.replicas": str(max(1, replication_factor - 1)),
-        "unclean.leader.election.enable": "false",
-    }
-
-
-def required_configs(spec: TopicSpec, replication_factor: int) -> dict[str, str]:
-    """The configs `spec`'s topic must have at that replication factor."""
-    return {**spec.configs, **replication_configs(replication_factor)}
-
-
-def topic_specs() -> list[TopicSpec]:
-    """Every topic the system needs, with the configs it requires."""
-    specs = [TopicSpec(t, EVENT_LOG_CONFIGS if t == CONSENT_EVENTS else {}) for t in ALL]
-    specs += [TopicSpec(dlq(t), DLQ_CONFIGS) for t in CONSUMED]
-    return specs
 
 
 async def provision_topics(bootstrap: str, partitions: int, replication_factor: int = 1) -> None:
@@ -121,7 +65,7 @@ async def provision_topics(bootstrap: str, partitions: int, replication_factor: 
     try:
         await _create_missing(admin, specs, partitions, replication_factor)
         replicas = await _check_layout(admin, specs, partitions, replication_factor)
-        await _enforce_configs(admin, specs, replicas)
+        await enforce_configs(admin, specs, replicas)
     finally:
         await admin.close()
 
@@ -211,70 +155,6 @@ async def _check_layout(
             "(on the local broker: make down; rm -rf .local/kafka/data; make up)."
         )
     return {name: layouts[name][1] for name in names}
-
-
-async def _described_configs(admin: Any, names: list[str], timeout: float = 30.0) -> list[Any]:
-    """DescribeConfigs of `names`, asked again while a broker answers with an error
-    for one of them: right after the topics are created, a broker of a cluster may
-    not know them yet (seen as an error with an empty message on three brokers)."""
-    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
-    deadline = time.monotonic() + timeout
-    while True:
-        responses: list[Any] = await admin.describe_configs(resources)
-        failing = [
-            resource
-            for response in responses
-            for resource in response.to_object()["resources"]
-            if resource["error_code"] != 0
-        ]
-        if not failing or time.monotonic() > deadline:
-            return responses
-        await asyncio.sleep(0.5)
-
-
-async def _enforce_configs(admin: Any, specs: list[TopicSpec], replicas: dict[str, int]) -> None:
-    # From each topic's own replication factor, not the one asked for: a
-    # provisioning that asks for less must not weaken a topic that has more.
-    wanted = {s.name: required_configs(s, replicas[s.name]) for s in specs}
-    responses = await _described_configs(admin, list(wanted))
-    to_alter: list[Any] = []
-    for response in responses:
-        for resource in response.to_object()["resources"]:
-            name = resource["resource_name"]
-            if resource["error_code"] != 0:
-                error = for_code(resource["error_code"]).__name__
-                raise ProvisioningError(
-                    f"cannot read the configs of {name}: {error} {resource['error_message']}"
-                )
-            entries = {e["config_names"]: e for e in resource["config_entries"]}
-            differing = {
-                key: value
-                for key, value in wanted[name].items()
-                if key not in entries or entries[key]["config_value"] != value
-            }
-            if not differing:
-                continue
-            for key, value in differing.items():
-                current = entries[key]["config_value"] if key in entries else "unset"
-                log.warning("%s: setting %s=%s (was %s)", name, key, value, current)
-            # AlterConfigs replaces the topic's whole dynamic config: carry over
-            # what an operator set, then overlay what the contract requires.
-            merged = {
-                key: e["config_value"]
-                for key, e in entries.items()
-                if e.get("config_source") == _DYNAMIC_TOPIC_CONFIG and e["config_value"] is not None
-            }
-            merged.update(wanted[name])
-            to_alter.append(ConfigResource(ConfigResourceType.TOPIC, name, merged))
-    if not to_alter:
-        return
-    for response in await admin.alter_configs(to_alter):
-        for resource in response.to_object()["resources"]:
-            if resource["error_code"] != 0:
-                raise ProvisioningError(
-                    f"cannot set the configs of {resource['resource_name']}: "
-                    f"{resource['error_message'] or for_code(resource['error_code']).__name__}"
-                )
 
 
 def _int_env(name: str, default: int) -> int:

@@ -39,7 +39,7 @@ from services.consent.rebuild import (
 from shared.consent.state import SubjectState
 from shared.db.pool import open_pool
 from shared.kafka.clients import durable_producer, end_offsets, offsets_reader
-from shared.kafka.provision import EVENT_LOG_CONFIGS
+from shared.kafka.topic_specs import EVENT_LOG_CONFIGS
 from shared.phone import mask_phone
 from shared.topics import CONSENT_EVENTS, dlq
 from tests.support.eventually import eventually

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from shared.topics import CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGE_REQUESTS, MESSAGES_OUTBOUND
+from shared.topics import CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_OUTBOUND, MESSAGES_REQUESTS
 from tests.support.kafka import TopicReader, produce
 from tests.support.records import consent_granted, opted_out, send_request, unique_phone
 from tests.support.services import ServiceProcess
@@ -39,7 +39,7 @@ async def test_a_request_right_after_an_acknowledged_opt_out_is_always_dropped(
     stack: Stack, services: dict[str, ServiceProcess]
 ) -> None:
     """Contract section 4: 200 rounds of 'OptedOut acknowledged, then a request at once'."""
-    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
+    decisions = await TopicReader(stack.kafka_bootstrap, MESSAGES_DECISIONS).start()
     rounds = []
     try:
         subjects = [unique_phone() for _ in range(200)]
@@ -51,7 +51,7 @@ async def test_a_request_right_after_an_acknowledged_opt_out_is_always_dropped(
         for subject in subjects:
             await produce(stack.kafka_bootstrap, CONSENT_EVENTS, [(subject, opted_out(subject))])
             request = send_request(subject)
-            await produce(stack.kafka_bootstrap, MESSAGE_REQUESTS, [(subject, request)])
+            await produce(stack.kafka_bootstrap, MESSAGES_REQUESTS, [(subject, request)])
             rounds.append(request["request_id"])
         wanted = set(rounds)
         await decisions.wait_for(lambda rs: len(_ids(rs, wanted)) == len(wanted), timeout=120)
@@ -68,16 +68,16 @@ async def test_a_request_right_after_an_acknowledged_opt_out_is_always_dropped(
 async def test_a_repeated_request_id_gets_one_decision_and_is_never_sent_twice(
     stack: Stack, services: dict[str, ServiceProcess], phone: str
 ) -> None:
-    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
+    decisions = await TopicReader(stack.kafka_bootstrap, MESSAGES_DECISIONS).start()
     outbound = await TopicReader(stack.kafka_bootstrap, MESSAGES_OUTBOUND).start()
     try:
         await produce(stack.kafka_bootstrap, CONSENT_EVENTS, [(phone, consent_granted(phone))])
         request = send_request(phone)
-        await produce(stack.kafka_bootstrap, MESSAGE_REQUESTS, [(phone, request)] * 3)
+        await produce(stack.kafka_bootstrap, MESSAGES_REQUESTS, [(phone, request)] * 3)
         await asyncio.sleep(1)
-        await produce(stack.kafka_bootstrap, MESSAGE_REQUESTS, [(phone, request)])
+        await produce(stack.kafka_bootstrap, MESSAGES_REQUESTS, [(phone, request)])
         later = send_request(phone)  # a marker: once decided, the repeats were too
-        await produce(stack.kafka_bootstrap, MESSAGE_REQUESTS, [(phone, later)])
+        await produce(stack.kafka_bootstrap, MESSAGES_REQUESTS, [(phone, later)])
         wanted = {request["request_id"], later["request_id"]}
         await decisions.wait_for(lambda rs: len(_ids(rs, wanted)) == 2)
         await outbound.wait_for(lambda rs: len(_header_ids(rs, wanted)) == 2)
@@ -97,13 +97,13 @@ async def test_a_repeated_request_id_gets_one_decision_and_is_never_sent_twice(
 async def test_unusable_requests_go_to_the_dlq_and_those_with_an_id_get_a_decision(
     stack: Stack, services: dict[str, ServiceProcess], phone: str
 ) -> None:
-    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
-    dead = await TopicReader(stack.kafka_bootstrap, MESSAGE_REQUESTS + ".dlq").start()
+    decisions = await TopicReader(stack.kafka_bootstrap, MESSAGES_DECISIONS).start()
+    dead = await TopicReader(stack.kafka_bootstrap, MESSAGES_REQUESTS + ".dlq").start()
     try:
         bad_phone = send_request("12345")
         await produce(
             stack.kafka_bootstrap,
-            MESSAGE_REQUESTS,
+            MESSAGES_REQUESTS,
             [(phone, b"not json"), (phone, bad_phone), (phone, {"no": "id"})],
         )
         await dead.wait_for(lambda rs: len(rs) >= 3)
@@ -111,7 +111,7 @@ async def test_unusable_requests_go_to_the_dlq_and_those_with_an_id_get_a_decisi
         assert sorted(reasons) == ["invalid_json", "invalid_phone", "invalid_request_id"]
         for record in dead.records[:3]:
             headers = dict(record.headers)
-            assert headers["source.topic"] == MESSAGE_REQUESTS.encode()
+            assert headers["source.topic"] == MESSAGES_REQUESTS.encode()
             assert {"error.detail", "source.partition", "source.offset"} <= set(headers)
         wanted = {bad_phone["request_id"]}
         await decisions.wait_for(lambda rs: len(_ids(rs, wanted)) == 1)
@@ -132,12 +132,12 @@ async def test_a_nul_character_anywhere_in_a_request_never_stops_the_dispatcher(
     nul_body = send_request(phone, message={"type": "text", "text": {"body": "a\u0000b"}})
     nul_purpose = send_request(phone, purpose="event\u0000reminder")
     later = send_request(phone)
-    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
-    dead = await TopicReader(stack.kafka_bootstrap, MESSAGE_REQUESTS + ".dlq").start()
+    decisions = await TopicReader(stack.kafka_bootstrap, MESSAGES_DECISIONS).start()
+    dead = await TopicReader(stack.kafka_bootstrap, MESSAGES_REQUESTS + ".dlq").start()
     try:
         await produce(
             stack.kafka_bootstrap,
-            MESSAGE_REQUESTS,
+            MESSAGES_REQUESTS,
             [(phone, nul_id), (phone, nul_body), (phone + "\u0000", nul_purpose), (phone, later)],
         )
         wanted = {r["request_id"] for r in (nul_body, nul_purpose, later)}
@@ -175,7 +175,7 @@ def _dead_for(records: list[Any], request_id: str) -> list[Any]:
 async def test_sigkill_mid_batch_leaves_every_request_with_exactly_one_decision(
     stack: Stack, services: dict[str, ServiceProcess]
 ) -> None:
-    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
+    decisions = await TopicReader(stack.kafka_bootstrap, MESSAGES_DECISIONS).start()
     outbound = await TopicReader(stack.kafka_bootstrap, MESSAGES_OUTBOUND).start()
     dispatcher = services["dispatcher"]
     try:
@@ -188,7 +188,7 @@ async def test_sigkill_mid_batch_leaves_every_request_with_exactly_one_decision(
         requests = [send_request(s) for s in subjects for _ in range(5)]
         wanted = {r["request_id"] for r in requests}
         await produce(
-            stack.kafka_bootstrap, MESSAGE_REQUESTS, [(r["recipient"], r) for r in requests]
+            stack.kafka_bootstrap, MESSAGES_REQUESTS, [(r["recipient"], r) for r in requests]
         )
         await decisions.wait_for(lambda rs: len(_ids(rs, wanted)) > 100, timeout=60)
         dispatcher.stop(kill=True)

@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from shared.topics import CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGE_REQUESTS
+from shared.topics import CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_REQUESTS
 from tests.support.kafka import TopicReader, produce
 from tests.support.records import consent_granted, send_request
 from tests.support.services import ServiceProcess
@@ -28,12 +28,12 @@ async def test_a_stalled_projection_stops_every_decision_until_it_catches_up(
 ) -> None:
     consent, dispatcher = services["consent"], services["dispatcher"]
     assert consent.process is not None
-    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
+    decisions = await TopicReader(stack.kafka_bootstrap, MESSAGES_DECISIONS).start()
     os.kill(consent.process.pid, signal.SIGSTOP)
     try:
         await produce(stack.kafka_bootstrap, CONSENT_EVENTS, [(phone, consent_granted(phone))])
         request = send_request(phone)
-        await produce(stack.kafka_bootstrap, MESSAGE_REQUESTS, [(phone, request)])
+        await produce(stack.kafka_bootstrap, MESSAGES_REQUESTS, [(phone, request)])
         # Past the fence timeout (10 s by default) the dispatcher reports it.
         await asyncio.sleep(12)
         await decisions.poll()

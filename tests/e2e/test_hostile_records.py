@@ -15,8 +15,8 @@ from aiokafka import ConsumerRecord
 
 from shared.topics import (
     CONSENT_EVENTS,
-    DISPATCH_DECISIONS,
-    MESSAGE_REQUESTS,
+    MESSAGES_DECISIONS,
+    MESSAGES_REQUESTS,
     WHATSAPP_INBOUND,
     dlq,
 )
@@ -162,11 +162,11 @@ async def test_a_hostile_request_gets_its_one_decision_and_the_one_behind_is_dec
     hostile_id = hostile["request_id"]
     behind = send_request(phone)
     ours = {hostile_id, behind["request_id"]}
-    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
-    dead = await TopicReader(stack.kafka_bootstrap, dlq(MESSAGE_REQUESTS)).start()
+    decisions = await TopicReader(stack.kafka_bootstrap, MESSAGES_DECISIONS).start()
+    dead = await TopicReader(stack.kafka_bootstrap, dlq(MESSAGES_REQUESTS)).start()
     try:
         poison, _ = await produce(
-            stack.kafka_bootstrap, MESSAGE_REQUESTS, [(phone, raw), (phone, behind)]
+            stack.kafka_bootstrap, MESSAGES_REQUESTS, [(phone, raw), (phone, behind)]
         )
         await decisions.wait_for(
             lambda rs: {orjson.loads(r.value)["request_id"] for r in rs} >= ours, timeout=60

@@ -6,7 +6,7 @@ import httpx
 import orjson
 import pytest
 
-from shared.topics import CONSENT_EVENTS, MESSAGE_REQUESTS, WHATSAPP_INBOUND
+from shared.topics import CONSENT_EVENTS, MESSAGES_REQUESTS, WHATSAPP_INBOUND
 from tests.support.kafka import TopicReader, produce
 from tests.support.services import ServiceProcess
 from tests.support.stack import Stack
@@ -32,7 +32,7 @@ async def test_signed_stop_gives_one_opt_out_and_one_confirmation_even_when_rede
     stack: Stack, services: dict[str, ServiceProcess], phone: str
 ) -> None:
     events = await TopicReader(stack.kafka_bootstrap, CONSENT_EVENTS).start()
-    requests = await TopicReader(stack.kafka_bootstrap, MESSAGE_REQUESTS).start()
+    requests = await TopicReader(stack.kafka_bootstrap, MESSAGES_REQUESTS).start()
     try:
         raw, headers = signed(text_webhook(phone[1:], "СТОП"))
         async with httpx.AsyncClient(base_url=services["inbound"].url) as http:

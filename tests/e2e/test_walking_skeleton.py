@@ -3,7 +3,7 @@ driven the way another system would drive them."""
 
 import pytest
 
-from shared.topics import CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGE_REQUESTS, MESSAGES_OUTBOUND
+from shared.topics import CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_OUTBOUND, MESSAGES_REQUESTS
 from tests.support.kafka import TopicReader, produce
 from tests.support.records import consent_granted as grant
 from tests.support.records import send_request as reminder
@@ -16,7 +16,7 @@ async def test_consented_send_is_dispatched_and_unconsented_dropped(
     stack: Stack, services: object, phone: str
 ) -> None:
     stranger = "+7916" + phone[-7:][::-1]
-    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
+    decisions = await TopicReader(stack.kafka_bootstrap, MESSAGES_DECISIONS).start()
     outbound = await TopicReader(stack.kafka_bootstrap, MESSAGES_OUTBOUND).start()
     try:
         await produce(
@@ -24,7 +24,7 @@ async def test_consented_send_is_dispatched_and_unconsented_dropped(
         )
         consented, cold = reminder(phone), reminder(stranger)
         await produce(
-            stack.kafka_bootstrap, MESSAGE_REQUESTS, [(phone, consented), (stranger, cold)]
+            stack.kafka_bootstrap, MESSAGES_REQUESTS, [(phone, consented), (stranger, cold)]
         )
         ids = {consented["request_id"], cold["request_id"]}
         await decisions.wait_for(lambda rs: ids <= {v["request_id"] for v in map(_json, rs)})

@@ -33,7 +33,7 @@ from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.contract.purposes import OPT_OUT_CONFIRMATION
 from shared.kafka.clients import end_offsets
 from shared.phone import mask_phone
-from shared.topics import CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGE_REQUESTS
+from shared.topics import CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_REQUESTS
 from tests.support.kafka import TopicReader, private_topics
 from tests.support.records import consent_granted, opted_out, send_request, unique_phone
 from tests.support.services import ROOT, ServiceProcess
@@ -46,8 +46,8 @@ DEADLINE = timedelta(seconds=1)  # the confirmation deadline for these histories
 PREFIX = f"test.audit.{uuid.uuid4().hex[:8]}."
 PRIVATE = Topics(
     events=PREFIX + CONSENT_EVENTS,
-    requests=PREFIX + MESSAGE_REQUESTS,
-    decisions=PREFIX + DISPATCH_DECISIONS,
+    requests=PREFIX + MESSAGES_REQUESTS,
+    decisions=PREFIX + MESSAGES_DECISIONS,
 )
 
 
@@ -413,7 +413,7 @@ def _random_history(
             stop = opted_out(s)
             stops.setdefault(s, []).append(stop["event_id"])
             ops.append((CONSENT_EVENTS, stop))
-            ops.append((MESSAGE_REQUESTS, confirmation(s, stop["event_id"])))
+            ops.append((MESSAGES_REQUESTS, confirmation(s, stop["event_id"])))
         elif roll < 0.075:
             ops.append((CONSENT_EVENTS, {**opted_out(s), "type": "OptedIn"}))
         elif roll < 0.085:
@@ -421,14 +421,14 @@ def _random_history(
             body["purposes"] = rng.sample(PURPOSES, 1)
             ops.append((CONSENT_EVENTS, body))
         elif roll < 0.095 and stops.get(s):
-            ops.append((MESSAGE_REQUESTS, confirmation(s, rng.choice(stops[s]))))  # a repeat
+            ops.append((MESSAGES_REQUESTS, confirmation(s, rng.choice(stops[s]))))  # a repeat
             asked += 1
         else:
             purpose = rng.choice([*PURPOSES, "marketing"])
             request = send_request(s, purpose)
-            ops.append((MESSAGE_REQUESTS, request))
+            ops.append((MESSAGES_REQUESTS, request))
             if rng.random() < 0.01:
-                ops.append((MESSAGE_REQUESTS, request))  # a redelivered request_id
+                ops.append((MESSAGES_REQUESTS, request))  # a redelivered request_id
             asked += 1
     return ops
 
@@ -442,8 +442,8 @@ async def test_the_audit_recomputes_every_decision_of_the_real_dispatcher(
     rng = random.Random(20261127)
     subjects = [unique_phone() for _ in range(300)]
     ops = _random_history(rng, subjects, 10_000)
-    wanted = {r["request_id"] for topic, r in ops if topic == MESSAGE_REQUESTS}
-    decisions = await TopicReader(stack.kafka_bootstrap, DISPATCH_DECISIONS).start()
+    wanted = {r["request_id"] for topic, r in ops if topic == MESSAGES_REQUESTS}
+    decisions = await TopicReader(stack.kafka_bootstrap, MESSAGES_DECISIONS).start()
     producer = AIOKafkaProducer(
         bootstrap_servers=stack.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=5
     )

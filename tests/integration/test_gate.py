@@ -20,15 +20,16 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from services.dispatcher.fence import Fence
-from services.dispatcher.gate import Gate
-from services.dispatcher.outputs import OutputTopics
-from services.dispatcher.store import DecisionRow, DispatcherStore
+from services.dispatcher.gate.fence import Fence
+from services.dispatcher.gate.handler import Gate
+from services.dispatcher.gate.publication import OutputTopics
+from services.dispatcher.gate.store import DecisionRow, GateStore
 from shared.db.pool import open_pool
 from shared.dispatch.rules import FrequencyPolicy
-from shared.kafka.batch_consumer import BatchConsumer, RunningConsumer
+from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import durable_producer, group_consumer
-from shared.topics import DISPATCH_DECISIONS, MESSAGE_REQUESTS, MESSAGES_OUTBOUND
+from shared.kafka.running_consumer import RunningConsumer
+from shared.topics import MESSAGES_DECISIONS, MESSAGES_OUTBOUND, MESSAGES_REQUESTS
 from tests.support.kafka import TopicReader, private_topics, produce
 from tests.support.private_db import private_database
 from tests.support.records import send_request, unique_phone
@@ -45,7 +46,7 @@ class _Passed(Fence):
         return {}
 
 
-class _LateLookup(DispatcherStore):
+class _LateLookup(GateStore):
     """The idempotency lookup misses `hidden`: as when another instance records
     them between this instance's lookup and its insert."""
 
@@ -62,18 +63,18 @@ class _LateLookup(DispatcherStore):
 async def requests_topic(stack: Stack) -> AsyncIterator[str]:
     """The requests topic of this test; the gate's outputs go to private copies too."""
     prefix = f"test.gate.{uuid.uuid4().hex[:8]}."
-    topics = [prefix + t for t in (MESSAGE_REQUESTS, DISPATCH_DECISIONS, MESSAGES_OUTBOUND)]
+    topics = [prefix + t for t in (MESSAGES_REQUESTS, MESSAGES_DECISIONS, MESSAGES_OUTBOUND)]
     async with private_topics(stack.kafka_bootstrap, {t: {} for t in topics}):
         yield topics[0]
 
 
 def _decisions_of(requests_topic: str) -> str:
-    return requests_topic.removesuffix(MESSAGE_REQUESTS) + DISPATCH_DECISIONS
+    return requests_topic.removesuffix(MESSAGES_REQUESTS) + MESSAGES_DECISIONS
 
 
 def _outputs_of(requests_topic: str) -> OutputTopics:
-    prefix = requests_topic.removesuffix(MESSAGE_REQUESTS)
-    return OutputTopics(prefix + DISPATCH_DECISIONS, prefix + MESSAGES_OUTBOUND)
+    prefix = requests_topic.removesuffix(MESSAGES_REQUESTS)
+    return OutputTopics(prefix + MESSAGES_DECISIONS, prefix + MESSAGES_OUTBOUND)
 
 
 @pytest.fixture
@@ -196,7 +197,7 @@ async def test_outputs_stay_invisible_until_their_decisions_are_recorded(
         )
         batch = await _read_back(stack, requests_topic, sent)
         gate = Gate(
-            DispatcherStore(private_pool),
+            GateStore(private_pool),
             _Passed(),
             producer,
             "test-gate",
@@ -227,7 +228,7 @@ async def test_outputs_stay_invisible_until_their_decisions_are_recorded(
         await producer.stop()
 
 
-class _HeldAfterRecording(DispatcherStore):
+class _HeldAfterRecording(GateStore):
     """Records the decisions, then holds the batch before its Kafka transaction can
     commit: the window in which a rebalance could hand its partitions over."""
 
@@ -257,7 +258,7 @@ async def test_partitions_change_hands_only_after_the_batch_in_flight_commits(
     decisions = await TopicReader(stack.kafka_bootstrap, _decisions_of(requests_topic)).start()
     instances: list[tuple[AIOKafkaProducer, AIOKafkaConsumer, RunningConsumer]] = []
 
-    async def start(store: DispatcherStore) -> None:
+    async def start(store: GateStore) -> None:
         producer = durable_producer(
             stack.kafka_bootstrap, transactional_id=f"test-gate-{uuid.uuid4().hex[:8]}"
         )
@@ -278,7 +279,7 @@ async def test_partitions_change_hands_only_after_the_batch_in_flight_commits(
         await start(held)
         async with asyncio.timeout(30):
             await held.recorded.wait()
-        await start(DispatcherStore(private_pool))  # B joins: a rebalance begins
+        await start(GateStore(private_pool))  # B joins: a rebalance begins
         await asyncio.sleep(8)  # A's heartbeat learns of it; B would be deciding by now
         held.release.set()
 

@@ -19,21 +19,21 @@ from aiokafka import ConsumerRecord
 from services.consent.main import projector_loop
 from services.consent.projector import Projector
 from services.consent.store import ConsentStore, Folded, OnConflicts
-from services.dispatcher.fence import Fence
-from services.dispatcher.gate import Gate
-from services.dispatcher.gate_domain import Parsed
+from services.dispatcher.gate.decide import Parsed
+from services.dispatcher.gate.fence import Fence
+from services.dispatcher.gate.handler import Gate
+from services.dispatcher.gate.publication import OutputTopics
+from services.dispatcher.gate.store import DecisionRow, GateStore
 from services.dispatcher.main import gate_loop
-from services.dispatcher.outputs import OutputTopics
-from services.dispatcher.store import DecisionRow, DispatcherStore
 from shared.consent.state import LoggedEvent
 from shared.db.pool import open_pool
 from shared.dispatch.rules import FrequencyPolicy
 from shared.kafka.clients import durable_producer, end_offsets, group_consumer
 from shared.topics import (
     CONSENT_EVENTS,
-    DISPATCH_DECISIONS,
-    MESSAGE_REQUESTS,
+    MESSAGES_DECISIONS,
     MESSAGES_OUTBOUND,
+    MESSAGES_REQUESTS,
     dlq,
 )
 from tests.support.kafka import TopicReader, private_topics, produce
@@ -153,7 +153,7 @@ class _GateBreaksOn(Gate):
 async def requests_topic(stack: Stack) -> AsyncIterator[str]:
     prefix = f"test.poison.{uuid.uuid4().hex[:8]}."
     requests, decisions, outbound = (
-        prefix + t for t in (MESSAGE_REQUESTS, DISPATCH_DECISIONS, MESSAGES_OUTBOUND)
+        prefix + t for t in (MESSAGES_REQUESTS, MESSAGES_DECISIONS, MESSAGES_OUTBOUND)
     )
     topics = {t: {} for t in (requests, dlq(requests), decisions, outbound)}
     async with private_topics(stack.kafka_bootstrap, topics):
@@ -169,13 +169,13 @@ async def test_the_gate_dead_letters_a_poison_request_with_its_one_decision(
     consumer = group_consumer(stack.kafka_bootstrap, group)
     await producer.start()
     await consumer.start()
-    decisions_topic = requests_topic.removesuffix(MESSAGE_REQUESTS) + DISPATCH_DECISIONS
+    decisions_topic = requests_topic.removesuffix(MESSAGES_REQUESTS) + MESSAGES_DECISIONS
     decisions = await TopicReader(stack.kafka_bootstrap, decisions_topic).start()
     dead = await TopicReader(stack.kafka_bootstrap, dlq(requests_topic)).start()
-    prefix = requests_topic.removesuffix(MESSAGE_REQUESTS)
-    outputs = OutputTopics(prefix + DISPATCH_DECISIONS, prefix + MESSAGES_OUTBOUND)
+    prefix = requests_topic.removesuffix(MESSAGES_REQUESTS)
+    outputs = OutputTopics(prefix + MESSAGES_DECISIONS, prefix + MESSAGES_OUTBOUND)
     gate = _GateBreaksOn(
-        DispatcherStore(private_pool), _Passed(), producer, group, FrequencyPolicy(), outputs
+        GateStore(private_pool), _Passed(), producer, group, FrequencyPolicy(), outputs
     )
     gate.poisoned = poisoned
     loop = gate_loop(consumer, gate, private_pool, max_batch=100)

@@ -24,13 +24,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import SecretStr
 
-from services.dispatcher.graph_api import GraphApi
-from services.dispatcher.send_policy import SendPolicy
-from services.dispatcher.send_store import SendRow, SendStore
-from services.dispatcher.sender import Sender
-from services.dispatcher.sender_runner import sender_consumer, start_sender
+from services.dispatcher.gate.store import DecisionRow, GateStore
+from services.dispatcher.sender.graph_api import GraphApi
+from services.dispatcher.sender.handler import Sender
+from services.dispatcher.sender.retry_policy import SendPolicy
+from services.dispatcher.sender.runner import sender_consumer, start_sender
+from services.dispatcher.sender.store import SendRow, SendStore
 from services.dispatcher.settings import DispatcherSettings
-from services.dispatcher.store import DecisionRow, DispatcherStore
 from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import durable_producer, end_offsets
@@ -144,7 +144,7 @@ async def decided(
         decision_json=made.model_dump_json().encode(),
         outbound_json=(cloud_api_body(phone) if body is None else body) if dispatched else None,
     )
-    assert await DispatcherStore(pool).record([row]) == {request_id}
+    assert await GateStore(pool).record([row]) == {request_id}
     return request_id
 
 

@@ -10,9 +10,9 @@ import pytest
 from services.asyncapi import SERVICES, main, rendered
 from shared.topics import (
     CONSENT_EVENTS,
-    DISPATCH_DECISIONS,
-    MESSAGE_REQUESTS,
+    MESSAGES_DECISIONS,
     MESSAGES_OUTBOUND,
+    MESSAGES_REQUESTS,
     WHATSAPP_INBOUND,
     dlq,
 )
@@ -23,19 +23,19 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "asyncapi"
 CHANNELS: dict[str, tuple[set[str], set[str]]] = {
     "inbound": (
         {WHATSAPP_INBOUND},
-        {CONSENT_EVENTS, MESSAGE_REQUESTS, dlq(WHATSAPP_INBOUND)},
+        {CONSENT_EVENTS, MESSAGES_REQUESTS, dlq(WHATSAPP_INBOUND)},
     ),
     "consent": ({CONSENT_EVENTS}, {dlq(CONSENT_EVENTS)}),
     "dispatcher": (
-        {MESSAGE_REQUESTS},
-        {MESSAGES_OUTBOUND, DISPATCH_DECISIONS, dlq(MESSAGE_REQUESTS)},
+        {MESSAGES_REQUESTS},
+        {MESSAGES_OUTBOUND, MESSAGES_DECISIONS, dlq(MESSAGES_REQUESTS)},
     ),
 }
 # topic -> the payload schema its records must reference
 PAYLOADS = {
     CONSENT_EVENTS: "ConsentEvent",
-    MESSAGE_REQUESTS: "SendRequest",
-    DISPATCH_DECISIONS: "DispatchDecision",
+    MESSAGES_REQUESTS: "SendRequest",
+    MESSAGES_DECISIONS: "DispatchDecision",
     MESSAGES_OUTBOUND: "WhatsAppSendBody",
 }
 
@@ -93,7 +93,7 @@ def test_records_reference_the_contract_models(service: str) -> None:
 def test_dispatcher_outputs_say_read_committed() -> None:
     doc = _committed("dispatcher")
     for channel in doc["channels"].values():
-        if channel["address"] in (MESSAGES_OUTBOUND, DISPATCH_DECISIONS):
+        if channel["address"] in (MESSAGES_OUTBOUND, MESSAGES_DECISIONS):
             assert "read_committed" in channel["description"]
 
 

@@ -47,7 +47,7 @@ def test_the_run_prefix_replaces_the_benchmarks_own() -> None:
     services, started with only the run's prefix, name them."""
     shown = _python(
         "from bench.private import prefixed; import shared.topics as t;"
-        " print(prefixed('bench.r.', t.MESSAGE_REQUESTS))",
+        " print(prefixed('bench.r.', t.MESSAGES_REQUESTS))",
         {"KAFKA_TOPIC_PREFIX": "outer."},
     )
     assert shown.returncode == 0, shown.stderr

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from shared.kafka import provision
-from shared.kafka.provision import (
+from shared.kafka.provision import provision_topics
+from shared.kafka.topic_specs import (
     EVENT_LOG_CONFIGS,
     ProvisioningError,
-    provision_topics,
     replication_configs,
     required_configs,
     topic_specs,

@@ -22,7 +22,7 @@ def test_a_prefix_renames_every_topic_and_its_dlq() -> None:
         [
             sys.executable,
             "-c",
-            "import shared.topics as t; print(*t.ALL, t.dlq(t.MESSAGE_REQUESTS))",
+            "import shared.topics as t; print(*t.ALL, t.dlq(t.MESSAGES_REQUESTS))",
         ],
         env={"KAFKA_TOPIC_PREFIX": "bench.1."},
         capture_output=True,

@@ -87,13 +87,13 @@ async def compare_with_table(conn: Any, rebuilt: Rebuilt) -> Verification:
     for subject in rebuilt.states.keys() - seen:
         result.differing[subject] = "rebuilt, absent from consent.subjects"
     if rebuilt.source == "log" and result.differing:
-        result.skipped = await _moved_on(conn, rebuilt, list(result.differing))
+        result.skipped = await _find_moved_on(conn, rebuilt, list(result.differing))
         for subject in result.skipped:
             del result.differing[subject]
     return result
 
 
-async def _moved_on(conn: Any, rebuilt: Rebuilt, subjects: list[str]) -> set[str]:
+async def _find_moved_on(conn: Any, rebuilt: Rebuilt, subjects: list[str]) -> set[str]:
     rows = await conn.fetch(
         """SELECT DISTINCT e.subject FROM consent.events e
            LEFT JOIN unnest($2::int[], $3::bigint[]) AS p(partition, end_offset)

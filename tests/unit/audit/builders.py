@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 
 from services.audit.history import AuditPolicy, History, LoggedDecision, LoggedRequest
 from services.audit.recompute import AuditResult, audit
-from services.audit.views import RecordedFacts
 from shared.consent.fold import fold_subject
 from shared.consent.state import LoggedEvent
 from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.contract.events import ConsentEvent
 from shared.contract.requests import SendRequest
+from shared.dispatch.facts import DispatchFacts
 from shared.dispatch.rules import FrequencyPolicy, decide_send
 from tests.unit.domain.builders import T0, at
 
@@ -27,7 +27,7 @@ class RecordedLog:
         self.history = History()
         self.frequency = frequency or FrequencyPolicy()
         self._next = Counter[tuple[str, int]]()
-        self._facts = RecordedFacts(self.frequency.window)
+        self._facts = DispatchFacts(self.frequency.window)
         self.partitions = partitions
 
     def _offset(self, topic: str, partition: int) -> int:

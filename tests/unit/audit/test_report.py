@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from services.audit.findings import FindingKind
-from services.audit.report import AuditReport, Scope, build_report, console_summary, write_report
+from services.audit.page import write_report
+from services.audit.report import AuditReport, Scope, build_report, console_summary
 from shared.contract.decisions import Decision, Reason
 from shared.contract.purposes import OPT_OUT_CONFIRMATION
 from shared.dispatch.rules import FrequencyPolicy

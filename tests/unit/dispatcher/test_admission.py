@@ -7,7 +7,7 @@ import orjson
 import pytest
 from aiokafka import ConsumerRecord
 
-from services.dispatcher.admission import (
+from services.dispatcher.sender.admission import (
     Admitted,
     GateDecision,
     Refused,

@@ -8,9 +8,9 @@ from datetime import timedelta
 import orjson
 from aiokafka import ConsumerRecord
 
-from services.dispatcher.gate_domain import decide_batch, parsed_batch
-from services.dispatcher.outputs import OutputTopics, routed
-from services.dispatcher.store import DecisionRow
+from services.dispatcher.gate.decide import decide_batch, parse_batch
+from services.dispatcher.gate.publication import OutputTopics, plan_publication
+from services.dispatcher.gate.store import DecisionRow
 from shared.consent.state import SubjectState
 from shared.contract.decisions import Decision, Reason
 from shared.contract.purposes import OPT_OUT_CONFIRMATION, Purpose
@@ -43,7 +43,7 @@ def decided(
 ) -> dict[str, DecisionRow]:
     frequency = frequency or FrequencyPolicy()
     facts = facts or DispatchFacts(frequency.window)
-    return decide_batch(parsed_batch(batch), states, facts, NOW, frequency, {0: 7})
+    return decide_batch(parse_batch(batch), states, facts, NOW, frequency, {0: 7})
 
 
 def verdict(row: DecisionRow) -> tuple[str, str]:
@@ -149,28 +149,28 @@ def test_the_facts_given_are_left_as_they_were() -> None:
     assert facts.in_window(SUBJECT, NOW) == 0
 
 
-# ---------------------------------------------------------------- routed
+# ---------------------------------------------------------------- plan_publication
 
 
 def test_a_new_decision_is_published_with_its_send_on_the_given_topics() -> None:
-    batch = parsed_batch(records(request(REMINDER, request_id="r1")))
+    batch = parse_batch(records(request(REMINDER, request_id="r1")))
     rows = decide_batch(
         batch, consented_to_reminders(), DispatchFacts(timedelta(1)), NOW, FrequencyPolicy(), {}
     )
 
-    outputs = routed(batch, {}, rows, TOPICS)
+    outputs = plan_publication(batch, {}, rows, TOPICS)
 
     assert [topic for topic, *_ in outputs.sends] == [TOPICS.decisions, TOPICS.outbound]
     assert outputs.decided == [rows["r1"]]
 
 
 def test_a_redelivery_republishes_the_stored_decision() -> None:
-    batch = parsed_batch(records(request(REMINDER, request_id="r1")))
+    batch = parse_batch(records(request(REMINDER, request_id="r1")))
     stored = decide_batch(
         batch, consented_to_reminders(), DispatchFacts(timedelta(1)), NOW, FrequencyPolicy(), {}
     )
 
-    outputs = routed(batch, stored, {}, TOPICS)
+    outputs = plan_publication(batch, stored, {}, TOPICS)
 
     assert [value for _, _, value, _ in outputs.sends] == [
         stored["r1"].decision_json,
@@ -180,27 +180,27 @@ def test_a_redelivery_republishes_the_stored_decision() -> None:
 
 
 def test_a_request_id_decided_from_another_record_publishes_nothing() -> None:
-    first = parsed_batch(records(request(REMINDER, request_id="r1")))
+    first = parse_batch(records(request(REMINDER, request_id="r1")))
     stored = decide_batch(
         first, consented_to_reminders(), DispatchFacts(timedelta(1)), NOW, FrequencyPolicy(), {}
     )
-    again = parsed_batch(records(request(REMINDER, request_id="r1"), start=5))
+    again = parse_batch(records(request(REMINDER, request_id="r1"), start=5))
 
-    outputs = routed(again, stored, {}, TOPICS)
+    outputs = plan_publication(again, stored, {}, TOPICS)
 
     assert outputs.sends == []
     assert (outputs.republished, outputs.duplicates) == (0, 1)
 
 
 def test_withheld_request_ids_publish_nothing_but_the_rest_do() -> None:
-    batch = parsed_batch(
+    batch = parse_batch(
         records(request(REMINDER, request_id="r1"), request(REMINDER, request_id="r2"))
     )
     rows = decide_batch(
         batch, consented_to_reminders(), DispatchFacts(timedelta(1)), NOW, FrequencyPolicy(), {}
     )
 
-    outputs = routed(batch, {}, rows, TOPICS, withheld={"r1"})
+    outputs = plan_publication(batch, {}, rows, TOPICS, withheld={"r1"})
 
     assert outputs.decided == [rows["r2"]]
     assert [headers for *_, headers in outputs.sends] == [[("request_id", b"r2")]] * 2
@@ -208,10 +208,10 @@ def test_withheld_request_ids_publish_nothing_but_the_rest_do() -> None:
 
 def test_an_unusable_record_goes_to_the_dlq_with_its_one_decision() -> None:
     raw = orjson.dumps({"request_id": "bad-1", "purpose": 7})
-    batch = parsed_batch(records(raw))
+    batch = parse_batch(records(raw))
     rows = decide_batch(batch, {}, DispatchFacts(timedelta(1)), NOW, FrequencyPolicy(), {})
 
-    outputs = routed(batch, {}, rows, TOPICS)
+    outputs = plan_publication(batch, {}, rows, TOPICS)
 
     assert [topic for topic, *_ in outputs.sends] == [f"{REQUESTS}.dlq", TOPICS.decisions]
     assert len(outputs.dead_lettered) == 1

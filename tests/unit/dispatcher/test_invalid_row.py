@@ -7,7 +7,7 @@ import orjson
 import pytest
 from aiokafka import ConsumerRecord
 
-from services.dispatcher.gate_domain import invalid_row, parsed_batch
+from services.dispatcher.gate.decide import invalid_row, parse_batch
 from shared.contract.decisions import DispatchDecision, Reason
 from shared.rejection import Rejected
 from tests.support.contract_examples import CONTRACT_REQUEST
@@ -25,7 +25,7 @@ def record(value: bytes | None) -> ConsumerRecord:
 
 
 def test_a_request_too_deep_to_decode_is_decided_invalid_under_its_request_id() -> None:
-    [(_, rejected, request_id)] = parsed_batch([record(DEEP_MESSAGE)])
+    [(_, rejected, request_id)] = parse_batch([record(DEEP_MESSAGE)])
     assert isinstance(rejected, Rejected)
     assert rejected.reason == "too_deep"
     assert request_id == CONTRACT_REQUEST["request_id"]

@@ -16,18 +16,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from services.dispatcher.admission import GateDecision, request_id_of
-from services.dispatcher.graph_api import GraphApi
-from services.dispatcher.send_policy import (
+from services.dispatcher.sender.admission import GateDecision, request_id_of
+from services.dispatcher.sender.graph_api import GraphApi
+from services.dispatcher.sender.handler import Sender
+from services.dispatcher.sender.retry_policy import (
+    AnswerClass,
     SendPolicy,
-    Verdict,
     classify,
     graph_error,
     provider_message_id,
     retry_after_seconds,
 )
-from services.dispatcher.send_store import SendRow
-from services.dispatcher.sender import Sender
+from services.dispatcher.sender.store import SendRow
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -37,25 +37,25 @@ NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 @pytest.mark.parametrize(
     ("status", "verdict"),
     [
-        (200, Verdict.SENT),
-        (201, Verdict.SENT),
-        (429, Verdict.RETRY),
-        (500, Verdict.RETRY),
-        (502, Verdict.RETRY),
-        (503, Verdict.RETRY),
-        (504, Verdict.RETRY),
-        (None, Verdict.RETRY),  # connect error, timeout, reset
-        (400, Verdict.FAIL),
-        (401, Verdict.FAIL),
-        (403, Verdict.FAIL),
-        (404, Verdict.FAIL),
-        (408, Verdict.FAIL),
-        (422, Verdict.FAIL),
-        (301, Verdict.FAIL),
+        (200, AnswerClass.SENT),
+        (201, AnswerClass.SENT),
+        (429, AnswerClass.RETRY),
+        (500, AnswerClass.RETRY),
+        (502, AnswerClass.RETRY),
+        (503, AnswerClass.RETRY),
+        (504, AnswerClass.RETRY),
+        (None, AnswerClass.RETRY),  # connect error, timeout, reset
+        (400, AnswerClass.FAIL),
+        (401, AnswerClass.FAIL),
+        (403, AnswerClass.FAIL),
+        (404, AnswerClass.FAIL),
+        (408, AnswerClass.FAIL),
+        (422, AnswerClass.FAIL),
+        (301, AnswerClass.FAIL),
     ],
 )
 def test_only_429_5xx_and_transport_failures_are_retried(
-    status: int | None, verdict: Verdict
+    status: int | None, verdict: AnswerClass
 ) -> None:
     assert classify(status) is verdict
 

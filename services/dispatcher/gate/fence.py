@@ -7,7 +7,7 @@ import time
 from aiokafka import AIOKafkaConsumer
 
 from services.dispatcher import metrics
-from services.dispatcher.store import DispatcherStore
+from services.dispatcher.gate.store import GateStore
 from shared.kafka.clients import end_offsets
 from shared.kafka.failures import DependencyUnavailableError
 from shared.topics import CONSENT_EVENTS
@@ -19,9 +19,7 @@ class FenceTimeoutError(DependencyUnavailableError):
 
 
 class Fence:
-    def __init__(
-        self, reader: AIOKafkaConsumer, store: DispatcherStore, timeout_seconds: float
-    ) -> None:
+    def __init__(self, reader: AIOKafkaConsumer, store: GateStore, timeout_seconds: float) -> None:
         self.reader = reader
         self.store = store
         self.timeout_seconds = timeout_seconds

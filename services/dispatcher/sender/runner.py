@@ -5,15 +5,16 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from services.dispatcher.graph_api import GraphApi
-from services.dispatcher.send_policy import SendPolicy
-from services.dispatcher.send_store import SendStore
-from services.dispatcher.sender import Sender
+from services.dispatcher.sender.graph_api import GraphApi
+from services.dispatcher.sender.handler import Sender
+from services.dispatcher.sender.retry_policy import SendPolicy
+from services.dispatcher.sender.store import SendStore
 from services.dispatcher.settings import DispatcherSettings
 from shared.http_ops import all_ready, broker_ready, database_ready
-from shared.kafka.batch_consumer import BatchConsumer, RunningConsumer
+from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import durable_producer
 from shared.kafka.dlq import send_to_dlq
+from shared.kafka.running_consumer import RunningConsumer
 from shared.service_runner import close_all
 from shared.topics import MESSAGES_OUTBOUND
 

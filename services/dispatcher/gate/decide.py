@@ -9,8 +9,8 @@ from typing import NamedTuple
 import orjson
 from aiokafka import ConsumerRecord
 
-from services.dispatcher.outbound import cloud_api_body
-from services.dispatcher.store import DecisionRow
+from services.dispatcher.gate.cloud_api_body import cloud_api_body
+from services.dispatcher.gate.store import DecisionRow
 from shared.consent.state import SubjectState
 from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.contract.requests import (
@@ -34,7 +34,7 @@ class Parsed(NamedTuple):
     request_id: str | None
 
 
-def parsed_batch(batch: list[ConsumerRecord]) -> list[Parsed]:
+def parse_batch(batch: list[ConsumerRecord]) -> list[Parsed]:
     parsed = []
     for record in batch:
         request = parse_send_request(record.value)

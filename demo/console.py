@@ -1,4 +1,4 @@
-"""The demo's I/O, apart from its story (`services.audit.demo`): printing the
+"""The demo's I/O, apart from its story (`demo.story`): printing the
 steps, watching Kafka topics from their end offsets, reading records, plain HTTP
 and the WhatsApp webhook body; as another system would, with nothing imported
 from the services' internals."""

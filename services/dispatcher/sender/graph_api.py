@@ -9,8 +9,8 @@ import orjson
 from pydantic import SecretStr
 
 from services.dispatcher import metrics
-from services.dispatcher.send_policy import (
-    Verdict,
+from services.dispatcher.sender.retry_policy import (
+    AnswerClass,
     classify,
     graph_error,
     provider_message_id,
@@ -64,7 +64,7 @@ class GraphApi:
         except orjson.JSONDecodeError:
             payload = None
         retry_after = retry_after_seconds(response.headers.get("Retry-After"), datetime.now(UTC))
-        if classify(response.status_code) is Verdict.SENT:
+        if classify(response.status_code) is AnswerClass.SENT:
             return Attempt(response.status_code, message_id=provider_message_id(payload))
         error = graph_error(response.status_code, payload, response.text)
         return Attempt(response.status_code, retry_after=retry_after, error=error)

@@ -12,17 +12,19 @@ from typing import Any
 from shared.backoff import RetryPolicy
 
 
-class Verdict(StrEnum):
+class AnswerClass(StrEnum):
+    """Sorts an answer of the Cloud API: sent, worth retrying, or refused for good."""
+
     SENT = "sent"
     RETRY = "retry"
     FAIL = "fail"
 
 
-def classify(status: int | None) -> Verdict:
+def classify(status: int | None) -> AnswerClass:
     """None is a transport failure (connect, timeout, reset): retried like a 5xx."""
     if status is None or status == 429 or status >= 500:
-        return Verdict.RETRY
-    return Verdict.SENT if 200 <= status < 300 else Verdict.FAIL
+        return AnswerClass.RETRY
+    return AnswerClass.SENT if 200 <= status < 300 else AnswerClass.FAIL
 
 
 def retry_cause(status: int | None) -> str:

@@ -1,4 +1,4 @@
-"""`python -m services.audit.demo` (`make demo`): the story of one user on the RUNNING
+"""`python -m demo.story` (`make demo`): the story of one user on the RUNNING
 system (`make up`), told the way another system would drive it: Kafka topics and
 HTTP only, nothing imported from the services' internals.
 
@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from services.audit.demo_io import (
+from demo.console import (
     WAIT_S,
     StepFailedError,
     Watcher,
@@ -39,7 +39,7 @@ from services.audit.demo_io import (
     webhook_body,
 )
 from shared.settings import CommonSettings
-from shared.topics import CONSENT_EVENTS, DISPATCH_DECISIONS, MESSAGE_REQUESTS, MESSAGES_OUTBOUND
+from shared.topics import CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_OUTBOUND, MESSAGES_REQUESTS
 
 
 class Story:
@@ -56,7 +56,7 @@ class Story:
             bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True
         )
         self.events = Watcher(self.bootstrap, CONSENT_EVENTS)
-        self.decisions = Watcher(self.bootstrap, DISPATCH_DECISIONS)
+        self.decisions = Watcher(self.bootstrap, MESSAGES_DECISIONS)
         self.outbound = Watcher(self.bootstrap, MESSAGES_OUTBOUND)
         await self.producer.start()
         for watcher in (self.events, self.decisions, self.outbound):
@@ -135,7 +135,7 @@ class Story:
         title = "A reminder is dispatched" if number == 2 else "The next reminder is dropped"
         step(number, title)
         request = self.reminder()
-        show("SendRequest → " + await self.produce(MESSAGE_REQUESTS, request), request)
+        show("SendRequest → " + await self.produce(MESSAGES_REQUESTS, request), request)
         decision = await self.decision_for(request["request_id"])
         show(
             "DispatchDecision",
@@ -224,7 +224,7 @@ class Story:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m services.audit.demo", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m demo.story", description=__doc__)
     p.add_argument("--inbound", default="http://127.0.0.1:8081")
     p.add_argument("--consent", default="http://127.0.0.1:8082")
     p.add_argument("--dispatcher", default="http://127.0.0.1:8083")

@@ -1,15 +1,15 @@
 """What a decision saw: a subject's consent events below the decision's fence,
-folded with the services' own `fold_subject`; and the dispatcher's own facts
-(earlier dispatches, confirmations sent) rebuilt from the recorded decisions."""
+folded with the services' own `fold_subject`."""
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
+from shared.consent.event_identity import event_id_of
 from shared.consent.fold import fold_subject
 from shared.consent.state import LoggedEvent, SubjectState
 from shared.contract.decisions import DispatchDecision
-from shared.dispatch.facts import DispatchFacts
+from shared.kafka.log_order import first_per_id
 
 
 class SubjectLog:
@@ -67,16 +67,8 @@ class SubjectLog:
 def subject_logs(events: Iterable[LoggedEvent]) -> dict[str, SubjectLog]:
     """An event_id seen before is ignored (contract section 2), across subjects too,
     as the projection's table keeps it: the first in log order stands."""
-    first: dict[str, LoggedEvent] = {}
-    for logged in sorted(events, key=LoggedEvent.log_key):
-        first.setdefault(logged.event.event_id, logged)
+    first = first_per_id(events, event_id_of)
     histories: dict[str, list[LoggedEvent]] = defaultdict(list)
     for logged in first.values():
         histories[logged.event.subject].append(logged)
     return {subject: SubjectLog(subject, history) for subject, history in histories.items()}
-
-
-# The dispatcher's own facts, as its recorded decisions give them (not as the
-# audit recomputes them, so one mismatch never cascades): the one fold the gate
-# runs too.
-RecordedFacts = DispatchFacts

@@ -73,7 +73,7 @@ GROUP BY recipient
 """
 
 
-class DispatcherStore:
+class GateStore:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
 

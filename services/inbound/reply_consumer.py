@@ -15,7 +15,7 @@ from shared.contract.webhook import inbound_replies, malformed_messages, parse_w
 from shared.kafka.dlq import dlq_headers
 from shared.phone import InvalidPhoneNumberError, normalize_phone
 from shared.rejection import Rejected
-from shared.topics import CONSENT_EVENTS, MESSAGE_REQUESTS, dlq
+from shared.topics import CONSENT_EVENTS, MESSAGES_REQUESTS, dlq
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +60,7 @@ class ReplyProcessor:
             if effects.confirmation is not None:
                 await self.broker.publish(
                     effects.confirmation.model_dump_json().encode(),
-                    MESSAGE_REQUESTS,
+                    MESSAGES_REQUESTS,
                     key=subject.encode(),
                 )
         # The other messages were processed all the same; the record goes to the DLQ

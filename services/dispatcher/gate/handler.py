@@ -6,16 +6,17 @@ transaction carrying the outputs and the consumed offsets together."""
 import asyncio
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from services.dispatcher import metrics
-from services.dispatcher.fence import Fence
-from services.dispatcher.gate_domain import Parsed, decide_batch, invalid_row, parsed_batch
-from services.dispatcher.outputs import Outputs, OutputTopics, routed
-from services.dispatcher.store import DecisionRow, DispatcherStore
+from services.dispatcher.gate.decide import Parsed, decide_batch, invalid_row, parse_batch
+from services.dispatcher.gate.fence import Fence
+from services.dispatcher.gate.publication import OutputTopics, Publication, plan_publication
+from services.dispatcher.gate.store import DecisionRow, GateStore
 from shared.contract.requests import SendRequest, salvage_request_id
 from shared.dispatch.facts import DispatchFacts
 from shared.dispatch.rules import FrequencyPolicy
+from shared.kafka.log_order import next_offsets
 from shared.rejection import Rejected
 from shared.topics import CONSENT_EVENTS
 
@@ -31,7 +32,7 @@ class _LostRaceError(Exception):
 class Gate:
     def __init__(
         self,
-        store: DispatcherStore,
+        store: GateStore,
         fence: Fence,
         producer: AIOKafkaProducer,
         group_id: str,
@@ -47,11 +48,11 @@ class Gate:
 
     async def handle(self, batch: list[ConsumerRecord]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
-        parsed = parsed_batch(batch)
+        parsed = parse_batch(batch)
         stored = await self.store.decisions(sorted({p.request_id for p in parsed if p.request_id}))
         fresh = [p for p in parsed if p.request_id not in stored]
         new_rows = await self._decide(fresh) if fresh else {}
-        await self._publish_routed(batch, parsed, stored, new_rows)
+        await self._publish_batch(batch, parsed, stored, new_rows)
 
     async def dead_letter(self, record: ConsumerRecord, rejected: Rejected) -> None:
         """A request that failed on its own: its DLQ copy and, when it has a request_id
@@ -64,23 +65,23 @@ class Gate:
         if request_id is not None and request_id not in stored:
             now = datetime.now(UTC)
             new_rows[request_id] = invalid_row(record, request_id, rejected, now, fence={})
-        await self._publish_routed([record], parsed, stored, new_rows)
+        await self._publish_batch([record], parsed, stored, new_rows)
 
-    async def _publish_routed(
+    async def _publish_batch(
         self,
         batch: list[ConsumerRecord],
         parsed: list[Parsed],
         stored: dict[str, DecisionRow],
         new_rows: dict[str, DecisionRow],
     ) -> None:
-        outputs = routed(parsed, stored, new_rows, self.topics)
+        outputs = plan_publication(parsed, stored, new_rows, self.topics)
         lost = await self._publish(batch, outputs, list(new_rows.values()))
         if lost:
             # Another instance decided some first (a rebalance mid-batch): its
             # outputs stand, and this batch publishes nothing for them.
-            outputs = routed(parsed, stored, new_rows, self.topics, withheld=lost)
+            outputs = plan_publication(parsed, stored, new_rows, self.topics, withheld=lost)
             await self._publish(batch, outputs, [])
-        outputs.count()
+        outputs.record_metrics()
 
     async def _decide(self, fresh: list[Parsed]) -> dict[str, DecisionRow]:
         # decided_at is taken BEFORE the end offsets are read: whatever Kafka had
@@ -104,17 +105,14 @@ class Gate:
         return decide_batch(fresh, states, facts, now, self.frequency, fence)
 
     async def _publish(
-        self, batch: list[ConsumerRecord], outputs: Outputs, new_rows: list[DecisionRow]
+        self, batch: list[ConsumerRecord], outputs: Publication, new_rows: list[DecisionRow]
     ) -> set[str]:
         """One Kafka transaction: the outputs and the consumed offsets. The new
         decisions are recorded in PostgreSQL while the outputs are sent, and the
         transaction commits only once they are: a decision row always exists before
         its outputs can be read. Returns the request_ids another instance recorded
         first: then the transaction is aborted and nothing is published."""
-        offsets: dict[TopicPartition, int] = {}
-        for record in batch:
-            tp = TopicPartition(record.topic, record.partition)
-            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+        offsets = next_offsets(batch)
         try:
             async with self.producer.transaction():
                 recording = asyncio.create_task(self.store.record(new_rows)) if new_rows else None

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from services.dispatcher.admission import GateDecision
+from services.dispatcher.sender.admission import GateDecision
 from shared.contract.storable import cleaned
 
 SendStatus = Literal["in_flight", "sent", "failed"]

@@ -5,7 +5,7 @@ counted in dispatcher.sends before its POST, the outcome is recorded after it,
 and the offsets are committed after the outcome. A finished row is never POSTed
 again; a row left 'in_flight' by a crash is re-sent (or, when configured, dead-
 lettered), because the Cloud API has no idempotency key to ask it with. Only what
-the gate dispatched is POSTed (services/dispatcher/admission.py)."""
+the gate dispatched is POSTed (services/dispatcher/sender/admission.py)."""
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
@@ -14,10 +14,10 @@ import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from services.dispatcher import metrics
-from services.dispatcher.admission import Admitted, Refused, admit, lookup_ids
-from services.dispatcher.graph_api import GraphApi
-from services.dispatcher.send_policy import SendPolicy, Verdict, classify, retry_cause
-from services.dispatcher.send_store import SendRow, SendStore
+from services.dispatcher.sender.admission import Admitted, Refused, admit, lookup_ids
+from services.dispatcher.sender.graph_api import GraphApi
+from services.dispatcher.sender.retry_policy import AnswerClass, SendPolicy, classify, retry_cause
+from services.dispatcher.sender.store import SendRow, SendStore
 from shared.kafka.dlq import send_to_dlq
 from shared.rejection import Rejected
 
@@ -111,8 +111,8 @@ class Sender:
                 metrics.SENDER_SENDS.labels("duplicate").inc()
                 return
             result = await self.graph.post(record.value)
-            verdict = classify(result.status)
-            if verdict is Verdict.SENT:
+            answer_class = classify(result.status)
+            if answer_class is AnswerClass.SENT:
                 await self.store.finish(
                     request_id,
                     recipient,
@@ -123,8 +123,8 @@ class Sender:
                 metrics.SENDER_SENDS.labels("sent").inc()
                 bound.info("sent", attempts=attempt, provider_message_id=result.message_id)
                 return
-            if verdict is Verdict.FAIL or attempt >= self.policy.max_attempts:
-                refused = verdict is Verdict.FAIL
+            if answer_class is AnswerClass.FAIL or attempt >= self.policy.max_attempts:
+                refused = answer_class is AnswerClass.FAIL
                 outcome = "rejected" if refused else "exhausted"
                 why = "not retried" if refused else f"gave up after {attempt} attempts"
                 failed = Rejected(reason="send_failed", detail=f"{result.error} ({why})")

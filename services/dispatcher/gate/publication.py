@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 import structlog
 
 from services.dispatcher import metrics
-from services.dispatcher.gate_domain import Parsed
-from services.dispatcher.store import DecisionRow
+from services.dispatcher.gate.decide import Parsed
+from services.dispatcher.gate.store import DecisionRow
 from shared.kafka.dlq import dlq_headers
 from shared.rejection import Rejected
-from shared.topics import DISPATCH_DECISIONS, MESSAGES_OUTBOUND, dlq
+from shared.topics import MESSAGES_DECISIONS, MESSAGES_OUTBOUND, dlq
 
 log = structlog.get_logger(__name__)
 
@@ -20,12 +20,12 @@ log = structlog.get_logger(__name__)
 class OutputTopics:
     """Where the gate publishes: the contract's topics, or a test's private copies."""
 
-    decisions: str = DISPATCH_DECISIONS
+    decisions: str = MESSAGES_DECISIONS
     outbound: str = MESSAGES_OUTBOUND
 
 
 @dataclass
-class Outputs:
+class Publication:
     """What one batch publishes, in record order, and what it counts once published."""
 
     topics: OutputTopics = field(default_factory=OutputTopics)
@@ -53,7 +53,7 @@ class Outputs:
         if row.outbound_json is not None:
             self.add(self.topics.outbound, key, row.outbound_json, headers)
 
-    def count(self) -> None:
+    def record_metrics(self) -> None:
         for reason in self.dead_lettered:
             metrics.DEAD_LETTERED.labels(reason).inc()
         for row in self.decided:
@@ -62,16 +62,16 @@ class Outputs:
         metrics.DUPLICATES.inc(self.duplicates)
 
 
-def routed(
+def plan_publication(
     parsed: list[Parsed],
     stored: dict[str, DecisionRow],
     new_rows: dict[str, DecisionRow],
     topics: OutputTopics,
     withheld: set[str] | None = None,
-) -> Outputs:
+) -> Publication:
     """Every record's outputs: its DLQ copy when unusable, and its decision (with the
     send) once per request_id: a new one, or a stored one again for a redelivery."""
-    outputs = Outputs(topics)
+    outputs = Publication(topics)
     published = set(withheld or ())
     for record, p, request_id in parsed:
         if isinstance(p, Rejected):

@@ -1,0 +1,1 @@
+"""The demo: walks a running system through a grant, a send, a STOP and an audit."""

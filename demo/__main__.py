@@ -1,0 +1,3 @@
+from demo.story import main
+
+raise SystemExit(main())

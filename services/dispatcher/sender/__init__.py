@@ -1,0 +1,1 @@
+"""The optional sender: delivers dispatched messages to the WhatsApp Cloud API."""
