@@ -1,4 +1,4 @@
-"""Exponential backoff with full jitter, for every retry of a failed step: a
+"""Computes exponential backoff with full jitter, for every retry of a failed step: a
 consumer's batch and the sender's POST wait by the same rule."""
 
 import random
@@ -11,7 +11,7 @@ class RetryPolicy:
         self.cap = cap
 
     def delay(self, attempt: int, draw: Callable[[], float] = random.random) -> float:
-        """The wait after the attempt-th failure (0-based): anywhere from nothing to
+        """Returns the wait after the attempt-th failure (0-based): anywhere from nothing to
         `first` doubled per attempt, never above `cap`. Full jitter keeps several
         instances from retrying in step."""
         # The exponent is bounded: past ~30 doublings the cap rules anyway, and an

@@ -1,4 +1,5 @@
-"""Liveness, readiness and metrics endpoints, the same on every service (CONTRACT.md section 6)."""
+"""Serves the liveness, readiness and metrics endpoints, the same on every service
+(CONTRACT.md section 6)."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
@@ -35,7 +36,7 @@ def ops_router(readiness: ReadinessCheck) -> APIRouter:
 
 
 async def all_ready(*checks: Awaitable[bool]) -> bool:
-    """Every check at once: the consume loop's probe of a handler's dependencies."""
+    """Runs every check at once: the consume loop's probe of a handler's dependencies."""
     return all(await asyncio.gather(*checks))
 
 
@@ -48,7 +49,7 @@ async def database_ready(pool: Any) -> bool:
 
 
 async def broker_ready(client: Any) -> bool:
-    """A metadata round trip: proves the broker answers, not only that a socket is open."""
+    """Makes a metadata round trip: proves the broker answers, not only that a socket is open."""
     try:
         async with asyncio.timeout(2):
             await client.topics()

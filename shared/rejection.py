@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 class Rejected(BaseModel):
-    """Why a record was refused: `reason` is a short machine code, `detail` a sentence."""
+    """Tells why a record was refused: `reason` is a short machine code, `detail` a sentence."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -17,7 +17,7 @@ class Rejected(BaseModel):
 
 
 class RejectedError(ValueError):
-    """Raised inside validators to name the DLQ reason precisely."""
+    """Names the DLQ reason precisely, raised inside validators."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)

@@ -1,4 +1,4 @@
-"""Settings every service reads. The contract's variables are unprefixed
+"""Holds the settings every service reads. The contract's variables are unprefixed
 (CONTRACT.md section 7); each service adds its own with its own prefix."""
 
 from datetime import timedelta
@@ -36,8 +36,8 @@ class CommonSettings(BaseSettings):
 
 
 class FrequencySettings(BaseSettings):
-    """Clause 6.1 limits: the dispatcher enforces them and the audit rechecks them,
-    both reading the same variables."""
+    """Reads the clause 6.1 limits: the dispatcher enforces them and the audit
+    rechecks them, both reading the same variables."""
 
     model_config = SettingsConfigDict(env_prefix="DISPATCHER_", extra="ignore")
 

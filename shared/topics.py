@@ -1,4 +1,4 @@
-"""Topic names of the public contract (CONTRACT.md section 1).
+"""Names the topics of the public contract (CONTRACT.md section 1).
 
 `KAFKA_TOPIC_PREFIX` (default empty, read once at start) puts a whole system on
 its own copies of the topics: benchmarks and experiments beside a live system

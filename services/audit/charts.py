@@ -1,4 +1,4 @@
-"""Inline SVG bar charts for the HTML report: no script, no external asset."""
+"""Draws inline SVG bar charts for the HTML report: no script, no external asset."""
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +38,7 @@ def bar_chart(
     marker: tuple[float, str] | None = None,
     every_label: int = 1,
 ) -> str:
-    """Stacked bars; `marker` draws a dashed vertical line at a bar position
+    """Draws stacked bars; `marker` draws a dashed vertical line at a bar position
     (a float: 2.5 is between the 3rd and 4th bars) with its caption."""
     plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
     top = max((sum(b.parts.values()) for b in bars), default=0) or 1
@@ -93,7 +93,7 @@ def bar_chart(
 
 
 def _legend(series: Sequence[str], top: int) -> tuple[str, int]:
-    """The legend under the plot, wrapped into rows; returns it and its height."""
+    """Lays out the legend under the plot, wrapped into rows; returns it and its height."""
     if len(series) < 2:
         return "", 0
     parts, x, y = [], _LEFT, top

@@ -1,4 +1,4 @@
-"""`python -m services.audit`: the replayable audit (policy clause 6.3, contract section 8).
+"""`python -m services.audit` runs the replayable audit (policy clause 6.3, contract section 8).
 
 Exit status: 0 clean (warnings allowed unless --strict); 1 a violation found (or,
 with --strict, any finding); 2 usage error, or the broker/topics cannot be read."""
@@ -51,7 +51,7 @@ class AuditRun:
 
 
 async def run_audit(options: AuditOptions) -> AuditRun:
-    """Replay, recompute, report: the whole audit, for the CLI, the demo and tests."""
+    """Replays, recomputes and reports: the whole audit, for the CLI, the demo and tests."""
     generated_at = datetime.now(UTC)
     scope = ReplayScope(
         subjects=options.subjects,

@@ -1,5 +1,5 @@
-"""How the audit's checks cite a recorded decision in a finding: its verdict as
-text (decision/reason) and its place in the log. Shared by the request checks
+"""Gives the audit's checks one way to cite a recorded decision in a finding: its
+verdict as text (decision/reason) and its place in the log. Shared by the request checks
 and the opt-out checks."""
 
 from services.audit.findings import DecisionRef

@@ -1,5 +1,5 @@
-"""The audit's figures (contract section 8), pure: decisions by reason and over time,
-opt-out to enforcement latency, messages per recipient per day."""
+"""Computes the audit's figures (contract section 8), pure: decisions by reason and over
+time, opt-out to enforcement latency, messages per recipient per day."""
 
 import math
 from collections import Counter
@@ -35,8 +35,8 @@ class Timeline(BaseModel):
 
 
 class Latency(BaseModel):
-    """Seconds from an OptedOut's log time to the recipient's first decision whose
-    fence covered it; opt-outs no later decision saw are `unmeasured`."""
+    """Holds the seconds from an OptedOut's log time to the recipient's first decision
+    whose fence covered it; opt-outs no later decision saw are `unmeasured`."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -61,7 +61,7 @@ class RecipientDay(BaseModel):
 
 
 class Frequency(BaseModel):
-    """Dispatched messages per recipient per UTC day; the frequency limit is per
+    """Counts dispatched messages per recipient per UTC day; the frequency limit is per
     rolling window, and `window_peak` is the most consented sends in any one window."""
 
     model_config = ConfigDict(frozen=True)
@@ -102,7 +102,7 @@ def timeline(checked: list[LoggedDecision]) -> Timeline:
 
 
 def percentile(values: list[float], q: float) -> float | None:
-    """Nearest rank: a value that occurred, never an interpolation."""
+    """Returns the nearest rank: a value that occurred, never an interpolation."""
     if not values:
         return None
     ordered = sorted(values)

@@ -1,4 +1,4 @@
-"""What the audit can find, as values (pydantic, frozen): one record per finding.
+"""Holds what the audit can find, as values (pydantic, frozen): one record per finding.
 
 Severity (docs/audit.md): a *violation* breaks a guarantee of the contract
 (section 4 and 8: nothing dispatched without valid consent, nothing after an
@@ -52,7 +52,7 @@ SEVERITY: dict[FindingKind, Severity] = {
 
 
 class EventRef(BaseModel):
-    """A consent event involved in a finding, with its place in the log."""
+    """Names a consent event involved in a finding, with its place in the log."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -76,7 +76,7 @@ class EventRef(BaseModel):
 
 
 class DecisionRef(BaseModel):
-    """A decision record involved in a finding (messages.decisions.v1 position)."""
+    """Names a decision record involved in a finding (messages.decisions.v1 position)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -129,7 +129,7 @@ def finding(
     events: tuple[EventRef, ...] = (),
     decisions: tuple[DecisionRef, ...] = (),
 ) -> Finding:
-    """A finding with the recipient masked here, so no caller can forget it."""
+    """Builds a finding with the recipient masked here, so no caller can forget it."""
     return Finding(
         kind=kind,
         severity=severity or SEVERITY[kind],

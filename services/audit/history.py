@@ -1,4 +1,4 @@
-"""The replayed history the audit judges: records of the three topics with their
+"""Holds the replayed history the audit judges: records of the three topics with their
 place in the log. Plain values, no I/O: `replay` fills them, `recompute` reads them."""
 
 from collections import Counter
@@ -13,7 +13,7 @@ from shared.dispatch.rules import FrequencyPolicy
 
 @dataclass(frozen=True, slots=True)
 class LoggedRequest:
-    """A record of messages.requests.v1 that has a request_id. `request` is None
+    """Holds a record of messages.requests.v1 that has a request_id. `request` is None
     when the record is unusable: the dispatcher owes it one `invalid_request`."""
 
     request_id: str
@@ -52,7 +52,7 @@ class History:
 
 @dataclass(frozen=True)
 class AuditPolicy:
-    """What the audit judges by. `as_of` is when the replay took its end offsets:
+    """Holds what the audit judges by. `as_of` is when the replay took its end offsets:
     a request younger than `settle`, or an opt-out younger than the confirmation
     deadline, may still be in flight and is counted as pending, not as a finding."""
 

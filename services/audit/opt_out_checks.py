@@ -1,4 +1,4 @@
-"""The audit's opt-out checks: what was dispatched after an opt-out (per decision),
+"""Checks, for the audit, what was dispatched after an opt-out (per decision),
 and each opt-out's one confirmation within the deadline (clause 4.3) with how long
 until the recipient's first decision that saw it (enforcement latency)."""
 
@@ -49,10 +49,10 @@ def opt_out_breach(
     facts: DispatchFacts,
     ack_allowance: timedelta = timedelta(seconds=1),
 ) -> Finding | None:
-    """Contract section 4: once an OptedOut is acknowledged, nothing is dispatched to
-    that recipient but its one confirmation. Judged on the log itself: the events
-    appended before decided_at less the time an append may take to be acknowledged,
-    whatever the fence says, plus every event the fence covers."""
+    """Finds a dispatch that breaks contract section 4: once an OptedOut is acknowledged,
+    nothing is dispatched to that recipient but its one confirmation. Judged on the log
+    itself: the events appended before decided_at less the time an append may take to be
+    acknowledged, whatever the fence says, plus every event the fence covers."""
     d = logged.decision
     if d.decision is not Decision.DISPATCHED or subject is None:
         return None
@@ -101,8 +101,9 @@ def judge_opt_outs(
     policy: AuditPolicy,
     findings: list[Finding],
 ) -> list[OptOutOutcome]:
-    """Clause 4.3: each opt-out gets its one confirmation within the deadline; and how
-    long until the recipient's first decision that saw it (enforcement latency)."""
+    """Checks that each opt-out gets its one confirmation within the deadline (clause
+    4.3); returns how long until the recipient's first decision that saw it (enforcement
+    latency)."""
     asked: dict[str, list[LoggedRequest]] = defaultdict(list)
     for request in requests.values():
         if request.purpose == OPT_OUT_CONFIRMATION and request.request is not None:

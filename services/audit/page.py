@@ -1,4 +1,4 @@
-"""The HTML page of the audit report: one file that opens offline."""
+"""Renders the HTML page of the audit report: one file that opens offline."""
 
 from html import escape
 from pathlib import Path

@@ -1,5 +1,5 @@
-"""The audit's judgement, pure: recompute every decision from the log with the
-services' own `fold_subject` and `decide_send`, and check the history.
+"""The audit's judgement is pure: it recomputes every decision from the log with the
+services' own `fold_subject` and `decide_send`, and checks the history.
 
 For each decision, in the order it was made: the recipient's consent events
 below the decision's fence (the consent.events.v1 positions its consent state
@@ -7,10 +7,10 @@ reflected; a decision without a fence: the events appended by its decided_at) ar
 SendFacts are rebuilt from the decisions recorded before it, and `decide_send`
 runs with now = decided_at. A recorded decision that the fence's view does not
 give is still explained when a view that also holds later events, appended
-before the decision was written (its record's timestamp), gives it: the
-dispatcher once read the states after recording its fence (decisions written
-before the fence and the states came from one snapshot), so its projection
-may run ahead of the fence, never behind it."""
+before the decision was written (its record's timestamp), gives it: a fence
+bounds what a decision saw only from below (the log may hold decisions whose
+states were read after their fence was recorded, not in one snapshot with it),
+so the projection may run ahead of the fence, never behind it."""
 
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -122,7 +122,7 @@ def _judge(
 
 
 def _asked(d: DispatchDecision, request: LoggedRequest | None) -> SendRequest | None:
-    """What was asked: the request, or (no request read) the decision's own fields;
+    """Returns what was asked: the request, or (no request read) the decision's own fields;
     None when nothing usable was asked, which the dispatcher must call invalid."""
     if request is not None:
         return request.request
@@ -145,8 +145,8 @@ def _recompute(
     facts: DispatchFacts,
     frequency: FrequencyPolicy,
 ) -> tuple[Verdict, int, int]:
-    """The verdict, the view it was computed on, and how many events past the fence
-    that view holds."""
+    """Returns the verdict, the view it was computed on, and how many events past the
+    fence that view holds."""
     d = logged.decision
     if asked is None:
         return _INVALID, 0, 0

@@ -1,4 +1,4 @@
-"""Read the three topics into a History: a group-less, read_committed consumer
+"""Reads the three topics into a History: a group-less, read_committed consumer
 (the dispatcher writes decisions in Kafka transactions: an aborted one never
 counts), from the beginning or a time range, up to the end offsets taken at start.
 
@@ -156,7 +156,8 @@ async def replay(
     *,
     progress: bool | None = None,
 ) -> Replayed:
-    """`progress`: None shows a bar on stderr for long replays only."""
+    """Reads the three topics into a History. `progress`: None shows a bar on stderr
+    for long replays only."""
     started = time.monotonic()
     consumer = range_consumer(bootstrap)
     await consumer.start()
@@ -185,7 +186,7 @@ async def replay(
 async def _bounds(
     consumer: AIOKafkaConsumer, topics: Topics, scope: ReplayScope
 ) -> dict[TopicPartition, tuple[int, int]]:
-    """(start, stop) offsets per partition."""
+    """Returns the (start, stop) offsets per partition."""
     bounds: dict[TopicPartition, tuple[int, int]] = {}
     for topic in (topics.events, topics.requests, topics.decisions):
         try:
@@ -210,7 +211,7 @@ async def _offsets_at(
     moment: datetime,
     ends: dict[TopicPartition, int],
 ) -> dict[TopicPartition, int]:
-    """The first offset whose timestamp is at or after `moment` (the end if none)."""
+    """Returns the first offset whose timestamp is at or after `moment` (the end if none)."""
     found = await consumer.offsets_for_times({tp: max(0, _ms(moment)) for tp in tps})
     return {tp: min(ends[tp], found[tp].offset) if found.get(tp) else ends[tp] for tp in tps}
 

@@ -1,4 +1,4 @@
-"""The audit report: JSON for machines, one self-contained HTML file for people
+"""Builds the audit report: JSON for machines, one self-contained HTML file for people
 (inline SVG, inline CSS, no script, no external asset), and a console summary."""
 
 from collections import Counter

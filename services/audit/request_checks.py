@@ -1,4 +1,4 @@
-"""The audit's checks of requests and their decisions, besides the recomputation
+"""Checks requests and their decisions for the audit, besides the recomputation
 itself: a recorded decision the log does not give (without consent, or another
 verdict than the rules give), and each request's one decision (contract section 4)."""
 

@@ -1,4 +1,4 @@
-"""What a decision saw: a subject's consent events below the decision's fence,
+"""Reconstructs what a decision saw: a subject's consent events below the decision's fence,
 folded with the services' own `fold_subject`."""
 
 from collections import defaultdict
@@ -13,7 +13,7 @@ from shared.kafka.log_order import first_per_id
 
 
 class SubjectLog:
-    """One subject's events in log order. A view is a bit mask over them; each
+    """Holds one subject's events in log order. A view is a bit mask over them; each
     distinct view is folded once (a subject's decisions mostly share views)."""
 
     __slots__ = ("_states", "events", "subject")
@@ -24,7 +24,7 @@ class SubjectLog:
         self._states: dict[int, SubjectState | None] = {0: None}
 
     def fenced(self, decision: DispatchDecision) -> int:
-        """The events the decision waited for: below its fence (the end offsets it
+        """Returns the events the decision waited for: below its fence (the end offsets it
         read); a decision without a fence saw what the log held at decided_at."""
         fence = decision.fence
         if fence is None:
@@ -43,7 +43,7 @@ class SubjectLog:
         return mask
 
     def wider_views(self, fenced: int, written_at: datetime) -> Iterator[int]:
-        """The views the dispatcher may have had beyond its fence: the projection may
+        """Yields the views the dispatcher may have had beyond its fence: the projection may
         have applied later events before the states were read, and that read came
         before the decision was written (`written_at`: its record's timestamp)."""
         mask = fenced

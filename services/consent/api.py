@@ -1,4 +1,4 @@
-"""The query API (CONTRACT.md section 6): current state and history of a subject."""
+"""Serves a subject's current state and history (CONTRACT.md section 6)."""
 
 from datetime import UTC, datetime
 from typing import Any

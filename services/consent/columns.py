@@ -1,4 +1,4 @@
-"""The projection's rows as the column arrays that `unnest` inserts in one statement
+"""Lays out the projection's rows as the column arrays that `unnest` inserts in one statement
 (the projector per batch, the rebuild per million)."""
 
 from collections.abc import Sequence

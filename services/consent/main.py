@@ -1,4 +1,4 @@
-"""Wiring of the consent service: projector loop, query API, health, metrics."""
+"""Wires the consent service: projector loop, query API, health, metrics."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,7 +32,7 @@ class Running:
 def projector_loop(
     consumer: AIOKafkaConsumer, projector: Projector, pool: Any, max_batch: int
 ) -> BatchConsumer:
-    """The projector's consume loop: a record that fails on its own while the
+    """Builds the projector's consume loop: a record that fails on its own while the
     database and the broker answer is dead-lettered and its position tracked."""
     return BatchConsumer(
         consumer,

@@ -1,4 +1,5 @@
-"""consent.events.v1 -> PostgreSQL: validate, dead-letter the unusable, apply the rest."""
+"""Projects consent.events.v1 into PostgreSQL: validates, dead-letters the unusable,
+applies the rest."""
 
 import functools
 from typing import Any
@@ -98,7 +99,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
             log.warning("event_id reused with another payload", event_id=c.again.event.event_id)
 
     async def dead_letter(self, record: ConsumerRecord, rejected: Rejected) -> None:
-        """A record that failed on its own: its DLQ copy, then its position tracked
+        """Dead-letters a record that failed on its own: its DLQ copy, then its position tracked
         (the fence waits for the tracked positions, so a poison record left
         untracked would hold every decision back)."""
         await send_to_dlq(self.producer, [(record, rejected)])

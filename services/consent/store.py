@@ -1,4 +1,5 @@
-"""The consent schema in PostgreSQL: events (append-only), subjects, tracking."""
+"""Reads and writes the consent schema in PostgreSQL: events (append-only), subjects,
+tracking."""
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -82,7 +83,7 @@ OnConflicts = Callable[[list[Conflict]], Awaitable[None]]
 
 @dataclass(frozen=True)
 class Folded:
-    """A subject's state and the order key of the latest event folded into it."""
+    """Holds a subject's state and the order key of the latest event folded into it."""
 
     state: SubjectState
     through: OrderKey | None
@@ -95,7 +96,7 @@ def fold_rows(rows: Iterable[Any]) -> dict[str, Folded]:
 
 
 async def tracking_positions(conn: Any, topic: str = CONSENT_EVENTS) -> dict[int, int]:
-    """consent.tracking: the next offset per partition; `conn` a pool or a connection."""
+    """Reads consent.tracking: the next offset per partition; `conn` a pool or a connection."""
     rows = await conn.fetch(
         "SELECT partition, next_offset FROM consent.tracking WHERE topic = $1", topic
     )
@@ -116,7 +117,7 @@ class ConsentStore:
         positions: dict[int, int],
         on_conflicts: OnConflicts | None = None,
     ) -> list[Folded]:
-        """Events, the subjects' new states and the tracking positions in ONE
+        """Writes the events, the subjects' new states and the tracking positions in ONE
         transaction: a redelivered batch is a no-op and a crash leaves nothing
         half-applied. An event whose event_id was recorded before with another
         payload is not applied and goes to `on_conflicts`. Returns the states
@@ -163,8 +164,8 @@ class ConsentStore:
 
 
 async def _fold_fresh(conn: Any, fresh: Sequence[LoggedEvent]) -> list[Folded]:
-    """Lock the subjects `fresh` (just inserted) is about, load what `plan_folds`
-    needs and return their new states."""
+    """Locks the subjects `fresh` (just inserted) is about, loads what `plan_folds`
+    needs and returns their new states."""
     new_events = by_subject(fresh)
     subjects = sorted(new_events)
     # Another instance may refold a subject at once (its events in our partition too):
@@ -186,7 +187,7 @@ async def _fold_fresh(conn: Any, fresh: Sequence[LoggedEvent]) -> list[Folded]:
 
 
 async def _conflicting(conn: Any, repeated: Sequence[LoggedEvent]) -> list[Conflict]:
-    """The records not inserted whose event_id the table holds with another payload
+    """Returns the records not inserted whose event_id the table holds with another payload
     (the table, in this transaction, holds the ones just inserted too)."""
     if not repeated:
         return []

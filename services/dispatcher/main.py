@@ -1,4 +1,4 @@
-"""Wiring of the dispatcher: the gate's consume loop, health, metrics."""
+"""Wires the dispatcher: the gate's consume loop, health, metrics."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,7 +39,7 @@ async def _record_lag(consumer: AIOKafkaConsumer) -> None:
 
 
 def gate_loop(consumer: AIOKafkaConsumer, gate: Gate, pool: Any, max_batch: int) -> BatchConsumer:
-    """The gate's consume loop. Offsets are committed inside the Kafka transaction,
+    """Builds the gate's consume loop. Offsets are committed inside the Kafka transaction,
     never by the loop; a request that fails on its own is dead-lettered with its
     one decision (`Gate.dead_letter`)."""
     return BatchConsumer(

@@ -1,4 +1,4 @@
-"""Wiring of inbound: the webhook receiver (HTTP, publishing through FastStream)
+"""Wires inbound: the webhook receiver (HTTP, publishing through FastStream)
 and the reply consumer (the shared consume loop, which isolates poison records)."""
 
 from collections.abc import AsyncIterator

@@ -1,5 +1,6 @@
-"""whatsapp.inbound.v1 -> OptedOut/OptedIn on consent.events.v1, then the confirmation
-request on messages.requests.v1. Committed only after both are acknowledged."""
+"""Turns replies on whatsapp.inbound.v1 into OptedOut/OptedIn events on consent.events.v1,
+then the confirmation request on messages.requests.v1. Committed only after both are
+acknowledged."""
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -29,8 +30,8 @@ class ReplyProcessor:
         self.confirmations = confirmations
 
     async def handle(self, batch: list[ConsumerRecord]) -> None:
-        """The consume loop's handler: each record in log order, so that a user's
-        STOP and START keep their order."""
+        """Handles a batch for the consume loop: each record in log order, so that a
+        user's STOP and START keep their order."""
         for record in batch:
             await self.process(record)
 

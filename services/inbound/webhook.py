@@ -1,4 +1,5 @@
-"""POST/GET /webhooks/whatsapp: verify, then make the body durable on whatsapp.inbound.v1."""
+"""Serves POST/GET /webhooks/whatsapp: verifies, then makes the body durable on
+whatsapp.inbound.v1."""
 
 import hashlib
 import hmac

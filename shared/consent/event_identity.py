@@ -1,5 +1,5 @@
-"""When a second record carries an event_id the log has already recorded: a
-redelivery of the same event (a silent no-op), or another event reusing the id
+"""Tells what a second record carrying an event_id the log has already recorded is:
+a redelivery of the same event (a silent no-op), or another event reusing the id
 (refused: an OptedOut that reuses a grant's id must never vanish unseen)."""
 
 from collections.abc import Collection, Mapping, Sequence
@@ -15,7 +15,7 @@ event_id_of = attrgetter("event.event_id")
 
 @dataclass(frozen=True)
 class Recorded:
-    """An event as the events table holds it: the first record of its event_id."""
+    """Describes an event as the events table holds it: the first record of its event_id."""
 
     event: ConsentEvent
     clamped: bool
@@ -25,7 +25,7 @@ class Recorded:
 
 @dataclass(frozen=True)
 class Conflict:
-    """A record whose event_id the log recorded first with another payload."""
+    """Names a record whose event_id the log recorded first with another payload."""
 
     again: LoggedEvent
     first_partition: int
@@ -35,7 +35,7 @@ class Conflict:
 def is_redelivery(
     first: ConsentEvent, first_clamped: bool, again: ConsentEvent, again_clamped: bool
 ) -> bool:
-    """True when `again` is the same event as `first`. Both are as recorded, with
+    """Tells whether `again` is the same event as `first`. Both are as recorded, with
     occurred_at clamped to their own broker timestamps: when both were clamped,
     their original instants are unknown and only the other fields can differ."""
     if first_clamped and again_clamped:
@@ -46,8 +46,8 @@ def is_redelivery(
 def split_inserted(
     events: Sequence[LoggedEvent], inserted: Collection[str]
 ) -> tuple[list[LoggedEvent], list[LoggedEvent]]:
-    """`events` as an insert that kept the ids `inserted` left them: the records it
-    stored (per inserted id, its first in log order), and all the others."""
+    """Splits `events` as an insert that kept the ids `inserted` left them: the records
+    it stored (per inserted id, its first in log order), and all the others."""
     first = first_per_id(events, event_id_of)
     fresh = [logged for event_id, logged in first.items() if event_id in inserted]
     kept = {id(logged) for logged in fresh}
@@ -55,8 +55,8 @@ def split_inserted(
 
 
 def conflicts(repeated: Sequence[LoggedEvent], recorded: Mapping[str, Recorded]) -> list[Conflict]:
-    """The records of `repeated` that are not redeliveries of the event `recorded`
-    holds under their event_id."""
+    """Returns the records of `repeated` that are not redeliveries of the event
+    `recorded` holds under their event_id."""
     found = []
     for again in repeated:
         first = recorded[again.event.event_id]

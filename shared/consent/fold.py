@@ -1,5 +1,5 @@
-"""The fold of a subject's history into its state (`fold_subject`, `fold_onto`,
-`fold_subjects`), and `evolve`, one step of it."""
+"""Folds a subject's history into its state (`fold_subject`, `fold_onto`,
+`fold_subjects`); `evolve` is one step of it."""
 
 from collections.abc import Iterable
 from datetime import datetime
@@ -23,14 +23,14 @@ def fold_subject(subject: str, history: Iterable[LoggedEvent]) -> SubjectState:
 
 
 def fold_onto(state: SubjectState, later: Iterable[LoggedEvent]) -> SubjectState:
-    """`state` folded on with `later`: equal to folding the whole history again when
+    """Folds `later` onto `state`: equal to folding the whole history again when
     every event of `later` sorts after all those `state` was folded from and repeats
     none of their ids (the projector checks that before it takes this shortcut)."""
     return _fold(_Folding(state), later)[0]
 
 
 def fold_subjects(events: Iterable[LoggedEvent]) -> dict[str, tuple[SubjectState, OrderKey]]:
-    """The events of many subjects, each subject's history folded on its own; with
+    """Folds the events of many subjects, each subject's history on its own; with
     each state, the order key of the latest event folded into it."""
     folded: dict[str, tuple[SubjectState, OrderKey]] = {}
     for subject, history in by_subject(events).items():
@@ -43,8 +43,8 @@ def fold_subjects(events: Iterable[LoggedEvent]) -> dict[str, tuple[SubjectState
 def _fold(
     folding: "_Folding", later: Iterable[LoggedEvent]
 ) -> tuple[SubjectState, OrderKey | None]:
-    """`later` applied in order to `folding`; the state, and the order key of the last
-    event applied (None: none was)."""
+    """Applies `later` in order to `folding`; returns the state, and the order key of
+    the last event applied (None: none was)."""
     # An event_id seen before is ignored (contract section 2): "before" is log
     # order, so a reused id can never displace the record that came first.
     first = first_per_id(later, event_id_of)
@@ -59,14 +59,14 @@ _KEY = itemgetter(0)
 
 
 def evolve(state: SubjectState, event: ConsentEvent) -> SubjectState:
-    """One step of the fold: `state` is left as it was."""
+    """Takes one step of the fold: `state` is left as it was."""
     folding = _Folding(state)
     folding.apply(event)
     return folding.state()
 
 
 class _Folding:
-    """A subject's state while its history is applied: mutable, so that a history
+    """Holds a subject's state while its history is applied: mutable, so that a history
     of n events builds n small dicts rather than n frozen models (the rebuild folds
     millions). Only `state()` lets it out, frozen."""
 

@@ -1,6 +1,6 @@
-"""Which subjects a batch of newly recorded events is folded onto their stored
-states, and which are folded again from their whole history: decided here, apart
-from the SQL that locks, loads and saves them."""
+"""Decides which subjects a batch of newly recorded events is folded onto their
+stored states, and which are folded again from their whole history, apart from the
+SQL that locks, loads and saves them."""
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -11,14 +11,14 @@ from shared.consent.state import LoggedEvent, OrderKey
 
 @dataclass(frozen=True)
 class FoldOn:
-    """New events to fold onto a stored state, and the order key of the latest of them."""
+    """Holds new events to fold onto a stored state, and the order key of the latest of them."""
 
     events: Sequence[LoggedEvent]
     through: OrderKey
 
 
 def by_subject(events: Iterable[LoggedEvent]) -> dict[str, list[LoggedEvent]]:
-    """The events grouped by subject, each group in the order given."""
+    """Groups the events by subject, each group in the order given."""
     grouped: dict[str, list[LoggedEvent]] = defaultdict(list)
     for logged in events:
         grouped[logged.event.subject].append(logged)
@@ -29,8 +29,8 @@ def plan_folds(
     stored_throughs: Mapping[str, OrderKey | None],
     new_events: Mapping[str, Sequence[LoggedEvent]],
 ) -> tuple[dict[str, FoldOn], list[str]]:
-    """Per subject of `new_events` (events of ids its history does not hold yet):
-    fold on when every new event sorts after the stored state's `through`, which
+    """Decides per subject of `new_events` (events of ids its history does not hold
+    yet): fold on when every new event sorts after the stored state's `through`, which
     `fold_onto` guarantees equal to a whole refold; else refold (a late event sorts
     inside the history, or no state is stored). Refolds follow `stored_throughs`'
     order, then the subjects with no stored state, sorted."""

@@ -1,4 +1,4 @@
-"""A consent.events.v1 record as the fold takes it: validated, placed in the log
+"""Reads a consent.events.v1 record as the fold takes it: validated, placed in the log
 and clamped to the broker's clock (the projector, the rebuild and the audit)."""
 
 from shared.consent.state import LoggedEvent

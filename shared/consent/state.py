@@ -1,4 +1,4 @@
-"""The state of one subject's consent, as folded from its events."""
+"""Holds the state of one subject's consent, as folded from its events."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +15,7 @@ OrderKey = tuple[datetime, datetime, int, int]
 
 @dataclass(frozen=True, slots=True)
 class LoggedEvent:
-    """A ConsentEvent with its place in the log: what the fold orders by. A plain
+    """Pairs a ConsentEvent with its place in the log: what the fold orders by. A plain
     dataclass: its parts are validated already, and a rebuild makes millions."""
 
     event: ConsentEvent

@@ -1,1 +1,1 @@
-"""The wire models of the public contract (CONTRACT.md sections 2-4)."""
+"""Defines the wire models of the public contract (CONTRACT.md sections 2-4)."""

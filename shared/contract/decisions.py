@@ -1,4 +1,5 @@
-"""DispatchDecision: one per request_id, on `messages.decisions.v1` (CONTRACT.md section 4)."""
+"""Defines DispatchDecision, one per request_id, on `messages.decisions.v1` (CONTRACT.md
+section 4)."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -60,7 +61,7 @@ class DispatchDecision(BaseModel):
         detail: str | None = None,
         fence: dict[str, int] | None = None,
     ) -> "DispatchDecision":
-        """The decision on a valid request; it names the opt-out a confirmation is for."""
+        """Builds the decision on a valid request; it names the opt-out a confirmation is for."""
         return cls(
             request_id=request.request_id,
             recipient=request.recipient,

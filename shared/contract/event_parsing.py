@@ -1,4 +1,4 @@
-"""parse_consent_event: a consent.events.v1 record's value, as a ConsentEvent or as
+"""parse_consent_event reads a consent.events.v1 record's value as a ConsentEvent or as
 the reason it cannot be one (CONTRACT.md section 2; the DLQ reasons in docs/contract.md).
 
 The model says what is valid and why not. Most records are plain, valid events,
@@ -30,7 +30,7 @@ def parse_consent_event(raw: bytes | None) -> ConsentEvent | Rejected:
 
 
 def validate_consent_event(raw: bytes | None) -> ConsentEvent | Rejected:
-    """The model's verdict on every rule, without the fast path."""
+    """Returns the model's verdict on every rule, without the fast path."""
     # Limits first: the NUL walk, the model and the projector's serialiser recurse.
     body = decoded_within(raw, EVIDENCE)
     if isinstance(body, Rejected):

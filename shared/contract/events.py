@@ -1,4 +1,5 @@
-"""ConsentEvent: the records of the append-only log `consent.events.v1` (CONTRACT.md section 2)."""
+"""Defines ConsentEvent, the records of the append-only log `consent.events.v1` (CONTRACT.md
+section 2)."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -21,7 +22,7 @@ class EventType(StrEnum):
 
 
 class GrantSource(StrEnum):
-    """How the user opted in (clause 2.2)."""
+    """Names how the user opted in (clause 2.2)."""
 
     EVENT_REGISTRATION = "event_registration"
     NOTIFICATION_SUBSCRIPTION = "notification_subscription"
@@ -49,7 +50,7 @@ EventId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class ConsentEvent(BaseModel):
-    """One fact about a subject's consent. Validated as the contract's table says."""
+    """Holds one fact about a subject's consent. Validated as the contract's table says."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 

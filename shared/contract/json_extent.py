@@ -1,5 +1,5 @@
-"""How deep a JSON text nests and how long its top-level members are, read from
-the bytes without decoding them: a decoder, a serialiser or a recursive walk
+"""Measures how deep a JSON text nests and how long its top-level members are, read
+from the bytes without decoding them: a decoder, a serialiser or a recursive walk
 would fail on the very values these measure (orjson reads at most 1024 levels,
 msgspec and Python's recursion about 1000).
 
@@ -41,21 +41,21 @@ _WHITESPACE = b" \t\n\r"
 
 @dataclass(frozen=True)
 class Member:
-    """A top-level member's value: how deep it nests (a scalar: 0) and its JSON text."""
+    """Holds a top-level member's value: how deep it nests (a scalar: 0) and its JSON text."""
 
     depth: int
     text: bytes
 
 
 def nesting(raw: bytes) -> int:
-    """How many levels of objects and arrays `raw` nests (a scalar: 0); brackets
-    inside strings do not count."""
+    """Counts how many levels of objects and arrays `raw` nests (a scalar: 0);
+    brackets inside strings do not count."""
     brackets = _STRINGS.sub(b"", raw).translate(None, _NOT_BRACKETS)
     return max(accumulate(map(_STEP.__getitem__, brackets), initial=0))
 
 
 def members(raw: bytes) -> dict[str, Member]:
-    """Each member of the top-level object of `raw`, by name. A name given twice
+    """Returns each member of the top-level object of `raw`, by name. A name given twice
     counts as its last, as decoders read it."""
     opening = _OPENING.match(raw)
     if opening is None:
@@ -79,8 +79,8 @@ def members(raw: bytes) -> dict[str, Member]:
 
 
 def member_value(raw: bytes, name: str) -> Any:
-    """The decoded value of one top-level member, even when the whole text nests too
-    deep to decode; None when it is absent or cannot be decoded itself."""
+    """Returns the decoded value of one top-level member, even when the whole text
+    nests too deep to decode; None when it is absent or cannot be decoded itself."""
     member = members(raw).get(name)
     if member is None:
         return None
@@ -91,7 +91,7 @@ def member_value(raw: bytes, name: str) -> Any:
 
 
 def _value_end(structure: bytes, depths: list[int], start: int) -> int:
-    """Where the member's value from `start` ends: at the record's next comma or
+    """Finds where the member's value from `start` ends: at the record's next comma or
     its closing brace, past a container's own brackets at C speed."""
     try:
         # The value's first byte when it is a scalar, else its closing bracket.

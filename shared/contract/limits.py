@@ -1,4 +1,4 @@
-"""How deep and how large a record's free-form JSON may be (docs/contract.md
+"""Sets how deep and how large a record's free-form JSON may be (docs/contract.md
 section 4: `too_deep`, `too_large`), checked on the bytes before anything
 decodes, cleans or validates them.
 
@@ -8,7 +8,7 @@ three times that, and far below what breaks behind the parsers (pydantic
 serialises about 255 levels, orjson writes 255 and reads 1024, msgspec and
 Python's recursion stop near 1000). Every member of an event or a request is
 held to it, not only `evidence` and `message`: none of the contract's other
-fields nests at all, and a `type` or `source` of 1000 nested lists reached a
+fields nests at all, and a `type` or `source` of 1000 nested lists would reach a
 recursive repr or NUL walk all the same. A message or an evidence of 64 KiB is
 ten times what the Cloud API takes in one message (4096 characters of text); a
 webhook body of 1 MiB is inbound's HTTP limit and the broker's default record.
@@ -56,20 +56,20 @@ WEBHOOK_BODY = Limits("the webhook body", None, MAX_WEBHOOK_BYTES)
 
 
 def clearly_within(raw: bytes, limits: Limits) -> bool:
-    """True when the byte counts alone show the record `raw` within `limits`."""
+    """Returns True when the byte counts alone show the record `raw` within `limits`."""
     brackets = raw.count(b"{") + raw.count(b"[")
     return len(raw) <= limits.max_bytes and brackets <= limits.record_depth
 
 
 def member_clearly_within(text: bytes, limits: Limits) -> bool:
-    """True when the byte counts alone show the JSON text of `limits.member` within
-    `limits`, and so the record too, if no other member nests."""
+    """Returns True when the byte counts alone show the JSON text of `limits.member`
+    within `limits`, and so the record too, if no other member nests."""
     brackets = text.count(b"{") + text.count(b"[")
     return len(text) <= limits.max_bytes and brackets <= limits.max_depth
 
 
 def decoded_within(raw: bytes | None, limits: Limits) -> dict[str, Any] | Rejected:
-    """The record as `decode_json_object` gives it, once its bytes are within
+    """Returns the record as `decode_json_object` gives it, once its bytes are within
     `limits`; else `too_deep` or `too_large` (depth first)."""
     if raw is not None and not clearly_within(raw, limits):
         refused = _exceeded(raw, limits)
@@ -79,7 +79,7 @@ def decoded_within(raw: bytes | None, limits: Limits) -> dict[str, Any] | Reject
 
 
 def _exceeded(raw: bytes, limits: Limits) -> Rejected | None:
-    """What the byte counts left open, measured; never raises, whatever the bytes."""
+    """Measures what the byte counts left open; never raises, whatever the bytes."""
     depth = nesting(raw)
     if depth > limits.record_depth:
         return _too_deep(raw, depth, limits)

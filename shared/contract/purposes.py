@@ -1,10 +1,10 @@
-"""Purposes of communication (policy clause 3.2) and the technical one (clause 4.3)."""
+"""Lists the purposes of communication (policy clause 3.2) and the technical one (clause 4.3)."""
 
 from enum import StrEnum
 
 
 class Purpose(StrEnum):
-    """The only purposes that may be granted and messaged for (clause 3.2)."""
+    """Names the only purposes that may be granted and messaged for (clause 3.2)."""
 
     EVENT_REMINDER = "event_reminder"
     REGISTRATION_CONFIRMATION = "registration_confirmation"

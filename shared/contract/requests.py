@@ -1,4 +1,4 @@
-"""SendRequest: what other systems ask the dispatcher to send (CONTRACT.md section 3)."""
+"""Defines SendRequest, what other systems ask the dispatcher to send (CONTRACT.md section 3)."""
 
 from typing import Annotated, Any
 
@@ -74,7 +74,7 @@ def parse_send_request(raw: bytes | None) -> SendRequest | Rejected:
 
 
 def salvage_request_id(raw: bytes | None) -> str | None:
-    """The request_id of an unusable request, when it has a valid one: such a
+    """Returns the request_id of an unusable request, when it has a valid one: such a
     request still gets its one `invalid_request` decision."""
     body = decode_json_object(raw)
     if isinstance(body, Rejected):
@@ -89,9 +89,9 @@ def salvage_request_id(raw: bytes | None) -> str | None:
 
 
 def salvage_purpose(raw: bytes | None) -> str | None:
-    """The purpose of an unusable request, for information, when its value decodes to
-    an object with a string one: an unusable value may be anything (not JSON, too
-    deep to decode, not an object)."""
+    """Returns the purpose of an unusable request, for information, when its value
+    decodes to an object with a string one: an unusable value may be anything (not
+    JSON, too deep to decode, not an object)."""
     try:
         body = orjson.loads(raw) if raw else None
     except orjson.JSONDecodeError:

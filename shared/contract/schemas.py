@@ -1,4 +1,4 @@
-"""JSON Schemas of the wire records, generated from the contract's pydantic models.
+"""Generates the JSON Schemas of the wire records from the contract's pydantic models.
 
     python -m shared.contract.schemas [--check] [--out DIR]
 
@@ -64,12 +64,12 @@ def render(doc: SchemaDoc) -> str:
 
 
 def rendered() -> dict[str, str]:
-    """File name -> the text the models generate now."""
+    """Maps each file name to the text the models generate now."""
     return {doc.file_name: render(doc) for doc in DOCUMENTS}
 
 
 def drifted(texts: Mapping[str, str], out: Path) -> list[Path]:
-    """The files under `out` that are missing or differ from `texts` (name -> text)."""
+    """Returns the files under `out` that are missing or differ from `texts` (name -> text)."""
     stale = []
     for file_name, text in texts.items():
         path = out / file_name
@@ -78,8 +78,11 @@ def drifted(texts: Mapping[str, str], out: Path) -> list[Path]:
     return stale
 
 
-def sync_files(texts: Mapping[str, str], out: Path, *, check: bool, label: str) -> int:
-    """Writes what differs, or with `check` only names it; the exit code of a command."""
+def sync_files(texts: Mapping[str, str], out: Path, *, check: bool, module: str) -> int:
+    """Writes what differs, or with `check` only names it; the exit code of a command.
+
+    `module` is the one that regenerates the files (`python -m <module>`)."""
+    label = module.rsplit(".", 1)[-1]
     stale = drifted(texts, out)
     for path in stale:
         if check:
@@ -89,16 +92,14 @@ def sync_files(texts: Mapping[str, str], out: Path, *, check: bool, label: str) 
             path.write_text(texts[path.name], encoding="utf-8")
             print(f"[{label}] wrote {path}", file=sys.stderr)
     if check and stale:
-        print(f"[{label}] regenerate with: python -m shared.contract.{label}", file=sys.stderr)
+        print(f"[{label}] regenerate with: python -m {module}", file=sys.stderr)
         return 1
     print(f"[{label}] {len(texts)} files up to date in {out}", file=sys.stderr)
     return 0
 
 
-def command_line(label: str, description: str, default_out: Path) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m shared.contract.{label}", description=description
-    )
+def command_line(module: str, description: str, default_out: Path) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
     parser.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if a file is out of date"
     )
@@ -108,10 +109,12 @@ def command_line(label: str, description: str, default_out: Path) -> argparse.Ar
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = command_line(
-        "schemas", "Generate the JSON Schemas of the contract's records.", DEFAULT_OUT
+        "shared.contract.schemas",
+        "Generate the JSON Schemas of the contract's records.",
+        DEFAULT_OUT,
     )
     args = parser.parse_args(argv)
-    return sync_files(rendered(), args.out, check=args.check, label="schemas")
+    return sync_files(rendered(), args.out, check=args.check, module="shared.contract.schemas")
 
 
 if __name__ == "__main__":

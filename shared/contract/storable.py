@@ -1,4 +1,4 @@
-"""Text PostgreSQL can store: its `text` and `jsonb` refuse U+0000 (NUL).
+"""Makes text storable in PostgreSQL: its `text` and `jsonb` refuse U+0000 (NUL).
 
 JSON may carry "\\u0000" anywhere. A record that reached the database with one
 would fail its batch's transaction on every retry and stop the consumer
@@ -29,7 +29,7 @@ def storable(
     refused: Mapping[str, str],
     replaced: Collection[str] = (),
 ) -> dict[str, Any] | Rejected:
-    """`body` (decoded from `raw`), refused with the reason `refused` names for the
+    """Returns `body` (decoded from `raw`), refused with the reason `refused` names for the
     first field that holds a NUL, or with the NULs of the `replaced` fields replaced.
     Fields in neither are left to their own rules (a phone number, an enum)."""
     if raw is None or not may_hold_nul(raw):
@@ -44,12 +44,12 @@ def storable(
 
 
 def may_hold_nul(raw: bytes) -> bool:
-    """False when no string in the JSON document `raw` can hold a NUL."""
+    """Returns False when no string in the JSON document `raw` can hold a NUL."""
     return _ESCAPED_NUL in raw
 
 
 def holds_nul(value: Any) -> bool:
-    """Whether any string in a JSON value, key or value, holds a NUL."""
+    """Tells whether any string in a JSON value, key or value, holds a NUL."""
     if isinstance(value, str):
         return NUL in value
     if isinstance(value, dict):
@@ -60,7 +60,8 @@ def holds_nul(value: Any) -> bool:
 
 
 def without_nul(value: Any) -> Any:
-    """The JSON value with every NUL replaced by U+FFFD; the same object when it held none."""
+    """Returns the JSON value with every NUL replaced by U+FFFD; the same object when it
+    held none."""
     if not holds_nul(value):
         return value
     if isinstance(value, str):
@@ -71,5 +72,5 @@ def without_nul(value: Any) -> Any:
 
 
 def cleaned(value: str | None) -> str | None:
-    """A copy kept for information only, made storable."""
+    """Makes storable a copy kept for information only."""
     return None if value is None else value.replace(NUL, REPLACEMENT)

@@ -1,4 +1,4 @@
-"""Timestamps on the wire: RFC 3339 text with an offset (CONTRACT.md sections 2-3)."""
+"""Reads timestamps on the wire: RFC 3339 text with an offset (CONTRACT.md sections 2-3)."""
 
 import re
 from datetime import UTC

@@ -1,4 +1,4 @@
-"""The WhatsApp Cloud API webhook body (`whatsapp.inbound.v1`), read leniently:
+"""Reads the WhatsApp Cloud API webhook body (`whatsapp.inbound.v1`) leniently:
 Meta adds fields over time, so only what we use is modelled and the rest is kept."""
 
 from datetime import UTC, datetime
@@ -104,7 +104,7 @@ class WebhookBody(_Lenient):
 
 
 class InboundReply(BaseModel):
-    """One user message, flattened: the texts a person could have meant as a reply."""
+    """Holds one user message, flattened: the texts a person could have meant as a reply."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -128,8 +128,8 @@ def parse_webhook(raw: bytes | None) -> WebhookBody | Rejected:
 
 
 def inbound_replies(body: WebhookBody) -> list[InboundReply]:
-    """Every message of every entry[].changes[].value.messages[]; statuses and other
-    fields carry no messages and yield nothing."""
+    """Returns every message of every entry[].changes[].value.messages[]; statuses and
+    other fields carry no messages and yield nothing."""
     replies = []
     for value in _values(body):
         contacts = value.contacts or []
@@ -148,7 +148,7 @@ def inbound_replies(body: WebhookBody) -> list[InboundReply]:
 
 
 def malformed_messages(body: WebhookBody) -> list[str]:
-    """Why each message not in the shape we read was left out of `inbound_replies`."""
+    """Tells why each message not in the shape we read was left out of `inbound_replies`."""
     return [why for value in _values(body) for why in value.malformed]
 
 

@@ -1,4 +1,4 @@
-"""A small migration runner: plain, versioned SQL files, applied once each.
+"""A small migration runner applies plain, versioned SQL files, once each.
 
     python -m shared.db.migrate [--root DIR]
 
@@ -73,7 +73,7 @@ class Migration:
 
 
 def discover(root: Path) -> list[Migration]:
-    """The migrations under root, in the order they must run."""
+    """Finds the migrations under root, in the order they must run."""
     if not root.is_dir():
         # An installed package without its SQL must fail loudly, never start on an
         # empty schema: point MIGRATIONS_DIR at deploy/migrations.

@@ -1,4 +1,4 @@
-"""The asyncpg pool every service opens: sized to the work, JSON decoded as Python."""
+"""Opens the asyncpg pool of every service: sized to the work, JSON decoded as Python."""
 
 from typing import Any
 

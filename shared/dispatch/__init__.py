@@ -1,1 +1,2 @@
-"""The dispatch rules (CONTRACT.md section 4), pure: the dispatcher and the audit run them."""
+"""Holds the dispatch rules (CONTRACT.md section 4), pure: the dispatcher and the audit run
+them."""

@@ -1,4 +1,4 @@
-"""The dispatcher's own facts, folded from the decisions it recorded: how many
+"""Folds the dispatcher's own facts from the decisions it recorded: how many
 consented dispatches each recipient had in the rolling window (clause 6.1) and
 which opt-outs were already confirmed (clause 4.3).
 
@@ -27,7 +27,7 @@ SPENDS_CONFIRMATION_SQL: Final = (
 
 
 class RecordedDecision(Protocol):
-    """A decision as the dispatcher recorded it: the contract model or a stored row."""
+    """Describes a decision as the dispatcher recorded it: the contract model or a stored row."""
 
     @property
     def decision(self) -> str: ...
@@ -42,17 +42,17 @@ class RecordedDecision(Protocol):
 
 
 def counts_toward_cap(decision: str, reason: str) -> bool:
-    """Tell whether a decision counts toward its recipient's frequency cap."""
+    """Tells whether a decision counts toward its recipient's frequency cap."""
     return decision == Decision.DISPATCHED and reason == Reason.CONSENTED
 
 
 def spends_confirmation(decision: str, reason: str) -> bool:
-    """Tell whether a decision uses up the one confirmation of the opt-out it names."""
+    """Tells whether a decision uses up the one confirmation of the opt-out it names."""
     return decision == Decision.DISPATCHED and reason == Reason.OPT_OUT_CONFIRMATION
 
 
 class DispatchFacts:
-    """The facts as of the decisions recorded so far, recorded in decided_at order."""
+    """Holds the facts as of the decisions recorded so far, recorded in decided_at order."""
 
     __slots__ = ("_consented", "confirmed", "window")
 

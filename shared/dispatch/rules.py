@@ -1,4 +1,4 @@
-"""decide_send(state, request, facts) -> verdict: the send gate, with no I/O."""
+"""The send gate decides with no I/O: decide_send(state, request, facts) -> verdict."""
 
 from datetime import datetime, timedelta
 
@@ -11,8 +11,9 @@ from shared.contract.requests import SendRequest
 
 
 class FrequencyPolicy(BaseModel):
-    """Clause 6.1. The default (20 per rolling 24 h) leaves room for a support
-    conversation while stopping a runaway loop or a reminder storm."""
+    """Holds the frequency limit of clause 6.1. The default (20 per rolling 24 h)
+    leaves room for a support conversation while stopping a runaway loop or a reminder
+    storm."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -21,7 +22,7 @@ class FrequencyPolicy(BaseModel):
 
 
 class SendFacts(BaseModel):
-    """What the dispatcher's own history says about this request."""
+    """Holds what the dispatcher's own history says about this request."""
 
     model_config = ConfigDict(frozen=True)
 

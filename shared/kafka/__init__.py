@@ -1,1 +1,1 @@
-"""Kafka adapters shared by the services: clients, the DLQ, the batch consumer."""
+"""Holds the Kafka adapters shared by the services: clients, the DLQ, the batch consumer."""

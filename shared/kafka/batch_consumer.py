@@ -1,4 +1,4 @@
-"""The one consume loop of every consumer: handle a batch, then commit.
+"""The one consume loop of every consumer handles a batch, then commits.
 
 A failed batch is never skipped. When a dependency is down it is retried with
 backoff, failing closed. When the dependencies are healthy and the batch still
@@ -92,7 +92,7 @@ class BatchConsumer:
         self.owned: set[TopicPartition] | None = None
 
     def listener(self, inner: ConsumerRebalanceListener | None = None) -> BetweenBatches:
-        """The rebalance listener to subscribe with: partitions change hands only
+        """Returns the rebalance listener to subscribe with: partitions change hands only
         between batches (`BetweenBatches`); `inner` is called after."""
         return BetweenBatches(self, inner)
 

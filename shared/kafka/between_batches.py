@@ -1,4 +1,4 @@
-"""The rebalance listener of the consume loop: partitions change hands only
+"""The rebalance listener of the consume loop lets partitions change hands only
 between batches."""
 
 from typing import TYPE_CHECKING, Any

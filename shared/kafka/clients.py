@@ -1,4 +1,4 @@
-"""Kafka clients configured for the guarantees: nothing acknowledged before it is durable."""
+"""Configures the Kafka clients for the guarantees: nothing acknowledged before it is durable."""
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -6,7 +6,7 @@ from shared.kafka.topic_specs import DLQ_MAX_MESSAGE_BYTES
 
 
 def bootstrap_addresses(bootstrap: str) -> list[str]:
-    """KAFKA_BOOTSTRAP_SERVERS ("host:port,host:port") as a list. aiokafka splits
+    """Returns KAFKA_BOOTSTRAP_SERVERS ("host:port,host:port") as a list. aiokafka splits
     such a string itself, but FastStream's KafkaBroker takes a string as one
     address, and then a cluster's bootstrap string cannot be resolved."""
     return [address.strip() for address in bootstrap.split(",") if address.strip()]
@@ -15,8 +15,8 @@ def bootstrap_addresses(bootstrap: str) -> list[str]:
 def durable_producer(
     bootstrap: str, transactional_id: str | None = None, retry_backoff_ms: int = 100
 ) -> AIOKafkaProducer:
-    """acks=all with the idempotent producer: a retried send is never a duplicate,
-    and an acknowledged record survives the leader's loss."""
+    """Builds an idempotent producer with acks=all: a retried send is never a
+    duplicate, and an acknowledged record survives the leader's loss."""
     return AIOKafkaProducer(
         retry_backoff_ms=retry_backoff_ms,
         bootstrap_servers=bootstrap,
@@ -47,7 +47,7 @@ def group_consumer(bootstrap: str, group_id: str, *topics: str) -> AIOKafkaConsu
 
 
 def offsets_reader(bootstrap: str) -> AIOKafkaConsumer:
-    """A group-less consumer used only to ask for end offsets (the freshness fence)."""
+    """Builds a group-less consumer used only to ask for end offsets (the freshness fence)."""
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -67,7 +67,7 @@ async def end_offsets(consumer: AIOKafkaConsumer, topic: str) -> dict[int, int]:
 
 
 async def assign_from_end(consumer: AIOKafkaConsumer, topic: str) -> None:
-    """Every partition of `topic` assigned (no group) at its end offset: the consumer
+    """Assigns every partition of `topic` (no group) at its end offset: the consumer
     reads what is written from now on, as a watcher of a topic's outputs does."""
     ends = await end_offsets(consumer, topic)
     consumer.assign([TopicPartition(topic, p) for p in sorted(ends)])
@@ -76,7 +76,7 @@ async def assign_from_end(consumer: AIOKafkaConsumer, topic: str) -> None:
 
 
 async def consumer_lag(consumer: AIOKafkaConsumer) -> dict[int, int]:
-    """Records behind the last known high watermark, per assigned partition
+    """Counts the records behind the last known high watermark, per assigned partition
     (from the last fetch: no broker round trip)."""
     lag: dict[int, int] = {}
     for tp in consumer.assignment():

@@ -1,4 +1,4 @@
-"""What every consume loop counts, labelled by the consumer's name."""
+"""Defines what every consume loop counts, labelled by the consumer's name."""
 
 from prometheus_client import Counter
 

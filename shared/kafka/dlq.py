@@ -1,4 +1,4 @@
-"""The dead-letter companion of every consumed topic (CONTRACT.md section 1):
+"""Writes to the dead-letter companion of every consumed topic (CONTRACT.md section 1):
 the original key and bytes, unchanged, with the reason in headers."""
 
 import asyncio

@@ -1,12 +1,11 @@
-"""Why a batch failed: a dependency that cannot serve now (retry, fail closed), or
-the batch's own records (find the one that fails on its own, dead-letter it).
+"""Tells why a batch failed: a dependency that cannot serve now (retry, fail closed),
+or the batch's own records (find the one that fails on its own, dead-letter it).
 
 The two mistakes cost differently. Taking a record failure for a dependency
-failure stops the consumer, as every failure did before isolation existed;
-taking a dependency failure for a record failure would dead-letter a healthy
-record, perhaps a STOP. So anything that looks like a dependency is one, and the
-consume loop asks the dependencies themselves (its probe) before it believes a
-record is to blame."""
+failure stops the consumer; taking a dependency failure for a record failure
+would dead-letter a healthy record, perhaps a STOP. So anything that looks like a
+dependency is one, and the consume loop asks the dependencies themselves (its probe)
+before it believes a record is to blame."""
 
 import asyncpg
 import httpx
@@ -33,7 +32,7 @@ class DependencyUnavailableError(Exception):
 
 
 def is_dependency_failure(error: BaseException) -> bool:
-    """True when `error` is known to come from a dependency, whatever the records."""
+    """Returns True when `error` is known to come from a dependency, whatever the records."""
     if isinstance(error, DependencyUnavailableError | OSError | httpx.TransportError):
         return True
     if isinstance(error, asyncpg.InterfaceError):  # connection closed, pool closing
@@ -47,7 +46,7 @@ def is_dependency_failure(error: BaseException) -> bool:
 
 
 def unprocessable(error: BaseException) -> Rejected:
-    """The DLQ reason of a record that fails on its own: the exception's type and
+    """Returns the DLQ reason of a record that fails on its own: the exception's type and
     message, so an operator can tell a bug from a hostile record."""
     message = str(error) or repr(error)
     return Rejected(reason=UNPROCESSABLE, detail=f"{type(error).__name__}: {message}")

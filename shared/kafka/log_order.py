@@ -1,4 +1,4 @@
-"""Where a record stands in the log, and the first record per id in that order:
+"""Places a record in the log, and finds the first record per id in that order:
 the log decides which of two records carrying one id counts (the projection's
 table, the rebuild, the fold and the audit keep the same one)."""
 
@@ -23,7 +23,7 @@ class _InTopic(_AtPosition, Protocol):
 
 
 class LogRecord(_AtPosition, Protocol):
-    """What is read of a Kafka record (aiokafka's ConsumerRecord is one)."""
+    """Names what is read of a Kafka record (aiokafka's ConsumerRecord is one)."""
 
     @property
     def value(self) -> bytes | None: ...
@@ -32,7 +32,7 @@ class LogRecord(_AtPosition, Protocol):
 
 
 class Positioned(_AtPosition, Protocol):
-    """A value read from the log, with its broker time and position."""
+    """Describes a value read from the log, with its broker time and position."""
 
     @property
     def log_time(self) -> datetime: ...
@@ -46,12 +46,14 @@ _LOG_ORDER = attrgetter("log_time", "partition", "offset")
 
 
 def broker_time(record: LogRecord) -> datetime:
-    """The record's broker timestamp (milliseconds since the epoch) as an aware datetime."""
+    """Returns the record's broker timestamp (milliseconds since the epoch) as an aware
+    datetime."""
     return datetime.fromtimestamp(record.timestamp / 1000, UTC)
 
 
 def first_per_id(records: Iterable[_P], id_of: Callable[[_P], _K]) -> dict[_K, _P]:
-    """Per id, the record that comes first in log order; the dict lists them in log order."""
+    """Returns, per id, the record that comes first in log order; the dict lists them in
+    log order."""
     first: dict[_K, _P] = {}
     for record in sorted(records, key=_LOG_ORDER):
         first.setdefault(id_of(record), record)
@@ -59,7 +61,7 @@ def first_per_id(records: Iterable[_P], id_of: Callable[[_P], _K]) -> dict[_K, _
 
 
 def next_offsets(records: Iterable[_InTopic]) -> dict[TopicPartition, int]:
-    """Per partition, the offset after the last of `records`: what to commit."""
+    """Returns, per partition, the offset after the last of `records`: what to commit."""
     offsets: dict[TopicPartition, int] = {}
     for record in records:
         tp = TopicPartition(record.topic, record.partition)

@@ -1,4 +1,5 @@
-"""How many poison records came in a row, and whether the loop should blame itself."""
+"""Counts how many poison records came in a row, and tells whether the loop should blame
+itself."""
 
 import time
 from collections.abc import Callable

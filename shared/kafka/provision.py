@@ -1,4 +1,4 @@
-"""Create the contract's Kafka topics (CONTRACT.md section 1), idempotently.
+"""Creates the contract's Kafka topics (CONTRACT.md section 1), idempotently.
 
     python -m shared.kafka.provision
 
@@ -51,7 +51,7 @@ log = logging.getLogger("shared.kafka.provision")
 
 
 async def provision_topics(bootstrap: str, partitions: int, replication_factor: int = 1) -> None:
-    """Create the missing topics and verify the existing ones; raises
+    """Creates the missing topics and verifies the existing ones; raises
     ProvisioningError with every problem found."""
     if partitions < 1:
         raise ProvisioningError(f"the partition count must be at least 1, not {partitions}")
@@ -110,9 +110,9 @@ async def _create_missing(
 
 
 async def _layouts(admin: Any, names: list[str]) -> dict[str, tuple[int, int]]:
-    """(partition count, fewest replicas of a partition) per topic, waiting
-    briefly for a just-created topic's metadata to reach the broker that
-    answers (it may lag the controller)."""
+    """Returns (partition count, fewest replicas of a partition) per topic, waiting
+    briefly for a just-created topic's metadata to reach the broker that answers (it
+    may lag the controller)."""
     deadline = time.monotonic() + 15
     while True:
         described = await admin.describe_topics(names)

@@ -1,4 +1,4 @@
-"""Reading topics between given offsets without a consumer group (the rebuild
+"""Reads topics between given offsets without a consumer group (the rebuild
 and the audit replay): read_committed, so an aborted transaction never counts,
 and up to stops taken at start, so a read ends while producers go on."""
 
@@ -35,8 +35,9 @@ def range_consumer(
 async def whole_topic(
     consumer: AIOKafkaConsumer, topic: str, starts: Mapping[int, int] | None = None
 ) -> dict[TopicPartition, tuple[int, int]]:
-    """Every partition of `topic` from its beginning (or from `starts`, never before
-    the beginning nor past the end) to its end offset now. LookupError: no partitions."""
+    """Returns every partition of `topic` from its beginning (or from `starts`, never
+    before the beginning nor past the end) to its end offset now. LookupError: no
+    partitions."""
     ends = await end_offsets(consumer, topic)
     tps = [TopicPartition(topic, p) for p in sorted(ends)]
     beginnings = await consumer.beginning_offsets(tps)
@@ -56,9 +57,9 @@ async def read_ranges(
     stall_s: float = STALL_S,
     progress: Callable[[int], object] | None = None,
 ) -> AsyncIterator[list[ConsumerRecord]]:
-    """The records of `ranges`, a fetched batch of one partition at a time (in
-        offset order within a partition). `progress` is told how many more offsets
-    each fetch passed (a progress bar's `update`)."""
+    """Yields the records of `ranges`, a fetched batch of one partition at a time (in
+    offset order within a partition). `progress` is told how many more offsets each
+    fetch passed (a progress bar's `update`)."""
     consumer.assign(list(ranges))
     for tp, (start, _) in ranges.items():
         consumer.seek(tp, start)

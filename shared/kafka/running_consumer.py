@@ -1,4 +1,4 @@
-"""A consume loop running as a task: its health, and a graceful stop."""
+"""Tracks a consume loop running as a task: its health, and a graceful stop."""
 
 import asyncio
 from dataclasses import dataclass
@@ -13,7 +13,7 @@ class _Loop(Protocol):
 
 @dataclass
 class RunningConsumer:
-    """The task of one consume loop, and the loop it runs."""
+    """Holds the task of one consume loop, and the loop it runs."""
 
     loop: _Loop
     task: "asyncio.Task[None]"

@@ -1,4 +1,4 @@
-"""Topic configs brought to what the contract requires, keeping an operator's own."""
+"""Brings topic configs to what the contract requires, keeping an operator's own."""
 
 import asyncio
 import logging
@@ -17,9 +17,9 @@ log = logging.getLogger("shared.kafka.provision")
 
 
 async def _describe_configs(admin: Any, names: list[str], timeout: float = 30.0) -> list[Any]:
-    """DescribeConfigs of `names`, asked again while a broker answers with an error
+    """Asks DescribeConfigs of `names`, again while a broker answers with an error
     for one of them: right after the topics are created, a broker of a cluster may
-    not know them yet (seen as an error with an empty message on three brokers)."""
+    not know them yet (it answers with an error and an empty message)."""
     resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
     deadline = time.monotonic() + timeout
     while True:

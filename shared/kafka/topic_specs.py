@@ -1,4 +1,4 @@
-"""The topics the system needs and the configs each must have (CONTRACT.md section 1)."""
+"""Lists the topics the system needs and the configs each must have (CONTRACT.md section 1)."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,14 +31,14 @@ class ProvisioningError(Exception):
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """A topic by name, with the configs it must have."""
+    """Names a topic, with the configs it must have."""
 
     name: str
     configs: Mapping[str, str] = field(default_factory=dict)
 
 
 def replication_configs(replication_factor: int) -> dict[str, str]:
-    """What every topic needs so that an acknowledged record is never lost.
+    """Returns what every topic needs so that an acknowledged record is never lost.
 
     Our producers write with acks=all: the leader acknowledges once every
     in-sync replica has the record, and refuses the write while fewer than
@@ -54,12 +54,12 @@ def replication_configs(replication_factor: int) -> dict[str, str]:
 
 
 def required_configs(spec: TopicSpec, replication_factor: int) -> dict[str, str]:
-    """The configs `spec`'s topic must have at that replication factor."""
+    """Returns the configs `spec`'s topic must have at that replication factor."""
     return {**spec.configs, **replication_configs(replication_factor)}
 
 
 def topic_specs() -> list[TopicSpec]:
-    """Every topic the system needs, with the configs it requires."""
+    """Lists every topic the system needs, with the configs it requires."""
     specs = [TopicSpec(t, EVENT_LOG_CONFIGS if t == CONSENT_EVENTS else {}) for t in ALL]
     specs += [TopicSpec(dlq(t), DLQ_CONFIGS) for t in CONSUMED]
     return specs

@@ -1,4 +1,4 @@
-"""Rebuild the consent projection from the log, or verify it (ARCHITECTURE.md section 2).
+"""Rebuilds the consent projection from the log, or verifies it (ARCHITECTURE.md section 2).
 
     python -m services.consent.rebuild [--from log|table] [--verify] [--progress]
                                        [--timeout SECONDS] [--topic TOPIC]
@@ -11,11 +11,10 @@ and folds every subject with `fold_subject`, the projector's own fold.
 `--from table` folds `consent.events` (the projector's copy of the log) instead,
 streamed with a server-side cursor from one snapshot.
 
-The log is read with today's rules. A record an earlier version accepted and
-this one refuses is skipped like any reject, so its subject's state can
-differ from the projection built then: before 2026-11-28, timestamps in forms
-RFC 3339 does not allow (digits of Unix time, `+0300`) were accepted. Run
-`--verify` first after such a change; it names the subjects that differ.
+The log is read with the current rules. When validation tightens, a record
+the projector accepted under the looser rules is skipped like any reject, so
+its subject's state can differ from the projection built then. Run `--verify`
+first after such a change; it names the subjects that differ.
 `--from table` is not affected: the table keeps each event as it was
 accepted, in canonical form.
 

@@ -1,4 +1,4 @@
-"""The command: `python -m services.consent.rebuild` (see the package's docstring)."""
+"""Runs the command `python -m services.consent.rebuild` (see the package's docstring)."""
 
 import argparse
 import asyncio
@@ -30,7 +30,7 @@ async def run(
     timeout: float = 60.0,
     topic: str = CONSENT_EVENTS,
 ) -> int:
-    """The command: prints a summary to stdout and returns the exit status."""
+    """Runs the command: prints a summary to stdout and returns the exit status."""
     pool: Any = None
     try:
         pool = await open_pool(settings.database_url, max_size=2)

@@ -1,4 +1,4 @@
-"""Reading consent.events.v1 into subject states: up to the end offsets taken at
+"""Reads consent.events.v1 into subject states: up to the end offsets taken at
 start, validated and folded as the projector does."""
 
 from collections.abc import AsyncIterator, Collection, Mapping
@@ -38,7 +38,7 @@ async def rebuild_states(
     keep_rejects_from: Mapping[int, int] | None = None,
     progress: bool = False,
 ) -> Rebuilt:
-    """Fold the log up to its end offsets taken now. `subjects` limits the fold
+    """Folds the log up to its end offsets taken now. `subjects` limits the fold
     (records about others are skipped unvalidated); `from_offsets` starts there
     instead of the beginning, which is exact only for subjects with no earlier
     event; rejects at or past `keep_rejects_from` are kept for the DLQ."""
@@ -72,7 +72,8 @@ async def _read_events(
     batches: AsyncIterator[list[ConsumerRecord]],
     keep_rejects_from: Mapping[int, int] | None,
 ) -> list[LoggedEvent]:
-    """Validated and clamped; the rejects counted, and kept when at or past `keep_rejects_from`."""
+    """Reads the events, validated and clamped; the rejects counted, and kept when at or
+    past `keep_rejects_from`."""
     read: list[LoggedEvent] = []
     scope = rebuilt.scope
     async for records in batches:
@@ -93,7 +94,7 @@ async def _read_events(
 
 
 def _subject_hint(raw: bytes | None) -> str | None:
-    """A cheap look at the subject, so a scoped rebuild validates only its own records."""
+    """Takes a cheap look at the subject, so a scoped rebuild validates only its own records."""
     try:
         body = orjson.loads(raw) if raw is not None else None
         subject = body.get("subject") if isinstance(body, dict) else None

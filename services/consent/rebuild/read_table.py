@@ -1,4 +1,4 @@
-"""Reading consent.events (the projector's copy of the log) into subject states."""
+"""Reads consent.events (the projector's copy of the log) into subject states."""
 
 from collections.abc import Collection
 from typing import Any
@@ -17,7 +17,7 @@ async def rebuild_states_from_table(
     subjects: Collection[str] | None = None,
     progress: bool = False,
 ) -> Rebuilt:
-    """Fold consent.events. Must run inside a transaction (the cursor needs one);
+    """Folds consent.events. Must run inside a transaction (the cursor needs one);
     REPEATABLE READ makes the events, the tracking and any later read one snapshot."""
     scope = frozenset(normalize_phone(s) for s in subjects) if subjects is not None else None
     rebuilt = Rebuilt("table", topic, await tracking_positions(conn, topic), scope=scope)

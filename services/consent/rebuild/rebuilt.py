@@ -1,4 +1,4 @@
-"""What a rebuild produces (the folded states, as of which log positions), and
+"""Holds what a rebuild produces (the folded states, as of which log positions), and
 what its readers, writer and verifier share."""
 
 import gc
@@ -26,7 +26,7 @@ class RebuildRefusedError(RuntimeError):
 
 @dataclass
 class Rebuilt:
-    """Subject states folded from `source`, as of `positions` (next offset per partition)."""
+    """Holds subject states folded from `source`, as of `positions` (next offset per partition)."""
 
     source: Source
     topic: str

@@ -1,4 +1,4 @@
-"""Verifying a rebuild: its states compared, as SubjectState models, with
+"""Verifies a rebuild: its states compared, as SubjectState models, with
 consent.subjects once both have seen the same log positions."""
 
 import asyncio
@@ -36,7 +36,7 @@ class Verification:
 
 
 async def verify_rebuilt(pool: Any, rebuilt: Rebuilt, *, timeout: float = 60.0) -> Verification:
-    """Compare a rebuild from the log with consent.subjects once the projection
+    """Compares a rebuild from the log with consent.subjects once the projection
     has reached the same positions."""
     await wait_for_tracking(pool, rebuilt.topic, rebuilt.positions, timeout)
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
@@ -61,8 +61,9 @@ async def wait_for_tracking(
 
 
 async def compare_with_table(conn: Any, rebuilt: Rebuilt) -> Verification:
-    """Run inside one snapshot. A subject the projector has events for past
-    `rebuilt.positions` is skipped: the two sides saw different histories."""
+    """Compares `rebuilt` with consent.subjects; must run inside one snapshot. A subject
+    the projector has events for past `rebuilt.positions` is skipped: the two sides saw
+    different histories."""
     query = "SELECT subject, state FROM consent.subjects"
     args: tuple[Any, ...] = ()
     if rebuilt.scope is not None:

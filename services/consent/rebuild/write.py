@@ -1,4 +1,4 @@
-"""Writing a rebuild: in one transaction, the tables locked in the projector's
+"""Writes a rebuild: in one transaction, the tables locked in the projector's
 order, refused when consent.tracking moved since the source was read."""
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -51,7 +51,7 @@ class Written:
 async def write_rebuilt(
     pool: Any, rebuilt: Rebuilt, *, tracked_before: Mapping[int, int], bootstrap: str | None = None
 ) -> Written:
-    """Write `rebuilt` in one transaction, refusing if consent.tracking is no longer
+    """Writes `rebuilt` in one transaction, refusing if consent.tracking is no longer
     `tracked_before` (read before the source was). Rejects the projector has not
     reached go to the DLQ first (needs `bootstrap`): durable before the position passes them."""
     if rebuilt.scope is not None:

@@ -1,1 +1,2 @@
-"""The gate: one decision per send request, and the send when consent allows it."""
+"""The gate takes one decision per send request, and publishes the send when consent
+allows it."""

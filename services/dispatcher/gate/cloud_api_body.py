@@ -1,4 +1,4 @@
-"""The WhatsApp Cloud API send body that goes to messages.outbound.v1."""
+"""Builds the WhatsApp Cloud API send body that goes to messages.outbound.v1."""
 
 from typing import Any
 

@@ -1,6 +1,6 @@
-"""The gate's pure core: a batch of send requests parsed once, then decided once
-per request_id on the states, the fence and the dispatcher's own facts read for
-it. No I/O: the records are only read for their values and positions."""
+"""The gate's pure core parses a batch of send requests once, then decides once per
+request_id on the states, the fence and the dispatcher's own facts read for it. No
+I/O: the records are only read for their values and positions."""
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -26,7 +26,7 @@ from shared.rejection import Rejected
 
 
 class Parsed(NamedTuple):
-    """A record of the batch, parsed once, and the request_id it is decided under
+    """Holds a record of the batch, parsed once, and the request_id it is decided under
     (None: it has no usable one, and goes to the DLQ only)."""
 
     record: ConsumerRecord
@@ -53,7 +53,7 @@ def decide_batch(
     frequency: FrequencyPolicy,
     fence: Mapping[int, int],
 ) -> dict[str, DecisionRow]:
-    """Decide each request_id of `fresh` once, in record order, on the facts as of
+    """Decides each request_id of `fresh` once, in record order, on the facts as of
     `now`, each decision folded into them before the next (`facts` is left as is)."""
     facts = facts.copy()
     fence_json = {str(p): o for p, o in sorted(fence.items())}

@@ -1,5 +1,5 @@
-"""The freshness fence (CONTRACT.md section 4): decide only on a projection that has
-applied everything acknowledged on consent.events.v1 before the batch."""
+"""The freshness fence (CONTRACT.md section 4) lets the gate decide only on a projection
+that has applied everything acknowledged on consent.events.v1 before the batch."""
 
 import asyncio
 import time

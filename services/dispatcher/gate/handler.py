@@ -1,4 +1,5 @@
-"""messages.requests.v1 -> one decision per request_id, and the send when it is allowed.
+"""Takes one decision per request_id on messages.requests.v1, and publishes the send when
+it is allowed.
 
 Per batch: fence, one lookup, pure decisions, one DB transaction, then one Kafka
 transaction carrying the outputs and the consumed offsets together."""
@@ -55,9 +56,9 @@ class Gate:
         await self._publish_batch(batch, parsed, stored, new_rows)
 
     async def dead_letter(self, record: ConsumerRecord, rejected: Rejected) -> None:
-        """A request that failed on its own: its DLQ copy and, when it has a request_id
-        not yet decided, its one decision (`invalid_request`), published with its
-        offset in one transaction like any batch."""
+        """Dead-letters a request that failed on its own: its DLQ copy and, when it has
+        a request_id not yet decided, its one decision (`invalid_request`), published
+        with its offset in one transaction like any batch."""
         request_id = salvage_request_id(record.value)
         parsed = [Parsed(record, rejected, request_id)]
         stored = await self.store.decisions([request_id]) if request_id else {}
@@ -107,7 +108,7 @@ class Gate:
     async def _publish(
         self, batch: list[ConsumerRecord], outputs: Publication, new_rows: list[DecisionRow]
     ) -> set[str]:
-        """One Kafka transaction: the outputs and the consumed offsets. The new
+        """Publishes in one Kafka transaction: the outputs and the consumed offsets. The new
         decisions are recorded in PostgreSQL while the outputs are sent, and the
         transaction commits only once they are: a decision row always exists before
         its outputs can be read. Returns the request_ids another instance recorded

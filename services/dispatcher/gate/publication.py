@@ -1,4 +1,4 @@
-"""What a decided batch publishes: each record's DLQ copy when it is unusable, and
+"""Plans what a decided batch publishes: each record's DLQ copy when it is unusable, and
 its decision (with the send when dispatched) once per request_id, as the records
 Kafka carries."""
 
@@ -18,7 +18,7 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class OutputTopics:
-    """Where the gate publishes: the contract's topics, or a test's private copies."""
+    """Names where the gate publishes: the contract's topics, or a test's private copies."""
 
     decisions: str = MESSAGES_DECISIONS
     outbound: str = MESSAGES_OUTBOUND
@@ -26,7 +26,7 @@ class OutputTopics:
 
 @dataclass
 class Publication:
-    """What one batch publishes, in record order, and what it counts once published."""
+    """Holds what one batch publishes, in record order, and what it counts once published."""
 
     topics: OutputTopics = field(default_factory=OutputTopics)
     sends: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = field(
@@ -69,8 +69,8 @@ def plan_publication(
     topics: OutputTopics,
     withheld: set[str] | None = None,
 ) -> Publication:
-    """Every record's outputs: its DLQ copy when unusable, and its decision (with the
-    send) once per request_id: a new one, or a stored one again for a redelivery."""
+    """Plans every record's outputs: its DLQ copy when unusable, and its decision (with
+    the send) once per request_id: a new one, or a stored one again for a redelivery."""
     outputs = Publication(topics)
     published = set(withheld or ())
     for record, p, request_id in parsed:

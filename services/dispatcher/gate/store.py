@@ -1,4 +1,4 @@
-"""The dispatcher's reads of the consent projection and its own schema."""
+"""Reads the consent projection, and reads and writes the dispatcher's own schema."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +11,7 @@ from shared.dispatch.facts import COUNTS_TOWARD_CAP_SQL, SPENDS_CONFIRMATION_SQL
 
 @dataclass(frozen=True, slots=True)
 class DecisionRow:
-    """A decision as stored and published: `decision_json` and `outbound_json` are the
+    """Holds a decision as stored and published: `decision_json` and `outbound_json` are the
     record values, as bytes (thousands a second; no model per row)."""
 
     request_id: str
@@ -86,8 +86,8 @@ class GateStore:
     async def states_with_positions(
         self, subjects: Sequence[str], topic: str
     ) -> tuple[dict[str, SubjectState], dict[int, int]]:
-        """The subjects' states and the tracking positions they reflect, read in one
-        snapshot."""
+        """Returns the subjects' states and the tracking positions they reflect, read
+        in one snapshot."""
         states: dict[str, SubjectState] = {}
         positions: dict[int, int] = {}
         for row in await self.pool.fetch(_STATES_WITH_POSITIONS, list(subjects), topic):
@@ -112,13 +112,13 @@ class GateStore:
     async def dispatched_since(
         self, recipients: Sequence[str], since: datetime
     ) -> dict[str, list[datetime]]:
-        """When each recipient's dispatches that count toward the cap were decided,
-        after `since` (at most the cap's limit each: an index-only scan)."""
+        """Returns when each recipient's dispatches that count toward the cap were
+        decided, after `since` (at most the cap's limit each: an index-only scan)."""
         rows = await self.pool.fetch(_DISPATCHED_SINCE, list(recipients), since)
         return {row["recipient"]: row["times"] for row in rows}
 
     async def record(self, rows: Sequence[DecisionRow]) -> set[str]:
-        """Decisions and confirmations in one statement; returns the request_ids
+        """Records decisions and confirmations in one statement; returns the request_ids
         this call inserted (another instance may have decided one first)."""
         inserted = await self.pool.fetch(_INSERT_DECISIONS, *_columns(rows))
         return {row["request_id"] for row in inserted}

@@ -1,1 +1,1 @@
-"""The optional sender: delivers dispatched messages to the WhatsApp Cloud API."""
+"""The optional sender delivers dispatched messages to the WhatsApp Cloud API."""

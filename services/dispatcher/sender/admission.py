@@ -1,4 +1,4 @@
-"""Which records of messages.outbound.v1 the sender may POST: usable ones that are
+"""Decides which records of messages.outbound.v1 the sender may POST: usable ones that are
 exactly what the gate dispatched (docs/sender.md). Pure: SendStore reads the
 gate's decisions, the Sender acts on the verdicts."""
 
@@ -17,8 +17,8 @@ NO_DISPATCH_DECISION = "no_dispatch_decision"
 
 @dataclass(frozen=True, slots=True)
 class GateDecision:
-    """A row of dispatcher.decisions, as far as the sender checks it; `outbound` is
-    the Cloud API body the gate published, parsed (None unless dispatched)."""
+    """Holds a row of dispatcher.decisions, as far as the sender checks it; `outbound`
+    is the Cloud API body the gate published, parsed (None unless dispatched)."""
 
     decision: str
     reason: str
@@ -33,9 +33,10 @@ class Admitted(NamedTuple):
 
 
 class Refused(NamedTuple):
-    """Dead-lettered, never POSTed, and not recorded in dispatcher.sends: that row
-    belongs to the body the gate dispatched under the request_id, and a refused
-    record claiming it would make the sender skip the real one as already done."""
+    """A refused record is dead-lettered, never POSTed, and not recorded in
+    dispatcher.sends: that row belongs to the body the gate dispatched under the
+    request_id, and a refused record claiming it would make the sender skip the real
+    one as already done."""
 
     record: ConsumerRecord
     rejected: Rejected
@@ -50,7 +51,7 @@ def request_id_of(record: ConsumerRecord) -> str | None:
 
 
 def lookup_ids(batch: Iterable[ConsumerRecord]) -> list[str]:
-    """The batch's request_ids a query can carry (PostgreSQL refuses U+0000 in text)."""
+    """Returns the batch's request_ids a query can carry (PostgreSQL refuses U+0000 in text)."""
     ids = {request_id_of(record) for record in batch}
     return sorted(i for i in ids if i is not None and NUL not in i)
 
@@ -76,7 +77,7 @@ def admit(record: ConsumerRecord, decisions: Mapping[str, GateDecision]) -> Admi
 def not_dispatched(
     decision: GateDecision | None, recipient: str | None, body: dict[str, Any]
 ) -> str | None:
-    """None when the gate dispatched this body to this recipient; else which differs."""
+    """Returns None when the gate dispatched this body to this recipient; else which differs."""
     if decision is None:
         return "the dispatcher recorded no decision for this request_id"
     if decision.decision != Decision.DISPATCHED:
@@ -92,9 +93,9 @@ def not_dispatched(
 
 
 def same_json(a: Any, b: Any) -> bool:
-    """Equal as JSON values, whatever the key order and spacing (jsonb rewrites both).
-    Iterative: a body nested deeper than Python's recursion limit must not fail the
-    batch on every retry."""
+    """Tells whether `a` and `b` are equal as JSON values, whatever the key order and
+    spacing (jsonb rewrites both). Iterative: a body nested deeper than Python's
+    recursion limit must not fail the batch on every retry."""
     pending = [(a, b)]
     while pending:
         x, y = pending.pop()

@@ -1,4 +1,4 @@
-"""The WhatsApp Cloud API's messages endpoint over httpx: one POST, one Attempt."""
+"""Calls the WhatsApp Cloud API's messages endpoint over httpx: one POST, one Attempt."""
 
 import time
 from dataclasses import dataclass
@@ -27,7 +27,7 @@ class Attempt:
 
 
 class GraphApi:
-    """The Cloud API's messages endpoint; the only place the token is used."""
+    """Wraps the Cloud API's messages endpoint; the only place the token is used."""
 
     def __init__(
         self,

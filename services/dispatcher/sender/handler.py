@@ -1,4 +1,4 @@
-"""The optional sender: messages.outbound.v1 -> POST /{version}/{phone_number_id}/messages.
+"""The optional sender POSTs messages.outbound.v1 to /{version}/{phone_number_id}/messages.
 
 At-least-once toward the WhatsApp Cloud API (docs/sender.md): each attempt is
 counted in dispatcher.sends before its POST, the outcome is recorded after it,
@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 
 
 class Sender:
-    """The BatchConsumer handler: POSTs each record's body, records the outcome."""
+    """Serves as the BatchConsumer handler: POSTs each record's body, records the outcome."""
 
     def __init__(
         self,
@@ -156,7 +156,7 @@ class Sender:
         )
 
     async def _dead_letter(self, letters: Sequence[tuple[ConsumerRecord, Rejected, str]]) -> None:
-        """Each record with why, and the outcome it is counted under."""
+        """Dead-letters each record with why, and counts it under its outcome."""
         await send_to_dlq(self.producer, [(record, rejected) for record, rejected, _ in letters])
         for record, rejected, outcome in letters:
             metrics.SENDER_SENDS.labels(outcome).inc()

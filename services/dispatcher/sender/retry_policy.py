@@ -1,4 +1,4 @@
-"""The sender's rules, pure: which Cloud API answers are retried, how long to wait
+"""Holds the sender's rules, pure: which Cloud API answers are retried, how long to wait
 before the next attempt, and what is recorded of an answer (docs/sender.md)."""
 
 import random
@@ -41,7 +41,7 @@ class SendPolicy:
     def delay(
         self, attempt: int, retry_after: float | None, draw: Callable[[], float] = random.random
     ) -> float:
-        """The wait after the attempt-th attempt (1-based): the server's Retry-After
+        """Returns the wait after the attempt-th attempt (1-based): the server's Retry-After
         when it gave one (bounded, so one answer cannot stall the consumer), else
         the consumers' full-jitter backoff, which keeps many senders from retrying
         in step."""
@@ -51,7 +51,8 @@ class SendPolicy:
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """RFC 9110: delay-seconds or an HTTP-date; anything else is ignored."""
+    """Reads a Retry-After value as RFC 9110 has it: delay-seconds or an HTTP-date;
+    anything else is ignored."""
     if not value:
         return None
     value = value.strip()

@@ -1,4 +1,4 @@
-"""The sender's consumer, started beside the dispatcher's gate and stopped with it."""
+"""Runs the sender's consumer, started beside the dispatcher's gate and stopped with it."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +20,9 @@ from shared.topics import MESSAGES_OUTBOUND
 
 
 def sender_consumer(bootstrap: str, group_id: str, offset_reset: str) -> AIOKafkaConsumer:
-    """group_consumer's guarantees (manual commits after the effects, read_committed),
-    with room for a batch whose sends back off: max.poll.interval of 15 minutes."""
+    """Builds a consumer with group_consumer's guarantees (manual commits after the
+    effects, read_committed), with room for a batch whose sends back off:
+    max.poll.interval of 15 minutes."""
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group_id,

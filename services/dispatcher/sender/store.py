@@ -1,5 +1,5 @@
-"""dispatcher.sends: the sender's record of each request_id it POSTed; and its read
-of the gate's dispatcher.decisions, to POST only what was dispatched (docs/sender.md)."""
+"""Keeps dispatcher.sends, the sender's record of each request_id it POSTed, and reads
+the gate's dispatcher.decisions, to POST only what was dispatched (docs/sender.md)."""
 
 from collections.abc import Sequence
 from datetime import datetime
@@ -76,7 +76,8 @@ class SendStore:
         return {row["request_id"]: SendRow.model_validate(dict(row)) for row in rows}
 
     async def gate_decisions(self, request_ids: Sequence[str]) -> dict[str, GateDecision]:
-        """The dispatcher's decisions on these request_ids, with the bodies it published."""
+        """Reads the dispatcher's decisions on these request_ids, with the bodies it
+        published."""
         decisions = {}
         for row in await self.pool.fetch(_GATE_DECISIONS, list(request_ids)):
             outbound = row["outbound_json"]

@@ -1,4 +1,5 @@
-"""Classify a WhatsApp reply as an opt-out, an opt-in or anything else (contract §5, clause 4.2)."""
+"""Classifies a WhatsApp reply as an opt-out, an opt-in or anything else (contract §5,
+clause 4.2)."""
 
 import unicodedata
 
@@ -38,7 +39,8 @@ class Classification(BaseModel, frozen=True):
 
 
 def classify_reply(text: str, config: KeywordConfig = DEFAULT_KEYWORDS) -> Classification:
-    """Whole-reply match of a keyword or a phrase, after normalisation and look-alike folding."""
+    """Matches the whole reply to a keyword or a phrase, after normalisation and look-alike
+    folding."""
     if len(text) <= MAX_REPLY_CHARS:
         normalised = normalize_reply(text)
         if len(normalised) <= MAX_NORMALISED_CHARS:
@@ -54,7 +56,7 @@ _TWIN_LATIN = frozenset(LOOKALIKES.values())
 
 
 def detect_language(text: str) -> Language | None:
-    """Russian or English by the letters of the reply; None when neither clearly prevails.
+    """Detects Russian or English by the letters of the reply; None when neither clearly prevails.
 
     Letters with a twin in the other script (о/o, с/c, ...) only count when no other letter
     decides, so a stray homoglyph cannot turn an English reply Russian.

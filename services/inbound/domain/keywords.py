@@ -1,4 +1,5 @@
-"""The built-in reply vocabulary, by language code. docs/reply-keywords.md gives the reasons.
+"""Holds the built-in reply vocabulary, by language code. docs/reply-keywords.md gives the
+reasons.
 
 Keywords match a whole reply. Phrases are templates: "(a|b|)" offers alternatives, an empty one
 making the group optional; each template expands to a finite set of whole replies. Courtesy
@@ -82,7 +83,8 @@ COURTESY: frozenset[str] = frozenset(
 
 
 def expand_template(template: str) -> list[str]:
-    """Every reply a template stands for: "stop (it|now|)" -> ["stop it", "stop now", "stop "]."""
+    """Lists every reply a template stands for: "stop (it|now|)" -> ["stop it", "stop now",
+    "stop "]."""
     expansions, end = _alternatives(template, 0)
     if end != len(template):
         raise ValueError(f"unbalanced ')' in {template!r}")

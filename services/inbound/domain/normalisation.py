@@ -1,4 +1,4 @@
-"""Normalisation of WhatsApp replies, and the look-alike skeleton used to match them."""
+"""Normalises WhatsApp replies, and folds them to the look-alike skeleton used to match them."""
 
 import re
 import unicodedata
@@ -65,7 +65,8 @@ def _kept(char: str) -> str:
 
 
 def normalize_reply(text: str) -> str:
-    """NFKC, casefold, drop punctuation, symbols and invisibles, collapse whitespace, ё -> е."""
+    """Normalises a reply: NFKC, casefold, drop punctuation, symbols and invisibles, collapse
+    whitespace, ё -> е."""
     text = "".join(char for char in text if char not in _APOSTROPHES)
     text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
     text = " ".join("".join(_kept(char) for char in text).split())
@@ -75,7 +76,7 @@ def normalize_reply(text: str) -> str:
 
 
 def skeleton(text: str) -> str:
-    """Fold normalised text so that words typed with look-alike letters compare equal.
+    """Folds normalised text so that words typed with look-alike letters compare equal.
 
     Accents are dropped too (й is и, stóp is stop): a reply is read by a person, and a person
     reads these as the same word.

@@ -1,5 +1,5 @@
-"""What a user's reply means for consent, as values: the OptedOut/OptedIn event and
-the one confirmation request. Ids derive from the WhatsApp message id, so a
+"""Turns a user's reply into what it means for consent, as values: the OptedOut/OptedIn
+event and the one confirmation request. Ids derive from the WhatsApp message id, so a
 redelivered webhook yields the same records and changes nothing downstream."""
 
 import uuid
@@ -45,7 +45,7 @@ def _reply_moment(reply: InboundReply, received_at: datetime) -> datetime:
     (never later than we received it): ties go to the opt-out, the safe side."""
     if reply.sent_at is None or reply.sent_at >= received_at:
         # Also keeps a stamp at the end of time (9999-12-31T23:59:59) from
-        # overflowing below, which failed the record on every redelivery.
+        # overflowing below, which would fail the record on every redelivery.
         return received_at
     return min(reply.sent_at + timedelta(seconds=1) - timedelta(microseconds=1), received_at)
 

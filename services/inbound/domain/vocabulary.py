@@ -1,4 +1,4 @@
-"""The configured reply vocabulary, compiled to one lookup table of look-alike-folded words."""
+"""Compiles the configured reply vocabulary to one lookup table of look-alike-folded words."""
 
 from collections.abc import Iterator, Mapping, Sequence
 from enum import StrEnum
@@ -33,7 +33,7 @@ def _by_language(table: Mapping[str, Sequence[str]]) -> dict[str, Language]:
 
 
 class KeywordConfig(BaseModel, frozen=True):
-    """Whole-reply keywords and phrase templates, each mapped to its language."""
+    """Holds whole-reply keywords and phrase templates, each mapped to its language."""
 
     opt_out: Mapping[str, Language] = Field(
         default_factory=lambda: _by_language(keywords.OPT_OUT_KEYWORDS)
@@ -84,7 +84,8 @@ class KeywordConfig(BaseModel, frozen=True):
             raise ValueError(f"{match.keyword!r} reads the same as {known.keyword!r} once folded")
 
     def match(self, words: Sequence[str]) -> KeywordMatch | None:
-        """The entry that folded words stand for, allowing courtesy words and repetition."""
+        """Returns the entry that folded words stand for, allowing courtesy words and
+        repetition."""
         for candidate in _candidates(words, self._courtesy):
             found = self._table.get(" ".join(candidate))
             if found is not None:
