@@ -108,6 +108,9 @@ class ChaosStack:
             # Clause 6.1's default (20 a day) would drop most of a long run's sends as
             # frequency_capped; dispatches are what the opt-out invariant is about.
             "DISPATCHER_FREQUENCY_LIMIT": "100000",
+            # Quiet hours would defer reminders at night and leave the run's
+            # decisions to whatever hour it starts at: the whole day is open.
+            "DISPATCHER_QUIET_HOURS": '{"default": "00:00-00:00"}',
         }
 
     # ------------------------------------------------------------ scripts

@@ -141,9 +141,23 @@ class Story:
             "DispatchDecision",
             {
                 k: decision.get(k)
-                for k in ("decision", "reason", "consent_event_id", "decided_at", "fence")
+                for k in (
+                    "decision",
+                    "reason",
+                    "consent_event_id",
+                    "decided_at",
+                    "fence",
+                    "not_before",
+                )
             },
         )
+        if (decision["decision"], decision["reason"]) == ("deferred", "quiet_hours"):
+            # Night in the recipient's time zone: the reminder waits for the window.
+            say(
+                f"   outside the recipient's quiet-hours window: decided again at "
+                f"{decision['not_before']} ✓"
+            )
+            return
         if (decision["decision"], decision["reason"]) != expect:
             raise StepFailedError(
                 f"expected {'/'.join(expect)}, got {decision['decision']}/{decision['reason']}"

@@ -33,6 +33,7 @@ from shared.contract.schemas import command_line, sync_files
 from shared.topics import (
     CONSENT_EVENTS,
     MESSAGES_DECISIONS,
+    MESSAGES_DEFERRED,
     MESSAGES_OUTBOUND,
     MESSAGES_REQUESTS,
     WHATSAPP_INBOUND,
@@ -163,10 +164,31 @@ def dispatcher_broker() -> KafkaBroker:
         broker,
         MESSAGES_DECISIONS,
         DispatchDecision,
-        f"Exactly one per distinct request_id; header request_id. {READ_COMMITTED}",
+        "Exactly one final decision (dispatched or dropped) per distinct request_id, "
+        "before which a request outside the recipient's quiet hours has deferred ones "
+        f"(not final, with not_before); header request_id. {READ_COMMITTED}",
         key="recipient, E.164 (for invalid_request: the request record's own key, if any)",
     )
+
+    @broker.subscriber(
+        MESSAGES_DEFERRED,
+        group_id="dispatcher",
+        description="Key: recipient, E.164. The dispatcher's own topic: a request "
+        "deferred by quiet hours, as it was received, handed back to the gate once its "
+        "not_before has passed and decided then. Written and read by the dispatcher only.",
+    )
+    async def release(request: SendRequest) -> None:
+        """Exists to be described only: the dispatcher consumes with aiokafka."""
+
+    _publishes(
+        broker,
+        MESSAGES_DEFERRED,
+        SendRequest,
+        "Each deferred request once due (again if not decided within a minute); header request_id.",
+        key="recipient, E.164",
+    )
     _dead_letters(broker, MESSAGES_REQUESTS)
+    _dead_letters(broker, MESSAGES_DEFERRED)
     return broker
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.dispatch.quiet_hours import QuietHoursPolicy
 from shared.dispatch.rules import FrequencyPolicy
 
 LOCAL_DATABASE_URL = "postgresql://consent:consent@127.0.0.1:55432/consent"
@@ -50,3 +51,21 @@ class FrequencySettings(BaseSettings):
         return FrequencyPolicy(
             limit=self.frequency_limit, window=timedelta(seconds=self.frequency_window_seconds)
         )
+
+
+class QuietHoursSettings(BaseSettings):
+    """Reads the clause 6 quiet hours: the dispatcher defers by them and the audit
+    rechecks them, both reading `DISPATCHER_QUIET_HOURS`.
+
+    A JSON object of windows in the recipient's local time, by phonenumbers region
+    code, with "default" for the rest: {"default": "09:00-20:00", "US": "08:00-21:00"},
+    or per weekday, "Mon-Sat 09:00-21:00; Sun 12:00-21:00". The default window,
+    09:00-20:00, is the strictest of the FCC's, Florida's and Texas's; "00:00-00:00"
+    is the whole day, which turns quiet hours off."""
+
+    model_config = SettingsConfigDict(env_prefix="DISPATCHER_", extra="ignore")
+
+    quiet_hours: dict[str, str] = Field(default_factory=lambda: {"default": "09:00-20:00"})
+
+    def quiet_hours_policy(self) -> QuietHoursPolicy:
+        return QuietHoursPolicy.from_settings(self.quiet_hours)

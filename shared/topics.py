@@ -14,16 +14,26 @@ CONSENT_EVENTS: Final = PREFIX + "consent.events.v1"
 MESSAGES_REQUESTS: Final = PREFIX + "messages.requests.v1"
 MESSAGES_OUTBOUND: Final = PREFIX + "messages.outbound.v1"
 MESSAGES_DECISIONS: Final = PREFIX + "messages.decisions.v1"
+# The dispatcher's own: requests deferred by quiet hours, handed back to its gate
+# when due (written and read by the dispatcher only).
+MESSAGES_DEFERRED: Final = PREFIX + "messages.deferred.v1"
 
 # Topics a service of ours consumes; each gets a dead-letter companion
 # (messages.outbound.v1 is consumed by the dispatcher's optional sender).
-CONSUMED: Final = (WHATSAPP_INBOUND, CONSENT_EVENTS, MESSAGES_REQUESTS, MESSAGES_OUTBOUND)
+CONSUMED: Final = (
+    WHATSAPP_INBOUND,
+    CONSENT_EVENTS,
+    MESSAGES_REQUESTS,
+    MESSAGES_OUTBOUND,
+    MESSAGES_DEFERRED,
+)
 ALL: Final = (
     WHATSAPP_INBOUND,
     CONSENT_EVENTS,
     MESSAGES_REQUESTS,
     MESSAGES_OUTBOUND,
     MESSAGES_DECISIONS,
+    MESSAGES_DEFERRED,
 )
 
 

@@ -20,9 +20,11 @@ from services.audit.page import write_report
 from services.audit.recompute import audit
 from services.audit.replay import Replayed, ReplayError, ReplayScope, Topics, replay
 from services.audit.report import AuditReport, Scope, build_report, console_summary
+from shared.dispatch.quiet_hours import QuietHoursPolicy
 from shared.dispatch.rules import FrequencyPolicy
+from shared.dispatch.timing import ALWAYS_OPEN
 from shared.phone import InvalidPhoneNumberError, mask_phone, normalize_phone
-from shared.settings import CommonSettings, FrequencySettings
+from shared.settings import CommonSettings, FrequencySettings, QuietHoursSettings
 
 EXIT_CLEAN, EXIT_VIOLATION, EXIT_ERROR = 0, 1, 2
 
@@ -35,6 +37,9 @@ class AuditOptions:
     until: datetime | None = None
     subjects: frozenset[str] | None = None
     frequency: FrequencyPolicy = field(default_factory=FrequencyPolicy)
+    # In-process runs judge by no quiet hours unless told; the command line reads
+    # DISPATCHER_QUIET_HOURS, as the dispatcher does.
+    quiet_hours: QuietHoursPolicy = ALWAYS_OPEN
     confirmation_deadline: timedelta = timedelta(minutes=5)
     settle: timedelta = timedelta(seconds=60)
     ack_allowance: timedelta = timedelta(seconds=1)
@@ -62,6 +67,7 @@ async def run_audit(options: AuditOptions) -> AuditRun:
     replayed = await replay(options.bootstrap, scope, options.topics, progress=options.progress)
     policy = AuditPolicy(
         frequency=options.frequency,
+        quiet_hours=options.quiet_hours,
         as_of=replayed.as_of,
         since=options.since,
         until=options.until,
@@ -175,6 +181,7 @@ def options_from(argv: Sequence[str] | None = None) -> AuditOptions:
         frequency=FrequencyPolicy(
             limit=args.frequency_limit, window=timedelta(seconds=args.frequency_window_seconds)
         ),
+        quiet_hours=QuietHoursSettings().quiet_hours_policy(),
         confirmation_deadline=timedelta(seconds=args.confirmation_deadline_seconds),
         settle=timedelta(seconds=args.settle_seconds),
         ack_allowance=timedelta(seconds=args.ack_allowance_seconds),

@@ -27,6 +27,8 @@ class FindingKind(StrEnum):
     CONFIRMATION_LATE = "confirmation_late"
     DECISION_WITHOUT_REQUEST = "decision_without_request"
     REQUEST_UNPROCESSABLE = "request_unprocessable"
+    DISPATCHED_IN_QUIET_HOURS = "dispatched_in_quiet_hours"
+    DEFERRED_WITHOUT_FINAL_DECISION = "deferred_without_final_decision"
 
 
 class Severity(StrEnum):
@@ -48,6 +50,10 @@ SEVERITY: dict[FindingKind, Severity] = {
     # The dispatcher isolated a request that broke it: dropped, so never a breach of
     # the policy, but a person must look at why it failed.
     FindingKind.REQUEST_UNPROCESSABLE: Severity.WARNING,
+    # Clause 6: a reminder at 03:00 in the recipient's time is intrusive.
+    FindingKind.DISPATCHED_IN_QUIET_HOURS: Severity.VIOLATION,
+    # A lost reminder, like a request left undecided: nothing was sent.
+    FindingKind.DEFERRED_WITHOUT_FINAL_DECISION: Severity.WARNING,
 }
 
 

@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from shared.consent.state import LoggedEvent
 from shared.contract.decisions import DispatchDecision
 from shared.contract.requests import SendRequest
+from shared.dispatch.quiet_hours import QuietHoursPolicy
 from shared.dispatch.rules import FrequencyPolicy
+from shared.dispatch.timing import ALWAYS_OPEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,7 @@ class AuditPolicy:
 
     frequency: FrequencyPolicy
     as_of: datetime
+    quiet_hours: QuietHoursPolicy = ALWAYS_OPEN
     since: datetime | None = None
     until: datetime | None = None
     confirmation_deadline: timedelta = timedelta(minutes=5)

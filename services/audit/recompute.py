@@ -21,10 +21,12 @@ from services.audit.history import AuditPolicy, History, LoggedDecision, LoggedR
 from services.audit.opt_out_checks import OptOutOutcome, judge_opt_outs, opt_out_breach
 from services.audit.request_checks import judge_requests, mismatch_finding
 from services.audit.subject_logs import SubjectLog, subject_logs
+from shared.consent.state import SubjectState
 from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.contract.requests import SendRequest
 from shared.dispatch.facts import DispatchFacts, counts_toward_cap
-from shared.dispatch.rules import FrequencyPolicy, Verdict, decide_send
+from shared.dispatch.rules import Verdict, decide_send
+from shared.dispatch.timing import decide_in_time
 from shared.kafka.log_order import first_per_id
 
 _INVALID = Verdict(decision=Decision.DROPPED, reason=Reason.INVALID_REQUEST)
@@ -107,7 +109,7 @@ def _judge(
             )
         )
     asked = _asked(d, request)
-    verdict, seen, beyond = _recompute(logged, asked, subject, facts, policy.frequency)
+    verdict, seen, beyond = _recompute(logged, asked, subject, facts, policy)
     agrees = _same(d, verdict) and _names_the_request(d, request)
     result.recomputations.append(
         Recomputation(
@@ -143,7 +145,7 @@ def _recompute(
     asked: SendRequest | None,
     subject: SubjectLog | None,
     facts: DispatchFacts,
-    frequency: FrequencyPolicy,
+    policy: AuditPolicy,
 ) -> tuple[Verdict, int, int]:
     """Returns the verdict, the view it was computed on, and how many events past the
     fence that view holds."""
@@ -152,23 +154,28 @@ def _recompute(
         return _INVALID, 0, 0
     send_facts = facts.for_request(asked, d.decided_at)
     fenced = subject.fenced(d) if subject is not None else 0
-    state = subject.state(fenced) if subject is not None else None
-    verdict = decide_send(state, asked, send_facts, d.decided_at, frequency)
+
+    def rules(state: SubjectState | None) -> Verdict:
+        verdict = decide_send(state, asked, send_facts, d.decided_at, policy.frequency)
+        return decide_in_time(verdict, asked, policy.quiet_hours, d.decided_at)
+
+    verdict = rules(subject.state(fenced) if subject is not None else None)
     if _same(d, verdict) or subject is None:
         return verdict, fenced, 0
     written_at = max(d.decided_at, logged.log_time)
     for beyond, mask in enumerate(subject.wider_views(fenced, written_at), start=1):
-        wider = decide_send(subject.state(mask), asked, send_facts, d.decided_at, frequency)
+        wider = rules(subject.state(mask))
         if _same(d, wider):
             return wider, mask, beyond
     return verdict, fenced, 0
 
 
 def _same(d: DispatchDecision, verdict: Verdict) -> bool:
-    return (d.decision, d.reason, d.consent_event_id) == (
+    return (d.decision, d.reason, d.consent_event_id, d.not_before) == (
         verdict.decision,
         verdict.reason,
         verdict.consent_event_id,
+        verdict.not_before,
     )
 
 

@@ -8,7 +8,7 @@ from services.audit.decision_refs import decision_ref, verdict_text
 from services.audit.findings import EventRef, Finding, FindingKind, Severity, finding
 from services.audit.history import AuditPolicy, LoggedDecision, LoggedRequest
 from services.audit.subject_logs import SubjectLog
-from shared.contract.decisions import Decision, DispatchDecision, Reason
+from shared.contract.decisions import FINAL_DECISIONS, Decision, DispatchDecision, Reason
 from shared.dispatch.rules import Verdict
 from shared.kafka.failures import UNPROCESSABLE
 from shared.phone import mask_phone
@@ -78,6 +78,8 @@ def mismatch_finding(
     events = subject.visible(seen)[-_SHOWN_EVENTS:] if subject is not None else []
     if lacking:
         kind = FindingKind.DISPATCHED_WITHOUT_CONSENT
+    elif d.decision is Decision.DISPATCHED and verdict.decision is Decision.DEFERRED:
+        kind = FindingKind.DISPATCHED_IN_QUIET_HOURS
     elif _isolated_as_poison(d):
         kind = FindingKind.REQUEST_UNPROCESSABLE
     else:
@@ -113,7 +115,17 @@ def judge_requests(
         if not policy.in_range(request.log_time):
             continue
         checked += 1
-        if request_id in by_request:
+        decided = by_request.get(request_id, [])
+        if any(x.decision.decision in FINAL_DECISIONS for x in decided):
+            continue
+        if decided:
+            # Deferred only: the final decision is owed once the window opened.
+            last = decided[-1].decision
+            due = last.not_before or last.decided_at
+            if due > policy.as_of - policy.settle:
+                pending += 1
+            else:
+                findings.append(_never_decided(request_id, request, last))
             continue
         if request.log_time > policy.as_of - policy.settle:
             pending += 1
@@ -130,10 +142,12 @@ def judge_requests(
                 + (f" (unusable: {request.rejection})" if request.rejection else ""),
             )
         )
-    for request_id, decisions in by_request.items():
-        first = decisions[0].decision
-        if len(decisions) < 2 or not policy.in_range(first.decided_at):
+    for request_id, recorded in by_request.items():
+        # Deferred records come before the one final decision and are not counted.
+        decisions = [x for x in recorded if x.decision.decision in FINAL_DECISIONS]
+        if len(decisions) < 2 or not policy.in_range(decisions[0].decision.decided_at):
             continue
+        first = decisions[0].decision
         sent = sum(1 for x in decisions if x.decision.decision is Decision.DISPATCHED)
         findings.append(
             finding(
@@ -152,3 +166,15 @@ def judge_requests(
             )
         )
     return checked, pending
+
+
+def _never_decided(request_id: str, request: LoggedRequest, last: DispatchDecision) -> Finding:
+    return finding(
+        FindingKind.DEFERRED_WITHOUT_FINAL_DECISION,
+        request_id=request_id,
+        recipient=request.recipient,
+        purpose=request.purpose,
+        at=last.decided_at,
+        detail=f"deferred by quiet hours until {last.not_before}, and never decided since "
+        f"(messages.requests.v1 {request.partition}:{request.offset})",
+    )

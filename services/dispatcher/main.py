@@ -1,5 +1,6 @@
 """Wires the dispatcher: the gate's consume loop, health, metrics."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from services.dispatcher import metrics
 from services.dispatcher.gate.fence import Fence
 from services.dispatcher.gate.handler import Gate
+from services.dispatcher.gate.release import Release
 from services.dispatcher.gate.store import GateStore
 from services.dispatcher.sender.runner import RunningSender, start_sender
 from services.dispatcher.settings import DispatcherSettings
@@ -22,7 +24,7 @@ from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import consumer_lag, durable_producer, group_consumer, offsets_reader
 from shared.kafka.running_consumer import RunningConsumer
 from shared.service_runner import close_all, serve
-from shared.topics import MESSAGES_REQUESTS
+from shared.topics import MESSAGES_DEFERRED, MESSAGES_REQUESTS
 
 
 @dataclass
@@ -31,10 +33,11 @@ class Running:
     consumer: AIOKafkaConsumer
     deciding: RunningConsumer
     sender: RunningSender | None
+    release: Release
 
 
 async def _record_lag(consumer: AIOKafkaConsumer) -> None:
-    for partition, lag in (await consumer_lag(consumer)).items():
+    for partition, lag in (await consumer_lag(consumer, MESSAGES_REQUESTS)).items():
         metrics.CONSUMER_LAG.labels(str(partition)).set(lag)
 
 
@@ -84,19 +87,34 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
             producer,
             settings.group_id,
             settings.policy(),
+            quiet_hours=settings.quiet_hours_policy(),
         )
         loop = gate_loop(consumer, gate, pool, settings.max_batch)
-        consumer.subscribe([MESSAGES_REQUESTS], listener=loop.listener())
+        consumer.subscribe([MESSAGES_REQUESTS, MESSAGES_DEFERRED], listener=loop.listener())
         deciding = loop.start()
+        release_producer = durable_producer(settings.kafka_bootstrap_servers)
+        await release_producer.start()
+        release = Release(
+            pool,
+            release_producer,
+            MESSAGES_DEFERRED,
+            batch=settings.release_batch,
+            interval=settings.release_interval_seconds,
+        )
+        releasing = asyncio.create_task(release.run(), name="release")
         sender = await start_sender(settings, pool) if settings.sender_enabled else None
-        running.append(Running(pool, consumer, deciding, sender))
+        running.append(Running(pool, consumer, deciding, sender, release))
         try:
             yield
         finally:
             if sender is not None:
                 await sender.stop()
+            releasing.cancel()
+            await asyncio.gather(releasing, return_exceptions=True)
             await deciding.stop()
-            await close_all(consumer.stop, reader.stop, producer.stop, pool.close)
+            await close_all(
+                consumer.stop, reader.stop, producer.stop, release_producer.stop, pool.close
+            )
 
     async def readiness() -> dict[str, bool]:
         if not running:
@@ -110,6 +128,7 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
             "broker": await broker_ready(r.consumer),
             "consumer_assigned": bool(r.consumer.assignment()),
             "deciding": deciding,
+            "releasing": r.release.healthy,
         }
         if r.sender is not None:
             checks["sending"] = r.sender.healthy

@@ -38,3 +38,7 @@ SENDER_IN_FLIGHT_FOUND = Counter(
     "dispatcher_sender_in_flight_found_total",
     "Redelivered records whose previous attempt has no recorded outcome",
 )
+RELEASED = Counter(
+    "dispatcher_deferred_released_total",
+    "Deferred requests handed back to the gate when their window opened",
+)

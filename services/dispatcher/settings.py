@@ -4,10 +4,10 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import CommonSettings, FrequencySettings
+from shared.settings import CommonSettings, FrequencySettings, QuietHoursSettings
 
 
-class DispatcherSettings(CommonSettings, FrequencySettings):
+class DispatcherSettings(CommonSettings, FrequencySettings, QuietHoursSettings):
     model_config = SettingsConfigDict(
         env_prefix="DISPATCHER_", extra="ignore", populate_by_name=True
     )
@@ -31,6 +31,11 @@ class DispatcherSettings(CommonSettings, FrequencySettings):
     # A batch is only as large as what is waiting: at a steady load it stays small.
     max_batch: int = 2000
     fence_timeout_seconds: float = 10.0
+
+    # Deferred requests handed back to the gate per round, and the pause between
+    # rounds: at most 500 a second by default, so live traffic keeps its share.
+    release_batch: int = Field(default=500, ge=1)
+    release_interval_seconds: float = Field(default=1.0, gt=0)
 
     # The optional sender to the WhatsApp Cloud API (docs/sender.md): off unless
     # enabled, and then refusing to start without a phone number id and a token.

@@ -11,8 +11,11 @@ from shared.contract.requests import SendRequest
 
 
 class Decision(StrEnum):
+    """Names what became of a request: `deferred` is not final, the other two are."""
+
     DISPATCHED = "dispatched"
     DROPPED = "dropped"
+    DEFERRED = "deferred"
 
 
 class Reason(StrEnum):
@@ -26,15 +29,19 @@ class Reason(StrEnum):
     CONFIRMATION_NOT_ALLOWED = "confirmation_not_allowed"
     FREQUENCY_CAPPED = "frequency_capped"
     INVALID_REQUEST = "invalid_request"
+    QUIET_HOURS = "quiet_hours"
+    DELIVER_BY_PASSED = "deliver_by_passed"
 
 
 DISPATCHING_REASONS = frozenset({Reason.CONSENTED, Reason.OPT_OUT_CONFIRMATION})
+FINAL_DECISIONS = frozenset({Decision.DISPATCHED, Decision.DROPPED})
 
 
 class DispatchDecision(BaseModel):
     """`fence` records the `consent.events.v1` positions (partition -> next offset)
     that the consent state used for the decision reflects: at or past the end
-    offsets the dispatcher waited for, so the audit refolds exactly what it saw."""
+    offsets the dispatcher waited for, so the audit refolds exactly what it saw.
+    `not_before`, on a deferred decision only, is when the request is decided again."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -48,6 +55,7 @@ class DispatchDecision(BaseModel):
     opt_out_event_id: str | None = None
     detail: str | None = None
     fence: dict[str, int] | None = None
+    not_before: datetime | None = None
 
     @classmethod
     def on(
@@ -60,6 +68,7 @@ class DispatchDecision(BaseModel):
         consent_event_id: str | None = None,
         detail: str | None = None,
         fence: dict[str, int] | None = None,
+        not_before: datetime | None = None,
     ) -> "DispatchDecision":
         """Builds the decision on a valid request; it names the opt-out a confirmation is for."""
         return cls(
@@ -75,4 +84,5 @@ class DispatchDecision(BaseModel):
             ),
             detail=detail,
             fence=fence,
+            not_before=not_before,
         )

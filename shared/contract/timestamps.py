@@ -1,6 +1,8 @@
 """Reads timestamps on the wire: RFC 3339 text with an offset (CONTRACT.md sections 2-3)."""
 
+import functools
 import re
+import zoneinfo
 from datetime import UTC
 from typing import Annotated, Any
 
@@ -41,3 +43,15 @@ def _refuse_outside_utc_range(text: str) -> None:
 
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+
+
+@functools.lru_cache(maxsize=1024)
+def known_zone(name: str) -> bool:
+    """Tells whether `name` is an IANA time zone this machine's tz database holds."""
+    if not name or name.startswith(("/", ".")) or ".." in name:
+        return False  # ZoneInfo would read such a name as a path
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

@@ -31,12 +31,15 @@ class SendFacts(BaseModel):
 
 
 class Verdict(BaseModel):
+    """Holds what the rules make of one request: the decision and why."""
+
     model_config = ConfigDict(frozen=True)
 
     decision: Decision
     reason: Reason
     consent_event_id: str | None = None
     detail: str | None = None
+    not_before: datetime | None = None
 
 
 def _drop(reason: Reason, detail: str, consent_event_id: str | None = None) -> Verdict:

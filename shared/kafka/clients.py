@@ -75,11 +75,13 @@ async def assign_from_end(consumer: AIOKafkaConsumer, topic: str) -> None:
         consumer.seek(TopicPartition(topic, partition), offset)
 
 
-async def consumer_lag(consumer: AIOKafkaConsumer) -> dict[int, int]:
+async def consumer_lag(consumer: AIOKafkaConsumer, topic: str | None = None) -> dict[int, int]:
     """Counts the records behind the last known high watermark, per assigned partition
-    (from the last fetch: no broker round trip)."""
+    of `topic` (or of every topic), from the last fetch: no broker round trip."""
     lag: dict[int, int] = {}
     for tp in consumer.assignment():
+        if topic is not None and tp.topic != topic:
+            continue
         highwater = consumer.highwater(tp)
         if highwater is not None:
             lag[tp.partition] = max(0, highwater - await consumer.position(tp))

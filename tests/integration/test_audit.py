@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
+import phonenumbers
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -31,6 +33,10 @@ from services.audit.findings import Finding, FindingKind, Severity
 from services.audit.replay import Topics
 from shared.contract.decisions import Decision, DispatchDecision, Reason
 from shared.contract.purposes import OPT_OUT_CONFIRMATION
+from shared.contract.requests import SendRequest
+from shared.dispatch.quiet_hours import QuietHoursPolicy
+from shared.dispatch.rules import Verdict
+from shared.dispatch.timing import decide_in_time
 from shared.kafka.clients import end_offsets
 from shared.phone import mask_phone
 from shared.topics import CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_REQUESTS
@@ -83,6 +89,9 @@ class Planter:
         reason: Reason,
         consent: str | None,
         detail: str | None = None,
+        *,
+        decided_at: datetime | None = None,
+        not_before: datetime | None = None,
     ) -> None:
         fence = await end_offsets(self.reader, PRIVATE.events)
         record = DispatchDecision(
@@ -92,10 +101,11 @@ class Planter:
             decision=decision,
             reason=reason,
             consent_event_id=consent,
-            decided_at=datetime.now(UTC),
+            decided_at=decided_at or datetime.now(UTC),
             opt_out_event_id=asked.get("opt_out_event_id"),
             detail=detail,
             fence={str(p): o for p, o in sorted(fence.items())},
+            not_before=not_before,
         )
         await self._send(PRIVATE.decisions, asked["recipient"], record.model_dump(mode="json"))
         self._note(asked["recipient"], asked["request_id"])
@@ -106,6 +116,34 @@ def confirmation(subject: str, opt_out_event_id: str) -> dict[str, Any]:
 
 
 SENT, DROPPED = Decision.DISPATCHED, Decision.DROPPED
+
+# The planted numbers of these countries have windows of their own (the rest are
+# Russian, never quiet): New York's is closed at the audit, and London's opened an
+# hour before it, after a reminder deferred two hours before it.
+NOW = datetime.now(UTC)
+_NEW_YORK, _LONDON = ZoneInfo("America/New_York"), ZoneInfo("Europe/London")
+
+
+def _local_window(zone: ZoneInfo, opens: datetime, hours: int) -> str:
+    start = opens.astimezone(zone).replace(second=0, microsecond=0)
+    return f"{start:%H:%M}-{start + timedelta(hours=hours):%H:%M}"
+
+
+QUIET_HOURS = QuietHoursPolicy.from_settings(
+    {
+        "default": "00:00-00:00",
+        "US": _local_window(_NEW_YORK, NOW + timedelta(hours=3), 1),
+        "GB": _local_window(_LONDON, NOW - timedelta(hours=1), 10),
+    }
+)
+
+
+def number_of(country_code: str, prefix: str, digits: int) -> str:
+    """A valid number of that country, drawn at random."""
+    while True:
+        candidate = f"+{country_code}{prefix}{random.randrange(10**digits):0{digits}d}"
+        if phonenumbers.is_valid_number(phonenumbers.parse(candidate)):
+            return candidate
 
 
 async def plant_clean(p: Planter, subject: str) -> None:
@@ -152,6 +190,8 @@ async def planted(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Asy
 async def _planted(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Planted:
     kinds = [k.value for k in FindingKind] + ["clean"]
     subjects = {kind: unique_phone() for kind in kinds}
+    subjects[FindingKind.DISPATCHED_IN_QUIET_HOURS] = number_of("1", "212", 7)
+    subjects[FindingKind.DEFERRED_WITHOUT_FINAL_DECISION] = number_of("44", "7", 9)
     producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
     reader = AIOKafkaConsumer(
         bootstrap_servers=stack.kafka_bootstrap, isolation_level="read_committed"
@@ -174,6 +214,7 @@ async def _planted(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Pl
             settle=timedelta(0),
             progress=False,
             topics=PRIVATE,
+            quiet_hours=QUIET_HOURS,
         )
     )
     return Planted(run, subjects, p.ids, out)
@@ -221,6 +262,28 @@ async def _plant(p: Planter, s: dict[str, str]) -> None:
     unasked = s["decision_without_request"]
     grant = await p.event(consent_granted(unasked))
     await p.decide(send_request(unasked), SENT, Reason.CONSENTED, grant)  # never on the topic
+
+    night = s["dispatched_in_quiet_hours"]
+    grant = await p.event(consent_granted(night))
+    await p.decide(await p.ask(send_request(night)), SENT, Reason.CONSENTED, grant)
+
+    waiting = s["deferred_without_final_decision"]
+    earlier = NOW - timedelta(hours=3)
+    grant = await p.event(consent_granted(waiting, occurred_at=earlier.isoformat()))
+    asked = await p.ask(send_request(waiting))
+    deferred_at = NOW - timedelta(hours=2)
+    allowed = Verdict(decision=SENT, reason=Reason.CONSENTED, consent_event_id=grant)
+    timed = decide_in_time(allowed, SendRequest.model_validate(asked), QUIET_HOURS, deferred_at)
+    assert timed.decision is Decision.DEFERRED
+    await p.decide(
+        asked,
+        Decision.DEFERRED,
+        Reason.QUIET_HOURS,
+        grant,
+        timed.detail,
+        decided_at=deferred_at,
+        not_before=timed.not_before,
+    )
 
     poison = s["request_unprocessable"]
     await p.event(consent_granted(poison))
@@ -287,7 +350,12 @@ def _cli(stack: Stack, out: Path, *args: str) -> subprocess.CompletedProcess[str
             *args,
         ],
         cwd=ROOT,
-        env={**os.environ, "KAFKA_TOPIC_PREFIX": PREFIX},
+        # The planted decisions were taken with no quiet hours: judged by the same.
+        env={
+            **os.environ,
+            "KAFKA_TOPIC_PREFIX": PREFIX,
+            "DISPATCHER_QUIET_HOURS": '{"default": "00:00-00:00"}',
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -335,6 +403,23 @@ def test_a_request_without_a_decision_is_found_and_named(planted: Planted) -> No
     found = _only(planted, FindingKind.REQUEST_WITHOUT_DECISION)
     assert found.severity is Severity.WARNING
     assert found.purpose == "event_reminder"
+
+
+def test_a_reminder_dispatched_in_the_recipients_quiet_hours_is_found_and_named(
+    planted: Planted,
+) -> None:
+    found = _only(planted, FindingKind.DISPATCHED_IN_QUIET_HOURS)
+    assert found.severity is Severity.VIOLATION
+    assert found.recorded == "dispatched/consented"
+    assert found.recomputed == "deferred/quiet_hours"
+
+
+def test_a_deferral_never_followed_by_a_final_decision_is_found_and_named(
+    planted: Planted,
+) -> None:
+    found = _only(planted, FindingKind.DEFERRED_WITHOUT_FINAL_DECISION)
+    assert found.severity is Severity.WARNING
+    assert "deferred by quiet hours" in found.detail
 
 
 def test_an_opt_out_without_confirmation_is_found_and_named(planted: Planted) -> None:

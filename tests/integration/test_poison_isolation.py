@@ -10,6 +10,7 @@ known ones are refused at parse time and have tests of their own)."""
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -143,10 +144,12 @@ class _GateBreaksOn(Gate):
 
     poisoned = ""
 
-    async def _decide(self, fresh: list[Parsed]) -> dict[str, DecisionRow]:
+    async def _decide(
+        self, fresh: list[Parsed], due: dict[str, datetime] | None = None
+    ) -> dict[str, DecisionRow]:
         if any(getattr(p.request, "recipient", None) == self.poisoned for p in fresh):
             raise RecursionError("maximum recursion depth exceeded")
-        return await super()._decide(fresh)
+        return await super()._decide(fresh, due)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from services.asyncapi import SERVICES, main, rendered
 from shared.topics import (
     CONSENT_EVENTS,
     MESSAGES_DECISIONS,
+    MESSAGES_DEFERRED,
     MESSAGES_OUTBOUND,
     MESSAGES_REQUESTS,
     WHATSAPP_INBOUND,
@@ -27,8 +28,14 @@ CHANNELS: dict[str, tuple[set[str], set[str]]] = {
     ),
     "consent": ({CONSENT_EVENTS}, {dlq(CONSENT_EVENTS)}),
     "dispatcher": (
-        {MESSAGES_REQUESTS},
-        {MESSAGES_OUTBOUND, MESSAGES_DECISIONS, dlq(MESSAGES_REQUESTS)},
+        {MESSAGES_REQUESTS, MESSAGES_DEFERRED},
+        {
+            MESSAGES_OUTBOUND,
+            MESSAGES_DECISIONS,
+            MESSAGES_DEFERRED,
+            dlq(MESSAGES_REQUESTS),
+            dlq(MESSAGES_DEFERRED),
+        },
     ),
 }
 # topic -> the payload schema its records must reference

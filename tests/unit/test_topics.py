@@ -13,6 +13,7 @@ def test_the_contract_names_are_the_default() -> None:
         "messages.requests.v1",
         "messages.outbound.v1",
         "messages.decisions.v1",
+        "messages.deferred.v1",
     )
     assert topics.dlq(topics.CONSENT_EVENTS) == "consent.events.v1.dlq"
 
@@ -35,5 +36,6 @@ def test_a_prefix_renames_every_topic_and_its_dlq() -> None:
         "bench.1.messages.requests.v1",
         "bench.1.messages.outbound.v1",
         "bench.1.messages.decisions.v1",
+        "bench.1.messages.deferred.v1",
         "bench.1.messages.requests.v1.dlq",
     ]

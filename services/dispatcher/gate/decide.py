@@ -21,7 +21,9 @@ from shared.contract.requests import (
 )
 from shared.contract.storable import cleaned
 from shared.dispatch.facts import DispatchFacts
+from shared.dispatch.quiet_hours import QuietHoursPolicy
 from shared.dispatch.rules import FrequencyPolicy, decide_send
+from shared.dispatch.timing import ALWAYS_OPEN, decide_in_time
 from shared.rejection import Rejected
 
 
@@ -52,9 +54,15 @@ def decide_batch(
     now: datetime,
     frequency: FrequencyPolicy,
     fence: Mapping[int, int],
+    quiet_hours: QuietHoursPolicy = ALWAYS_OPEN,
+    deferred: Mapping[str, datetime] | None = None,
 ) -> dict[str, DecisionRow]:
     """Decides each request_id of `fresh` once, in record order, on the facts as of
-    `now`, each decision folded into them before the next (`facts` is left as is)."""
+    `now`, each decision folded into them before the next (`facts` is left as is).
+
+    `deferred` maps the request_ids of `fresh` that were deferred before (their
+    release is due) to that deferral's decided_at: their rows replace it."""
+    deferred = deferred or {}
     facts = facts.copy()
     fence_json = {str(p): o for p, o in sorted(fence.items())}
     rows: dict[str, DecisionRow] = {}
@@ -62,9 +70,12 @@ def decide_batch(
         if request_id is None or request_id in rows:
             continue  # no id: DLQ only; a repeat within the batch: decided once
         if isinstance(p, Rejected):
-            rows[request_id] = invalid_row(record, request_id, p, now, fence_json)
+            rows[request_id] = invalid_row(
+                record, request_id, p, now, fence_json, replaces=deferred.get(request_id)
+            )
             continue
         verdict = decide_send(states.get(p.recipient), p, facts.for_request(p, now), now, frequency)
+        verdict = decide_in_time(verdict, p, quiet_hours, now)
         decision = DispatchDecision.on(
             p,
             verdict.decision,
@@ -73,18 +84,28 @@ def decide_batch(
             consent_event_id=verdict.consent_event_id,
             detail=verdict.detail,
             fence=fence_json,
+            not_before=verdict.not_before,
         )
         facts.record(decision)
         outbound = (
             orjson.dumps(cloud_api_body(p)) if verdict.decision is Decision.DISPATCHED else None
         )
-        rows[request_id] = decision_row(decision, record, outbound)
+        waiting = record.value if verdict.decision is Decision.DEFERRED else None
+        rows[request_id] = decision_row(
+            decision, record, outbound, request_json=waiting, replaces=deferred.get(request_id)
+        )
     return rows
 
 
 def decision_row(
-    decision: DispatchDecision, record: ConsumerRecord, outbound: bytes | None
+    decision: DispatchDecision,
+    record: ConsumerRecord,
+    outbound: bytes | None,
+    *,
+    request_json: bytes | None = None,
+    replaces: datetime | None = None,
 ) -> DecisionRow:
+    """Builds the row that stores `decision` and the record values it publishes."""
     return DecisionRow(
         request_id=decision.request_id,
         recipient=decision.recipient,
@@ -98,6 +119,10 @@ def decision_row(
         source_offset=record.offset,
         decision_json=decision.model_dump_json().encode(),
         outbound_json=outbound,
+        source_topic=record.topic,
+        not_before=decision.not_before,
+        request_json=request_json,
+        replaces=replaces,
     )
 
 
@@ -107,6 +132,8 @@ def invalid_row(
     rejected: Rejected,
     now: datetime,
     fence: dict[str, int],
+    *,
+    replaces: datetime | None = None,
 ) -> DecisionRow:
     # Copies for information only, from a request that failed validation: made storable.
     recipient = cleaned(record.key.decode(errors="replace")) if record.key else None
@@ -120,4 +147,4 @@ def invalid_row(
         detail=cleaned(f"{rejected.reason}: {rejected.detail}"),
         fence=fence,
     )
-    return decision_row(decision, record, None)
+    return decision_row(decision, record, None, replaces=replaces)

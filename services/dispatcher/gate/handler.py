@@ -14,9 +14,12 @@ from services.dispatcher.gate.decide import Parsed, decide_batch, invalid_row, p
 from services.dispatcher.gate.fence import Fence
 from services.dispatcher.gate.publication import OutputTopics, Publication, plan_publication
 from services.dispatcher.gate.store import DecisionRow, GateStore
+from shared.contract.decisions import Decision
 from shared.contract.requests import SendRequest, salvage_request_id
 from shared.dispatch.facts import DispatchFacts
+from shared.dispatch.quiet_hours import QuietHoursPolicy
 from shared.dispatch.rules import FrequencyPolicy
+from shared.dispatch.timing import ALWAYS_OPEN
 from shared.kafka.log_order import next_offsets
 from shared.rejection import Rejected
 from shared.topics import CONSENT_EVENTS
@@ -39,6 +42,7 @@ class Gate:
         group_id: str,
         frequency: FrequencyPolicy,
         topics: OutputTopics | None = None,
+        quiet_hours: QuietHoursPolicy = ALWAYS_OPEN,
     ) -> None:
         self.store = store
         self.fence = fence
@@ -46,13 +50,23 @@ class Gate:
         self.group_id = group_id
         self.frequency = frequency
         self.topics = topics or OutputTopics()
+        self.quiet_hours = quiet_hours
 
     async def handle(self, batch: list[ConsumerRecord]) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
         parsed = parse_batch(batch)
         stored = await self.store.decisions(sorted({p.request_id for p in parsed if p.request_id}))
-        fresh = [p for p in parsed if p.request_id not in stored]
-        new_rows = await self._decide(fresh) if fresh else {}
+        # A release of a deferred request is decided again; any other record whose
+        # request_id has a row is a redelivery or a duplicate.
+        due = {
+            p.request_id: stored[p.request_id].decided_at
+            for p in parsed
+            if p.request_id in stored
+            and p.record.topic == self.topics.releases
+            and stored[p.request_id].decision == Decision.DEFERRED
+        }
+        fresh = [p for p in parsed if p.request_id not in stored or p.request_id in due]
+        new_rows = await self._decide(fresh, due) if fresh else {}
         await self._publish_batch(batch, parsed, stored, new_rows)
 
     async def dead_letter(self, record: ConsumerRecord, rejected: Rejected) -> None:
@@ -63,9 +77,20 @@ class Gate:
         parsed = [Parsed(record, rejected, request_id)]
         stored = await self.store.decisions([request_id]) if request_id else {}
         new_rows = {}
-        if request_id is not None and request_id not in stored:
+        was = stored.get(request_id) if request_id else None
+        # A release that fails on its own ends the wait too, or it would come back.
+        replaces = (
+            was.decided_at
+            if was is not None
+            and was.decision == Decision.DEFERRED
+            and record.topic == self.topics.releases
+            else None
+        )
+        if request_id is not None and (was is None or replaces is not None):
             now = datetime.now(UTC)
-            new_rows[request_id] = invalid_row(record, request_id, rejected, now, fence={})
+            new_rows[request_id] = invalid_row(
+                record, request_id, rejected, now, fence={}, replaces=replaces
+            )
         await self._publish_batch([record], parsed, stored, new_rows)
 
     async def _publish_batch(
@@ -84,7 +109,9 @@ class Gate:
             await self._publish(batch, outputs, [])
         outputs.record_metrics()
 
-    async def _decide(self, fresh: list[Parsed]) -> dict[str, DecisionRow]:
+    async def _decide(
+        self, fresh: list[Parsed], due: dict[str, datetime] | None = None
+    ) -> dict[str, DecisionRow]:
         # decided_at is taken BEFORE the end offsets are read: whatever Kafka had
         # acknowledged by then is below them, so "decided after the opt-out's
         # acknowledgement" always implies "saw it" (contract section 4).
@@ -103,7 +130,7 @@ class Gate:
             ),
         )
         facts = DispatchFacts(self.frequency.window, dispatched, confirmed)
-        return decide_batch(fresh, states, facts, now, self.frequency, fence)
+        return decide_batch(fresh, states, facts, now, self.frequency, fence, self.quiet_hours, due)
 
     async def _publish(
         self, batch: list[ConsumerRecord], outputs: Publication, new_rows: list[DecisionRow]

@@ -11,7 +11,7 @@ from services.dispatcher.gate.decide import Parsed
 from services.dispatcher.gate.store import DecisionRow
 from shared.kafka.dlq import dlq_headers
 from shared.rejection import Rejected
-from shared.topics import MESSAGES_DECISIONS, MESSAGES_OUTBOUND, dlq
+from shared.topics import MESSAGES_DECISIONS, MESSAGES_DEFERRED, MESSAGES_OUTBOUND, dlq
 
 log = structlog.get_logger(__name__)
 
@@ -22,6 +22,8 @@ class OutputTopics:
 
     decisions: str = MESSAGES_DECISIONS
     outbound: str = MESSAGES_OUTBOUND
+    # Where deferred requests come back when due (the gate reads it, too).
+    releases: str = MESSAGES_DEFERRED
 
 
 @dataclass
@@ -83,10 +85,10 @@ def plan_publication(
             row = stored[request_id]
             # The same record again means the transaction that carried its outputs
             # never committed: publish the stored decision (never a new one).
-            redelivered = (row.source_partition, row.source_offset) == (
-                record.partition,
-                record.offset,
-            )
+            redelivered = row.source_topic in (None, record.topic) and (
+                row.source_partition,
+                row.source_offset,
+            ) == (record.partition, record.offset)
             if not redelivered:
                 outputs.duplicates += 1
                 log.info("duplicate request_id, already decided", request_id=request_id)

@@ -26,6 +26,14 @@ class DecisionRow:
     source_offset: int
     decision_json: bytes
     outbound_json: bytes | None
+    # The record's topic: messages.requests.v1, or messages.deferred.v1 for a release.
+    source_topic: str | None = None
+    # A deferred decision: when it is due, and the request to decide again then.
+    not_before: datetime | None = None
+    request_json: bytes | None = None
+    # Set on a decision that replaces a deferred one: that row's decided_at, so
+    # that of two instances deciding one release, only the first replaces it.
+    replaces: datetime | None = None
 
 
 # One statement: the decisions and, for those it inserted that confirm an
@@ -34,25 +42,63 @@ _INSERT_DECISIONS = f"""
 WITH inserted AS (
     INSERT INTO dispatcher.decisions (request_id, recipient, purpose, decision, reason,
         consent_event_id, opt_out_event_id, decided_at, source_partition, source_offset,
-        decision_json, outbound_json)
-    SELECT r, rc, pu, d, re, c, o, t, sp, so, dj::jsonb, oj::jsonb
+        decision_json, outbound_json, source_topic, not_before)
+    SELECT r, rc, pu, d, re, c, o, t, sp, so, dj::jsonb, oj::jsonb, st, nb
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-        $7::text[], $8::timestamptz[], $9::int[], $10::bigint[], $11::text[], $12::text[])
-        AS u(r, rc, pu, d, re, c, o, t, sp, so, dj, oj)
+        $7::text[], $8::timestamptz[], $9::int[], $10::bigint[], $11::text[], $12::text[],
+        $13::text[], $14::timestamptz[])
+        AS u(r, rc, pu, d, re, c, o, t, sp, so, dj, oj, st, nb)
     ON CONFLICT (request_id) DO NOTHING
-    RETURNING request_id, decision, reason, opt_out_event_id, decided_at
+    RETURNING request_id, recipient, decision, reason, opt_out_event_id, decided_at, not_before
 ), confirmed AS (
     INSERT INTO dispatcher.confirmations (opt_out_event_id, request_id, dispatched_at)
     SELECT opt_out_event_id, request_id, decided_at FROM inserted
     WHERE {SPENDS_CONFIRMATION_SQL}
     ON CONFLICT DO NOTHING
+), waiting AS (
+    INSERT INTO dispatcher.deferred (request_id, recipient, not_before, request_json, deferred_at)
+    SELECT i.request_id, i.recipient, i.not_before, w.rj::jsonb, i.decided_at
+    FROM inserted i JOIN unnest($1::text[], $15::text[]) AS w(r, rj) ON w.r = i.request_id
+    WHERE i.decision = 'deferred'
+    ON CONFLICT (request_id) DO NOTHING
 )
 SELECT request_id FROM inserted
 """
 
+# A release decided: the deferred row is replaced only if it is still the one
+# this instance read (compare and set on decided_at); a final decision ends the
+# wait, a new deferral moves it.
+_REPLACE_DEFERRED = f"""
+WITH replaced AS (
+    UPDATE dispatcher.decisions d SET decision = u.d, reason = u.re,
+        consent_event_id = u.c, opt_out_event_id = u.o, decided_at = u.t,
+        source_partition = u.sp, source_offset = u.so, decision_json = u.dj::jsonb,
+        outbound_json = u.oj::jsonb, source_topic = u.st, not_before = u.nb
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+        $7::text[], $8::timestamptz[], $9::int[], $10::bigint[], $11::text[], $12::text[],
+        $13::text[], $14::timestamptz[], $15::text[], $16::timestamptz[])
+        AS u(r, rc, pu, d, re, c, o, t, sp, so, dj, oj, st, nb, rj, was)
+    WHERE d.request_id = u.r AND d.decision = 'deferred' AND d.decided_at = u.was
+    RETURNING d.request_id, d.decision, d.reason, d.opt_out_event_id, d.decided_at, d.not_before
+), confirmed AS (
+    INSERT INTO dispatcher.confirmations (opt_out_event_id, request_id, dispatched_at)
+    SELECT opt_out_event_id, request_id, decided_at FROM replaced
+    WHERE {SPENDS_CONFIRMATION_SQL}
+    ON CONFLICT DO NOTHING
+), ended AS (
+    DELETE FROM dispatcher.deferred w USING replaced r
+    WHERE w.request_id = r.request_id AND r.decision <> 'deferred'
+), moved AS (
+    UPDATE dispatcher.deferred w SET not_before = r.not_before, released_at = NULL
+    FROM replaced r WHERE w.request_id = r.request_id AND r.decision = 'deferred'
+)
+SELECT request_id FROM replaced
+"""
+
 _STORED_DECISIONS = """
 SELECT request_id, recipient, purpose, decision, reason, consent_event_id, opt_out_event_id,
-       decided_at, source_partition, source_offset, decision_json::text, outbound_json::text
+       decided_at, source_partition, source_offset, decision_json::text, outbound_json::text,
+       source_topic, not_before
 FROM dispatcher.decisions WHERE request_id = ANY($1::text[])
 """
 
@@ -118,10 +164,23 @@ class GateStore:
         return {row["recipient"]: row["times"] for row in rows}
 
     async def record(self, rows: Sequence[DecisionRow]) -> set[str]:
-        """Records decisions and confirmations in one statement; returns the request_ids
-        this call inserted (another instance may have decided one first)."""
-        inserted = await self.pool.fetch(_INSERT_DECISIONS, *_columns(rows))
-        return {row["request_id"] for row in inserted}
+        """Records decisions, confirmations and deferrals: one statement for new
+        decisions, one for those that replace a deferral. Returns the request_ids
+        recorded (another instance may have decided one first)."""
+        new = [r for r in rows if r.replaces is None]
+        replacing = [r for r in rows if r.replaces is not None]
+        if not replacing:
+            inserted = await self.pool.fetch(_INSERT_DECISIONS, *_columns(new))
+            return {row["request_id"] for row in inserted}
+        recorded: set[str] = set()
+        async with self.pool.acquire() as conn, conn.transaction():
+            if new:
+                inserted = await conn.fetch(_INSERT_DECISIONS, *_columns(new))
+                recorded |= {row["request_id"] for row in inserted}
+            columns = [*_columns(replacing), [r.replaces for r in replacing]]
+            replaced = await conn.fetch(_REPLACE_DEFERRED, *columns)
+            recorded |= {row["request_id"] for row in replaced}
+        return recorded
 
 
 def _stored(row: Any) -> DecisionRow:
@@ -139,6 +198,8 @@ def _stored(row: Any) -> DecisionRow:
         source_offset=row["source_offset"],
         decision_json=row["decision_json"].encode(),
         outbound_json=None if outbound_json is None else outbound_json.encode(),
+        source_topic=row["source_topic"],
+        not_before=row["not_before"],
     )
 
 
@@ -157,4 +218,7 @@ def _columns(rows: Sequence[DecisionRow]) -> list[list[Any]]:
         [r.source_offset for r in rows],
         [r.decision_json.decode() for r in rows],
         [None if r.outbound_json is None else r.outbound_json.decode() for r in rows],
+        [r.source_topic for r in rows],
+        [r.not_before for r in rows],
+        [None if r.request_json is None else r.request_json.decode() for r in rows],
     ]

@@ -130,6 +130,8 @@ def request(
     opt_out_event_id: str | None = None,
     requested_at: datetime | None = None,
     message: dict[str, Any] | None = None,
+    timezone: str | None = None,
+    deliver_by: datetime | None = None,
 ) -> SendRequest:
     return SendRequest(
         request_id=_event_id("request", request_id),
@@ -138,6 +140,8 @@ def request(
         message=message or {"type": "text", "text": {"body": "Reminder: the workshop at 10:00"}},
         requested_at=requested_at,
         opt_out_event_id=opt_out_event_id,
+        timezone=timezone,
+        deliver_by=deliver_by,
     )
 
 

@@ -542,4 +542,6 @@ def test_every_contract_reason_has_its_wire_name() -> None:
         "confirmation_not_allowed",
         "frequency_capped",
         "invalid_request",
+        "quiet_hours",
+        "deliver_by_passed",
     }
