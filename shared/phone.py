@@ -49,3 +49,16 @@ def _mask(value: str) -> str:
         return "*" * len(value)
     head = 5 if value.startswith("+") else 4
     return value[:head] + "*" * (len(value) - head - 2) + value[-2:]
+
+
+def mask_bsuid(value: str) -> str:
+    """Hide all of a BSUID (business-scoped user id) but its country and last two characters.
+
+    `US.13491208655302741918` -> `US.******************18`, and a parent's
+    `US.ENT.` prefix stays whole: enough to tell two users apart in a log, not
+    to message either.
+    """
+    head, _, rest = value.rpartition(".")
+    if len(rest) <= 4:
+        return head + "." + "*" * len(rest)
+    return head + "." + "*" * (len(rest) - 2) + rest[-2:]

@@ -1,6 +1,7 @@
 """Wires inbound: the webhook receiver (HTTP, publishing through FastStream)
 and the reply consumer (the shared consume loop, which isolates poison records)."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -43,6 +44,10 @@ def keywords_from(settings: InboundSettings) -> KeywordConfig:
 def build_broker(settings: InboundSettings) -> tuple[KafkaBroker, ReplyProcessor]:
     broker = KafkaBroker(
         bootstrap_addresses(settings.kafka_bootstrap_servers),
+        # FastStream's own access logger has a handler of its own and does not
+        # propagate, so what it writes would bypass the masking: a plain logger
+        # propagates to the root handler, which masks.
+        logger=logging.getLogger("faststream.kafka"),
         enable_idempotence=True,
         acks="all",
         max_request_size=DLQ_MAX_MESSAGE_BYTES,  # a dead letter of the largest webhook record
