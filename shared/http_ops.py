@@ -2,14 +2,50 @@
 (CONTRACT.md section 6)."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+log = structlog.get_logger(__name__)
+
+# A check's result, or a probe that gives it: a probe runs on its own, so one that
+# raises fails only itself and is named in `failing`.
+Check = bool | Callable[[], bool | Awaitable[bool]]
+ReadinessCheck = Callable[[], Awaitable[Mapping[str, Check]]]
+# Names the failure when the readiness function itself raises, before any check.
+READINESS = "readiness"
+
+
+async def _outcome(name: str, check: Check) -> bool:
+    """Runs one check; an exception is logged and counts as not ready. Its text stays
+    in the log: a probe's error can name hosts, users or a connection string."""
+    try:
+        result = check() if callable(check) else check
+        if inspect.isawaitable(result):
+            result = await result
+        return bool(result)
+    except Exception:  # readiness must answer, not raise
+        log.exception("readiness check raised", check=name)
+        return False
+
+
+async def readiness_report(readiness: ReadinessCheck) -> tuple[bool, dict[str, Any]]:
+    """Returns whether the service is ready and the body of /readyz: every check by
+    name, and the names of those that failed, never an exception's text."""
+    try:
+        named = await readiness()
+    except Exception:  # readiness must answer, not raise
+        log.exception("readiness check raised", check=READINESS)
+        named = {READINESS: False}
+    outcomes = await asyncio.gather(*(_outcome(name, check) for name, check in named.items()))
+    checks = dict(zip(named, outcomes, strict=True))
+    failing = [name for name, ok in checks.items() if not ok]
+    return not failing, {"ready": not failing, "checks": checks, "failing": failing}
 
 
 def ops_router(readiness: ReadinessCheck) -> APIRouter:
@@ -21,12 +57,8 @@ def ops_router(readiness: ReadinessCheck) -> APIRouter:
 
     @router.get("/readyz")
     async def readyz() -> JSONResponse:
-        try:
-            checks = await readiness()
-        except Exception as exc:  # readiness must answer, not raise
-            return JSONResponse({"ready": False, "error": str(exc)}, status_code=503)
-        ready = all(checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        ready, body = await readiness_report(readiness)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @router.get("/metrics")
     async def metrics() -> Response:

@@ -7,7 +7,8 @@ import pytest
 from shared.db.migrate import apply_migrations
 from shared.db.pool import open_pool
 from shared.kafka.provision import provision_topics
-from tests.support.records import unique_phone
+from tests.support.log_scan import MESSAGE_TEXTS, personal_data_in_logs
+from tests.support.records import ISSUED, unique_phone
 from tests.support.services import PORTS, ROOT, ServiceProcess
 from tests.support.stack import Stack, locate_stack
 
@@ -54,6 +55,8 @@ def services(
     log_dir = ROOT / ".local" / "test-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     running = {name: ServiceProcess(name, stack, log_dir, ALWAYS_OPEN) for name in PORTS}
+    logs = log_dir.glob("*.log")
+    written_before = {path: path.stat().st_size for path in logs}
     for process in running.values():
         process.start()
     try:
@@ -63,3 +66,5 @@ def services(
     finally:
         for process in running.values():
             process.stop()
+    leaks = personal_data_in_logs(log_dir, written_before, ISSUED, MESSAGE_TEXTS)
+    assert not leaks, "personal data in the services' logs:\n" + "\n".join(leaks[:20])
