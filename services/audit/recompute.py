@@ -157,7 +157,8 @@ def _recompute(
 
     def rules(state: SubjectState | None) -> Verdict:
         verdict = decide_send(state, asked, send_facts, d.decided_at, policy.frequency)
-        return decide_in_time(verdict, asked, policy.quiet_hours, d.decided_at)
+        known = state.timezone if state is not None else None
+        return decide_in_time(verdict, asked, policy.quiet_hours, d.decided_at, known)
 
     verdict = rules(subject.state(fenced) if subject is not None else None)
     if _same(d, verdict) or subject is None:

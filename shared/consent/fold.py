@@ -79,6 +79,7 @@ class _Folding:
         "revoked",
         "subject",
         "suspended",
+        "timezone",
         "version",
     )
 
@@ -99,6 +100,7 @@ class _Folding:
         self.opted_out_at = state.opted_out_at
         self.last_event_id = state.last_event_id
         self.version = state.version
+        self.timezone = state.timezone
 
     def state(self) -> SubjectState:
         return SubjectState(
@@ -111,6 +113,7 @@ class _Folding:
             opted_out_at=self.opted_out_at,
             last_event_id=self.last_event_id,
             version=self.version,
+            timezone=self.timezone,
         )
 
     def apply(self, event: ConsentEvent) -> None:
@@ -141,6 +144,9 @@ class _Folding:
             self.revoked.pop(purpose, None)
             self.suspended.pop(purpose, None)
         self.opted_out = False
+        if event.timezone is not None:
+            # The latest grant that names one tells where the person is now.
+            self.timezone = event.timezone
 
     def _apply_revocation(self, event: ConsentEvent) -> None:
         targets = _ALL_PURPOSES if event.purposes is None else event.purposes

@@ -82,6 +82,9 @@ class SubjectState(BaseModel):
     opted_out_at: datetime | None = None
     last_event_id: str | None = None
     version: int = 0
+    # The IANA time zone the latest grant naming one gave: quiet hours are reckoned
+    # in it when a request names none.
+    timezone: str | None = None
 
     @property
     def status(self) -> Status:

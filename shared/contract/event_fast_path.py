@@ -31,6 +31,7 @@ from shared.contract.events import (
 from shared.contract.limits import EVIDENCE, member_clearly_within
 from shared.contract.purposes import Purpose
 from shared.contract.storable import may_hold_nul
+from shared.contract.timestamps import known_zone
 from shared.phone import normalize_phone
 
 
@@ -44,6 +45,7 @@ class _Wire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     # Decoded by orjson, as the model's input is: the same numbers, the same refusals.
     evidence: msgspec.Raw = msgspec.Raw(b"null")
     expires_at: str | None = None
+    timezone: str | None = None
 
 
 _decode = msgspec.json.Decoder(_Wire).decode
@@ -92,6 +94,8 @@ def plain_event(raw: bytes) -> ConsentEvent | None:
         return None
     if evidence is not None and not isinstance(evidence, dict):
         return None
+    if wire.timezone is not None and not (len(wire.timezone) <= 64 and known_zone(wire.timezone)):
+        return None
     if kind == EventType.CONSENT_GRANTED:
         plain = wire.source in GRANT_SOURCES and bool(purposes) and bool(evidence)
     elif kind == EventType.CONSENT_REVOKED:
@@ -110,6 +114,7 @@ def plain_event(raw: bytes) -> ConsentEvent | None:
             "purposes": purposes,
             "evidence": evidence,
             "expires_at": expires_at,
+            "timezone": wire.timezone,
         }
     )
 

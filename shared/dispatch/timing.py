@@ -18,7 +18,11 @@ ALWAYS_OPEN = QuietHoursPolicy.from_settings({"default": "00:00-00:00"})
 
 
 def decide_in_time(
-    verdict: Verdict, request: SendRequest, policy: QuietHoursPolicy, now: datetime
+    verdict: Verdict,
+    request: SendRequest,
+    policy: QuietHoursPolicy,
+    now: datetime,
+    known_timezone: str | None = None,
 ) -> Verdict:
     """Returns `verdict` when the request may go now; else a deferral to the
     window's next opening, or a drop when that is past `deliver_by`.
@@ -30,7 +34,8 @@ def decide_in_time(
         return verdict
     if policy is ALWAYS_OPEN and request.deliver_by is None:
         return verdict
-    zones, region = _zones_and_region(request.recipient, request.timezone)
+    # The request's own zone first, then the one the person's consent gave.
+    zones, region = _zones_and_region(request.recipient, request.timezone or known_timezone)
     timing, not_before = decide_timing(
         policy, request.purpose, zones, region, now, request.deliver_by, cached_next_opening
     )

@@ -74,8 +74,9 @@ def decide_batch(
                 record, request_id, p, now, fence_json, replaces=deferred.get(request_id)
             )
             continue
-        verdict = decide_send(states.get(p.recipient), p, facts.for_request(p, now), now, frequency)
-        verdict = decide_in_time(verdict, p, quiet_hours, now)
+        state = states.get(p.recipient)
+        verdict = decide_send(state, p, facts.for_request(p, now), now, frequency)
+        verdict = decide_in_time(verdict, p, quiet_hours, now, state.timezone if state else None)
         decision = DispatchDecision.on(
             p,
             verdict.decision,

@@ -10,12 +10,14 @@ from aiokafka import ConsumerRecord
 from services.dispatcher.gate.decide import decide_batch, parse_batch
 from services.dispatcher.gate.store import DecisionRow
 from shared.contract.decisions import Decision, DispatchDecision, Reason
+from shared.contract.event_parsing import parse_consent_event
 from shared.contract.purposes import OPT_OUT_CONFIRMATION, Purpose
 from shared.contract.requests import SendRequest, parse_send_request
 from shared.dispatch.facts import DispatchFacts
 from shared.dispatch.quiet_hours import QuietHoursPolicy
 from shared.dispatch.rules import FrequencyPolicy, Verdict
 from shared.dispatch.timing import ALWAYS_OPEN, decide_in_time
+from shared.rejection import Rejected
 from tests.unit.domain.builders import SUBJECT, fold, granted, opted_out, request
 
 MOSCOW = "Europe/Moscow"
@@ -180,3 +182,41 @@ def test_an_opt_out_during_the_night_wins_at_the_release() -> None:
     )
 
     assert (rows["r1"].decision, rows["r1"].reason) == (Decision.DROPPED, Reason.OPTED_OUT)
+
+
+# ---------------------------------------------------------------- the consent's zone
+
+
+def test_the_latest_grant_naming_a_zone_gives_the_subjects_zone() -> None:
+    state = fold(
+        granted(REMINDER, event_id="g1", occurred_at=NIGHT - timedelta(2), timezone="Asia/Tokyo"),
+        granted(REMINDER, event_id="g2", occurred_at=NIGHT - timedelta(1), timezone=MOSCOW),
+        granted(Purpose.EDUCATIONAL_MATERIAL, event_id="g3", occurred_at=NIGHT),
+    )
+
+    assert state.timezone == MOSCOW
+
+
+def test_the_consents_zone_serves_a_request_that_names_none() -> None:
+    # 03:00 in Moscow, but 09:00 in Tokyo (UTC+9): the zone decides.
+    send = request(REMINDER)
+
+    assert decide_in_time(ALLOWED, send, POLICY, NIGHT, known_timezone=MOSCOW).not_before == (
+        OPENING
+    )
+    assert decide_in_time(ALLOWED, send, POLICY, NIGHT, known_timezone="Asia/Tokyo") == ALLOWED
+
+
+def test_the_requests_own_zone_wins_over_the_consents() -> None:
+    send = request(REMINDER, timezone="Asia/Tokyo")
+
+    assert decide_in_time(ALLOWED, send, POLICY, NIGHT, known_timezone=MOSCOW) == ALLOWED
+
+
+def test_a_grant_with_an_unknown_zone_is_refused() -> None:
+    raw = granted(REMINDER).model_dump_json().replace('"timezone":null', '"timezone":"Nowhere"')
+
+    rejected = parse_consent_event(raw.encode())
+
+    assert isinstance(rejected, Rejected)
+    assert rejected.reason == "invalid_timezone"

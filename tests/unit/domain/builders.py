@@ -38,6 +38,7 @@ def granted(
     source: str = "event_registration",
     subject: str = SUBJECT,
     evidence: dict[str, Any] | None = None,
+    timezone: str | None = None,
 ) -> ConsentEvent:
     return ConsentEvent(
         event_id=_event_id("granted", event_id),
@@ -48,6 +49,7 @@ def granted(
         purposes=tuple(Purpose(p) for p in (purposes or (Purpose.EVENT_REMINDER,))),
         evidence=evidence if evidence is not None else {"registration_id": "R-1042"},
         expires_at=expires_at,
+        timezone=timezone,
     )
 
 
