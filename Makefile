@@ -114,7 +114,8 @@ test: deps infra-up lint typecheck
 
 # The scripted story on the running system (make up first if it is not running).
 demo: up
-	@cd "$(ROOT)" && $(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m demo
+	@cd "$(ROOT)" && source "$(LOCAL)/lib.sh" && load_local_secrets && \
+		$(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m demo
 
 # Replays the log; ARGS="--since 2026-11-27T00:00:00Z --subject +79161234567 --out DIR".
 audit: infra-up

@@ -24,6 +24,7 @@ import asyncio
 import os
 import sys
 import time
+import uuid
 from collections import Counter
 from random import Random
 
@@ -155,7 +156,7 @@ async def bench_webhooks(
     prefix = topic_prefix(rid)
     names = {t: prefixed(prefix, t) for t in (WHATSAPP_INBOUND, CONSENT_EVENTS, MESSAGES_REQUESTS)}
     specs = [TopicSpec(name) for name in names.values()] + [TopicSpec(dlq(names[WHATSAPP_INBOUND]))]
-    secret = f"bench-secret-{rid}"
+    secret = f"bench-secret-{rid}-{uuid.uuid4().hex}"
     group = f"bench-{rid}-inbound"
     port = free_port()
     log_dir = ROOT / ".local" / "bench-logs" / f"inbound-{rid}"
@@ -165,6 +166,7 @@ async def bench_webhooks(
         "INBOUND_HTTP_PORT": str(port),
         "INBOUND_GROUP_ID": group,
         "WHATSAPP_APP_SECRET": secret,
+        "WHATSAPP_VERIFY_TOKEN": f"bench-verify-{rid}",
         "KAFKA_TOPIC_PREFIX": prefix,
     }
     bodies = signed_bodies(warmup + n, secret.encode(), rid)

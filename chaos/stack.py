@@ -102,6 +102,7 @@ class ChaosStack:
             "KAFKA_REPLICATION_FACTOR": str(len(KAFKA_PORTS)),
             "LOG_FORMAT": "json",
             "WHATSAPP_APP_SECRET": self.app_secret,
+            "WHATSAPP_VERIFY_TOKEN": f"chaos-verify-{self.app_secret}",
             "INBOUND_HTTP_PORT": str(HTTP_PORTS["inbound"]),
             "CONSENT_HTTP_PORT": str(HTTP_PORTS["consent"]),
             "DISPATCHER_HTTP_PORT": str(HTTP_PORTS["dispatcher"]),

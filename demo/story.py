@@ -117,6 +117,9 @@ class Story:
                 "form_url": "https://example.org/e/42",
             },
             "expires_at": None,
+            # The registration form asked where the person lives: their quiet hours
+            # are reckoned there (a +7 mobile number alone spans every Russian zone).
+            "timezone": "Europe/Moscow",
         }
         show("ConsentGranted → " + await self.produce(CONSENT_EVENTS, event), event)
         url = f"{self.args.consent}/v1/subjects/{self.phone}/consent"

@@ -22,12 +22,13 @@ class CommonSettings(BaseSettings):
     database_url: str = Field(
         default=LOCAL_DATABASE_URL, validation_alias=AliasChoices("DATABASE_URL")
     )
+    # No defaults: a public value would let anyone sign a webhook. Inbound refuses
+    # to start without strong ones; `make up` and `make run` generate local ones.
     whatsapp_app_secret: SecretStr = Field(
-        default=SecretStr("local-app-secret"), validation_alias=AliasChoices("WHATSAPP_APP_SECRET")
+        default=SecretStr(""), validation_alias=AliasChoices("WHATSAPP_APP_SECRET")
     )
     whatsapp_verify_token: SecretStr = Field(
-        default=SecretStr("local-verify-token"),
-        validation_alias=AliasChoices("WHATSAPP_VERIFY_TOKEN"),
+        default=SecretStr(""), validation_alias=AliasChoices("WHATSAPP_VERIFY_TOKEN")
     )
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL"))
     log_format: Literal["json", "console"] = Field(

@@ -11,6 +11,7 @@ from tests.support.log_scan import MESSAGE_TEXTS, personal_data_in_logs
 from tests.support.records import ISSUED, unique_phone
 from tests.support.services import PORTS, ROOT, ServiceProcess
 from tests.support.stack import Stack, locate_stack
+from tests.support.webhooks import APP_SECRET, VERIFY_TOKEN
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +43,7 @@ def _port_free(port: int) -> bool:
 # Tests of other rules must not depend on the hour they run at: the whole day is
 # inside the quiet-hours window (tests/e2e/test_quiet_hours.py sets its own).
 ALWAYS_OPEN = {"DISPATCHER_QUIET_HOURS": '{"default": "00:00-00:00"}'}
+SECRETS = {"WHATSAPP_APP_SECRET": APP_SECRET.decode(), "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN}
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +56,7 @@ def services(
     # Under .local/ (git-ignored) so a failed CI run leaves the services' logs behind.
     log_dir = ROOT / ".local" / "test-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    running = {name: ServiceProcess(name, stack, log_dir, ALWAYS_OPEN) for name in PORTS}
+    running = {name: ServiceProcess(name, stack, log_dir, ALWAYS_OPEN | SECRETS) for name in PORTS}
     logs = log_dir.glob("*.log")
     written_before = {path: path.stat().st_size for path in logs}
     for process in running.values():

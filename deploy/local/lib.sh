@@ -153,3 +153,26 @@ stop_pid() {
         waited=$((waited + 1))
     done
 }
+
+# The local stack's webhook secrets: generated once into .local/secrets.env
+# (random, readable by this user only) and exported, unless the environment
+# already sets them. No public default exists: inbound refuses to start without.
+load_local_secrets() {
+    local file="$LOCAL_DIR/secrets.env"
+    if [[ ! -s "$file" ]]; then
+        mkdir -p "$LOCAL_DIR"
+        (
+            umask 077
+            "$VENV_PYTHON" -c 'import secrets
+print("WHATSAPP_APP_SECRET=" + secrets.token_hex(16))
+print("WHATSAPP_VERIFY_TOKEN=" + secrets.token_urlsafe(24))' >"$file.tmp"
+        )
+        mv "$file.tmp" "$file"
+        note "generated the local webhook secrets into $file"
+    fi
+    local name value
+    while IFS='=' read -r name value; do
+        [[ -n "$name" && -z "${!name:-}" ]] && export "$name=$value"
+    done <"$file"
+    return 0
+}

@@ -26,6 +26,7 @@ if [[ -z "${DATABASE_URL:-}" ]]; then
 fi
 export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
 export LOG_FORMAT="${LOG_FORMAT:-console}"
+load_local_secrets
 export PYTHONUNBUFFERED=1
 
 for name in "${SERVICES[@]}"; do

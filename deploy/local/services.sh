@@ -61,6 +61,7 @@ cmd_start() {
     fi
     export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
     export LOG_FORMAT="${LOG_FORMAT:-json}"
+    load_local_secrets
     export PYTHONUNBUFFERED=1 # a crash's last lines must reach the log
 
     local name pid to_start=() targets=()

@@ -1,5 +1,6 @@
 import socket
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -56,6 +57,18 @@ class DispatcherSettings(CommonSettings, FrequencySettings, QuietHoursSettings):
     sender_concurrency: int = Field(default=8, ge=1)
     sender_max_batch: int = 50
     sender_resend_in_flight: bool = True
+
+    @model_validator(mode="after")
+    def _graph_api_over_tls(self) -> Self:
+        # The access token rides in a header: only a local test double may go plain.
+        url = urlsplit(self.graph_api_url)
+        local = url.hostname in ("localhost", "127.0.0.1", "::1")
+        if url.scheme != "https" and not (url.scheme == "http" and local):
+            raise ValueError(
+                f"DISPATCHER_GRAPH_API_URL must be https (http only on loopback), "
+                f"not {self.graph_api_url!r}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _sender_configured(self) -> Self:

@@ -1,4 +1,6 @@
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.contract.limits import MAX_WEBHOOK_BYTES
@@ -18,3 +20,38 @@ class InboundSettings(CommonSettings):
     extra_opt_in_keywords: str = ""
     confirmation_text_en: str | None = None
     confirmation_text_ru: str | None = None
+
+    @model_validator(mode="after")
+    def _secrets_are_strong(self) -> Self:
+        problems = [
+            weakness
+            for name, value, least in (
+                ("WHATSAPP_APP_SECRET", self.whatsapp_app_secret, MIN_APP_SECRET),
+                ("WHATSAPP_VERIFY_TOKEN", self.whatsapp_verify_token, MIN_VERIFY_TOKEN),
+            )
+            if (weakness := secret_weakness(name, value.get_secret_value(), least))
+        ]
+        if problems:
+            raise ValueError(
+                "; ".join(problems) + " (make up and make run generate local ones into "
+                ".local/secrets.env; anywhere else set Meta's app secret and your own token)"
+            )
+        return self
+
+
+# Meta's app secrets are 32 hex characters; a verify token is ours to choose.
+MIN_APP_SECRET = 32
+MIN_VERIFY_TOKEN = 16
+# Values that were once defaults, published in this repository's history.
+PUBLIC_VALUES = frozenset({"local-app-secret", "local-verify-token"})
+
+
+def secret_weakness(name: str, value: str, least: int) -> str | None:
+    """Names what makes a secret unfit to authenticate anything, or None."""
+    if not value:
+        return f"{name} is not set"
+    if value in PUBLIC_VALUES:
+        return f"{name} is a public default"
+    if len(value) < least:
+        return f"{name} has {len(value)} characters, fewer than {least}"
+    return None

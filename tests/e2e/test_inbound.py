@@ -10,7 +10,7 @@ from shared.topics import CONSENT_EVENTS, MESSAGES_REQUESTS, WHATSAPP_INBOUND
 from tests.support.kafka import TopicReader, produce
 from tests.support.services import ServiceProcess
 from tests.support.stack import Stack
-from tests.support.webhooks import signature_headers, signed, text_webhook
+from tests.support.webhooks import VERIFY_TOKEN, signature_headers, signed, text_webhook
 
 pytestmark = pytest.mark.e2e
 
@@ -78,7 +78,7 @@ async def test_meta_verification_handshake(services: dict[str, ServiceProcess]) 
             "/webhooks/whatsapp",
             params={
                 "hub.mode": "subscribe",
-                "hub.verify_token": "local-verify-token",
+                "hub.verify_token": VERIFY_TOKEN,
                 "hub.challenge": "1158201444",
             },
         )

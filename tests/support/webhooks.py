@@ -8,7 +8,9 @@ from typing import Any
 
 import orjson
 
-APP_SECRET = b"local-app-secret"
+# The test stack's own (inbound refuses public or short ones).
+APP_SECRET = b"test-app-secret-5f0c9d2e8b7a4c31a6e2"
+VERIFY_TOKEN = "test-verify-token-8d41c7"
 
 
 def text_webhook(

@@ -171,7 +171,11 @@ def test_a_webhook_body_exactly_as_deep_as_allowed_is_read() -> None:
     assert [r.texts for r in inbound_replies(parsed)] == [("STOP",)]
 
 
-def test_inbound_accepts_over_http_no_larger_a_body_than_its_consumer_reads() -> None:
+def test_inbound_accepts_over_http_no_larger_a_body_than_its_consumer_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WHATSAPP_APP_SECRET", "0123456789abcdef0123456789abcdef")
+    monkeypatch.setenv("WHATSAPP_VERIFY_TOKEN", "a-verify-token-of-ours")
     assert InboundSettings().max_body_bytes == MAX_WEBHOOK_BYTES
     with pytest.raises(ValueError, match="max_body_bytes"):
         InboundSettings(max_body_bytes=MAX_WEBHOOK_BYTES + 1)
