@@ -79,6 +79,9 @@ def dispatcher_process(b: Bench, label: str, group: str, port: int) -> BenchProc
         "DISPATCHER_SENDER_ENABLED": "false",
         "DISPATCHER_MAX_BATCH": str(b.max_batch),
         "KAFKA_TOPIC_PREFIX": b.topics.prefix,
+        # The figures must not depend on the hour the bench runs at (at night the
+        # default window would defer every reminder): the whole day is open.
+        "DISPATCHER_QUIET_HOURS": '{"default": "00:00-00:00"}',
     }
     if b.retry_backoff_ms is not None:
         env["BENCH_RETRY_BACKOFF_MS"] = str(b.retry_backoff_ms)

@@ -176,3 +176,15 @@ print("WHATSAPP_VERIFY_TOKEN=" + secrets.token_urlsafe(24))' >"$file.tmp"
     done <"$file"
     return 0
 }
+
+# The local instances' addresses unless the environment gives them (under
+# KAFKA_BROKERS=3, the cluster's), exported for the services.
+export_local_addresses() {
+    if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
+        KAFKA_BOOTSTRAP_SERVERS="$("$ROOT/deploy/local/kafka.sh" bootstrap)"
+    fi
+    if [[ -z "${DATABASE_URL:-}" ]]; then
+        DATABASE_URL="$("$ROOT/deploy/local/postgres.sh" url)"
+    fi
+    export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
+}

@@ -17,14 +17,7 @@ fi
 
 make -C "$ROOT" --no-print-directory infra-up
 
-# The local instances' addresses unless given (KAFKA_BROKERS=3: the cluster's).
-if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
-    KAFKA_BOOTSTRAP_SERVERS="$("$ROOT/deploy/local/kafka.sh" bootstrap)"
-fi
-if [[ -z "${DATABASE_URL:-}" ]]; then
-    DATABASE_URL="$("$ROOT/deploy/local/postgres.sh" url)"
-fi
-export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
+export_local_addresses
 export LOG_FORMAT="${LOG_FORMAT:-console}"
 load_local_secrets
 export PYTHONUNBUFFERED=1

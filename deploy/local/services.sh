@@ -53,13 +53,7 @@ show_log_tail() {
 cmd_start() {
     require_venv
     mkdir -p "$SVC_DIR"
-    if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
-        KAFKA_BOOTSTRAP_SERVERS="$("$ROOT/deploy/local/kafka.sh" bootstrap)"
-    fi
-    if [[ -z "${DATABASE_URL:-}" ]]; then
-        DATABASE_URL="$("$ROOT/deploy/local/postgres.sh" url)"
-    fi
-    export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
+    export_local_addresses
     export LOG_FORMAT="${LOG_FORMAT:-json}"
     load_local_secrets
     export PYTHONUNBUFFERED=1 # a crash's last lines must reach the log

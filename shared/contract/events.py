@@ -5,11 +5,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from shared.contract.limits import MAX_DEPTH, MAX_EVIDENCE_BYTES
 from shared.contract.purposes import Purpose
-from shared.contract.timestamps import Timestamp, known_zone
+from shared.contract.timestamps import Timestamp, TimeZoneName
 from shared.phone import InvalidPhoneNumberError, normalize_phone
 from shared.rejection import RejectedError
 
@@ -66,21 +66,11 @@ class ConsentEvent(BaseModel):
         "(too_deep, too_large)",
     )
     expires_at: Timestamp | None = None
-    timezone: str | None = Field(
+    timezone: TimeZoneName | None = Field(
         default=None,
-        max_length=64,
         description="On ConsentGranted: the subject's IANA time zone (Europe/Moscow), in "
         "which their quiet hours are reckoned when a send request names none",
     )
-
-    @field_validator("timezone")
-    @classmethod
-    def _is_a_known_zone(cls, value: str | None) -> str | None:
-        if value is not None and not known_zone(value):
-            raise RejectedError(
-                "invalid_timezone", f"timezone {value[:64]!r} is not an IANA time zone name"
-            )
-        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -9,7 +9,7 @@ from shared.contract.events import Phone
 from shared.contract.json_extent import DECODER_DEPTH, member_value, nesting
 from shared.contract.limits import MAX_DEPTH, MAX_MESSAGE_BYTES, MESSAGE, decoded_within
 from shared.contract.storable import NUL, storable
-from shared.contract.timestamps import Timestamp, known_zone
+from shared.contract.timestamps import Timestamp, TimeZoneName
 from shared.rejection import Rejected, RejectedError, decode_json_object, rejection_from
 
 RequestId = Annotated[str, Field(min_length=1, max_length=128)]
@@ -30,9 +30,8 @@ class SendRequest(BaseModel):
     )
     requested_at: Timestamp | None = None
     opt_out_event_id: str | None = Field(default=None, min_length=1, max_length=128)
-    timezone: str | None = Field(
+    timezone: TimeZoneName | None = Field(
         default=None,
-        max_length=64,
         description="The recipient's IANA time zone (Europe/Moscow): their quiet hours are "
         "reckoned in it instead of the zones of the number",
     )
@@ -41,15 +40,6 @@ class SendRequest(BaseModel):
         description="Past this instant the message is dropped (deliver_by_passed), never "
         "sent late: a reminder deferred by quiet hours beyond it is not sent",
     )
-
-    @field_validator("timezone")
-    @classmethod
-    def _is_a_known_zone(cls, value: str | None) -> str | None:
-        if value is not None and not known_zone(value):
-            raise RejectedError(
-                "invalid_timezone", f"timezone {value[:64]!r} is not an IANA time zone name"
-            )
-        return value
 
     @field_validator("message")
     @classmethod

@@ -6,7 +6,16 @@ import zoneinfo
 from datetime import UTC
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BeforeValidator, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
+
+from shared.rejection import RejectedError
 
 # RFC 3339 section 5.6 (its "T" may be a space or lowercase, its "Z" lowercase).
 # pydantic alone also reads JSON numbers and digit strings as Unix time, minutes
@@ -55,3 +64,15 @@ def known_zone(name: str) -> bool:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return False
     return True
+
+
+def _known_zone_name(value: str) -> str:
+    if not known_zone(value):
+        raise RejectedError(
+            "invalid_timezone", f"timezone {value[:64]!r} is not an IANA time zone name"
+        )
+    return value
+
+
+# An IANA time zone name this machine knows (a request's or a grant's `timezone`).
+TimeZoneName = Annotated[str, Field(max_length=64), AfterValidator(_known_zone_name)]

@@ -126,8 +126,7 @@ class BatchConsumer:
             except asyncio.CancelledError:
                 raise
             except self.fatal:
-                self._set_health(False)
-                log.critical("unrecoverable, stopping the consumer", consumer=self.name)
+                self._stop_unrecoverable()
                 raise
             except Exception as error:
                 self.failures += 1
@@ -233,8 +232,7 @@ class BatchConsumer:
             except asyncio.CancelledError:
                 raise
             except self.fatal:
-                self._set_health(False)
-                log.critical("unrecoverable, stopping the consumer", consumer=self.name)
+                self._stop_unrecoverable()
                 raise
             except Exception:
                 # Transient or not, skipping would lose a record: log, back off, retry.
@@ -248,6 +246,10 @@ class BatchConsumer:
             else:
                 self._set_health(True)
                 return
+
+    def _stop_unrecoverable(self) -> None:
+        self._set_health(False)
+        log.critical("unrecoverable, stopping the consumer", consumer=self.name)
 
     def _set_health(self, healthy: bool) -> None:
         if healthy != self.healthy and self.on_health is not None:

@@ -36,6 +36,21 @@ class DecisionRow:
     replaces: datetime | None = None
 
 
+# The rows as unnest() columns, in `_columns` order ($1..$16).
+_ROWS = """unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+        $7::text[], $8::timestamptz[], $9::int[], $10::bigint[], $11::text[], $12::text[],
+        $13::text[], $14::timestamptz[]"""
+_AS = "AS u(r, rc, pu, d, re, c, o, t, sp, so, dj, oj, st, nb"
+
+
+def _spend_confirmations(written: str) -> str:
+    """Records the one confirmation per opt-out of the decisions `written` returns."""
+    return f"""INSERT INTO dispatcher.confirmations (opt_out_event_id, request_id, dispatched_at)
+    SELECT opt_out_event_id, request_id, decided_at FROM {written}
+    WHERE {SPENDS_CONFIRMATION_SQL}
+    ON CONFLICT DO NOTHING"""
+
+
 # One statement: the decisions and, for those it inserted that confirm an
 # opt-out, the confirmation, atomically and in one round trip.
 _INSERT_DECISIONS = f"""
@@ -44,17 +59,11 @@ WITH inserted AS (
         consent_event_id, opt_out_event_id, decided_at, source_partition, source_offset,
         decision_json, outbound_json, source_topic, not_before)
     SELECT r, rc, pu, d, re, c, o, t, sp, so, dj::jsonb, oj::jsonb, st, nb
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-        $7::text[], $8::timestamptz[], $9::int[], $10::bigint[], $11::text[], $12::text[],
-        $13::text[], $14::timestamptz[])
-        AS u(r, rc, pu, d, re, c, o, t, sp, so, dj, oj, st, nb)
+    FROM {_ROWS}) {_AS})
     ON CONFLICT (request_id) DO NOTHING
     RETURNING request_id, recipient, decision, reason, opt_out_event_id, decided_at, not_before
 ), confirmed AS (
-    INSERT INTO dispatcher.confirmations (opt_out_event_id, request_id, dispatched_at)
-    SELECT opt_out_event_id, request_id, decided_at FROM inserted
-    WHERE {SPENDS_CONFIRMATION_SQL}
-    ON CONFLICT DO NOTHING
+    {_spend_confirmations("inserted")}
 ), waiting AS (
     INSERT INTO dispatcher.deferred (request_id, recipient, not_before, request_json, deferred_at)
     SELECT i.request_id, i.recipient, i.not_before, w.rj::jsonb, i.decided_at
@@ -74,17 +83,11 @@ WITH replaced AS (
         consent_event_id = u.c, opt_out_event_id = u.o, decided_at = u.t,
         source_partition = u.sp, source_offset = u.so, decision_json = u.dj::jsonb,
         outbound_json = u.oj::jsonb, source_topic = u.st, not_before = u.nb
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-        $7::text[], $8::timestamptz[], $9::int[], $10::bigint[], $11::text[], $12::text[],
-        $13::text[], $14::timestamptz[], $15::text[], $16::timestamptz[])
-        AS u(r, rc, pu, d, re, c, o, t, sp, so, dj, oj, st, nb, rj, was)
+    FROM {_ROWS}, $15::text[], $16::timestamptz[]) {_AS}, rj, was)
     WHERE d.request_id = u.r AND d.decision = 'deferred' AND d.decided_at = u.was
     RETURNING d.request_id, d.decision, d.reason, d.opt_out_event_id, d.decided_at, d.not_before
 ), confirmed AS (
-    INSERT INTO dispatcher.confirmations (opt_out_event_id, request_id, dispatched_at)
-    SELECT opt_out_event_id, request_id, decided_at FROM replaced
-    WHERE {SPENDS_CONFIRMATION_SQL}
-    ON CONFLICT DO NOTHING
+    {_spend_confirmations("replaced")}
 ), ended AS (
     DELETE FROM dispatcher.deferred w USING replaced r
     WHERE w.request_id = r.request_id AND r.decision <> 'deferred'
