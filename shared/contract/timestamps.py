@@ -68,9 +68,7 @@ def known_zone(name: str) -> bool:
 
 def _known_zone_name(value: str) -> str:
     if not known_zone(value):
-        raise RejectedError(
-            "invalid_timezone", f"timezone {value[:64]!r} is not an IANA time zone name"
-        )
+        raise RejectedError("invalid_timezone", f"{value[:64]!r} is not an IANA time zone name")
     return value
 
 
