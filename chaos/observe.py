@@ -10,13 +10,13 @@ from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 
 from chaos.history import History
 from chaos.observed import DeadLetter, LoggedDecision, Observed, ReplyEvent
 from chaos.stack import ChaosStack
 from chaos.tails import LiveTails
-from shared.kafka.clients import end_offsets
+from shared.kafka.range_reader import range_consumer, read_ranges, whole_topic
 from shared.topics import (
     CONSENT_EVENTS,
     CONSUMED,
@@ -30,36 +30,19 @@ from shared.topics import (
 async def read_topics(bootstrap: str, topics: Iterable[str]) -> dict[str, list[ConsumerRecord]]:
     """Every committed record of `topics`, from the beginning to the end offsets
     taken when reading starts."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
+    consumer = range_consumer(bootstrap)
     await consumer.start()
     try:
-        ends: dict[TopicPartition, int] = {}
+        ranges: dict[TopicPartition, tuple[int, int]] = {}
         for topic in topics:
-            for partition, offset in (await end_offsets(consumer, topic)).items():
-                ends[TopicPartition(topic, partition)] = offset
-        consumer.assign(list(ends))
-        await consumer.seek_to_beginning(*ends)
-        records: dict[str, list[ConsumerRecord]] = {tp.topic: [] for tp in ends}
+            ranges |= await whole_topic(consumer, topic)
+        records: dict[str, list[ConsumerRecord]] = {tp.topic: [] for tp in ranges}
         async with asyncio.timeout(300):
-            while not await _reached(consumer, ends):
-                fetched = await consumer.getmany(timeout_ms=500, max_records=10_000)
-                for tp, batch in fetched.items():
-                    records[tp.topic] += [r for r in batch if r.offset < ends[tp]]
+            async for batch in read_ranges(consumer, ranges, max_records=10_000):
+                records[batch[0].topic] += batch
         return records
     finally:
         await consumer.stop()
-
-
-async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True
 
 
 def _json(value: bytes | None) -> Any:

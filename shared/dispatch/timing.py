@@ -32,8 +32,6 @@ def decide_in_time(
     and decided again at the opening, when the cap counts anew."""
     if verdict.decision is Decision.DROPPED and verdict.reason is not Reason.FREQUENCY_CAPPED:
         return verdict
-    if policy is ALWAYS_OPEN and request.deliver_by is None:
-        return verdict
     # The request's own zone first, then the one the person's consent gave.
     zones, region = _zones_and_region(request.recipient, request.timezone or known_timezone)
     timing, not_before = decide_timing(

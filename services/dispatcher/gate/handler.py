@@ -59,11 +59,10 @@ class Gate:
         # A release of a deferred request is decided again; any other record whose
         # request_id has a row is a redelivery or a duplicate.
         due = {
-            p.request_id: stored[p.request_id].decided_at
+            p.request_id: deferral
             for p in parsed
             if p.request_id in stored
-            and p.record.topic == self.topics.releases
-            and stored[p.request_id].decision == Decision.DEFERRED
+            and (deferral := self._deferral_released(p.record, stored[p.request_id]))
         }
         fresh = [p for p in parsed if p.request_id not in stored or p.request_id in due]
         new_rows = await self._decide(fresh, due) if fresh else {}
@@ -79,19 +78,20 @@ class Gate:
         new_rows = {}
         was = stored.get(request_id) if request_id else None
         # A release that fails on its own ends the wait too, or it would come back.
-        replaces = (
-            was.decided_at
-            if was is not None
-            and was.decision == Decision.DEFERRED
-            and record.topic == self.topics.releases
-            else None
-        )
+        replaces = self._deferral_released(record, was) if was is not None else None
         if request_id is not None and (was is None or replaces is not None):
             now = datetime.now(UTC)
             new_rows[request_id] = invalid_row(
                 record, request_id, rejected, now, fence={}, replaces=replaces
             )
         await self._publish_batch([record], parsed, stored, new_rows)
+
+    def _deferral_released(self, record: ConsumerRecord, stored: DecisionRow) -> datetime | None:
+        """Returns the decided_at of the deferral `record` releases, or None when the
+        record is no release or its request is no longer deferred."""
+        if record.topic == self.topics.releases and stored.decision == Decision.DEFERRED:
+            return stored.decided_at
+        return None
 
     async def _publish_batch(
         self,
