@@ -130,7 +130,7 @@ bench: infra-up
 rebuild: infra-up
 	@cd "$(ROOT)" && $(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m services.consent.rebuild $(ARGS)
 
-# Fault injection on a stack of its own (3 Kafka brokers on 19192/29192/39192,
+# Fault injection on a stack of its own (3 Kafka brokers on 19192/29192/31192,
 # PostgreSQL on 55433, the services on 18081-18083, all under .local/chaos/), so it
 # never touches the one above: ARGS="--minutes N [--seed S]" (10 minutes by default).
 # Exit 1 when an invariant failed; see docs/reliability.md.

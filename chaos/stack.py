@@ -19,7 +19,10 @@ CHAOS_DIR = ROOT / ".local" / "chaos"
 KAFKA_HOME = CHAOS_DIR / "kafka"
 PG_HOME = CHAOS_DIR / "pg"
 LOG_DIR = CHAOS_DIR / "logs"
-KAFKA_PORTS = (19192, 29192, 39192)  # each controller on its broker port + 1
+# Each controller on its broker port + 1. The brokers, which the fault run restarts
+# again and again, keep below 32768, where Linux picks the local ports of outgoing
+# connections: one took 39192 once, and the restarted broker could not bind it.
+KAFKA_PORTS = (19192, 29192, 31192)
 PG_PORT = 55433
 HTTP_PORTS = {"inbound": 18081, "consent": 18082, "dispatcher": 18083}
 

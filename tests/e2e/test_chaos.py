@@ -1,6 +1,6 @@
 """The fault-injection run, as `make chaos` runs it, for three minutes (one fault
 of each kind): on a stack of
-its own (3 Kafka brokers on 19192/29192/39192, PostgreSQL on 55433, the services on
+its own (3 Kafka brokers on 19192/29192/31192, PostgreSQL on 55433, the services on
 18081-18083), so it neither needs nor disturbs the stack the other tests use."""
 
 import re

@@ -73,7 +73,7 @@ def _free_port_pairs(count: int) -> list[int]:
     """Broker ports whose next port (the node's controller) is free too: below
     the kernel's ephemeral range, so no outgoing connection takes one meanwhile,
     and clear of the ports of the project's own clusters (19092 29092 39092,
-    the fault runs' 19192 29192 39192), whose nodes may be down for a while."""
+    the fault runs' 19192 29192 31192), whose nodes may be down for a while."""
     ports: list[int] = []
     while len(ports) < count:
         port = random.randrange(21_000, 29_000, 2)

@@ -34,8 +34,8 @@ def run(script: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]
         ({}, "127.0.0.1:9092"),
         ({"KAFKA_BROKERS": "3"}, "127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092"),
         (
-            {"KAFKA_BROKERS": "3", "KAFKA_PORTS": "19192 29192 39192"},
-            "127.0.0.1:19192,127.0.0.1:29192,127.0.0.1:39192",
+            {"KAFKA_BROKERS": "3", "KAFKA_PORTS": "19192 29192 31192"},
+            "127.0.0.1:19192,127.0.0.1:29192,127.0.0.1:31192",
         ),
     ],
 )
@@ -54,7 +54,7 @@ def test_topics_are_replicated_on_every_broker_up_to_three(brokers: str, factor:
     ("env", "complaint"),
     [
         ({"KAFKA_BROKERS": "3", "KAFKA_PORTS": "19192 29192"}, "one broker port per node"),
-        ({"KAFKA_BROKERS": "3", "KAFKA_PORTS": "19192 19193 39192"}, "overlap"),
+        ({"KAFKA_BROKERS": "3", "KAFKA_PORTS": "19192 19193 31192"}, "overlap"),
         ({"KAFKA_BROKERS": "three"}, "KAFKA_BROKERS"),
     ],
 )
