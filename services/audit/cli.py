@@ -23,7 +23,8 @@ from services.audit.report import AuditReport, Scope, build_report, console_summ
 from shared.dispatch.quiet_hours import QuietHoursPolicy
 from shared.dispatch.rules import FrequencyPolicy
 from shared.dispatch.timing import ALWAYS_OPEN
-from shared.phone import InvalidPhoneNumberError, mask_phone, normalize_phone
+from shared.identifiers import mask_identifier, normalize_identifier
+from shared.phone import InvalidPhoneNumberError
 from shared.settings import CommonSettings, FrequencySettings, QuietHoursSettings
 
 EXIT_CLEAN, EXIT_VIOLATION, EXIT_ERROR = 0, 1, 2
@@ -82,7 +83,7 @@ async def run_audit(options: AuditOptions) -> AuditRun:
             bootstrap=options.bootstrap,
             since=options.since,
             until=options.until,
-            subjects=sorted(mask_phone(s) for s in options.subjects or ()),
+            subjects=sorted(mask_identifier(s) for s in options.subjects or ()),
             strict=options.strict,
             confirmation_deadline_seconds=options.confirmation_deadline.total_seconds(),
             settle_seconds=options.settle.total_seconds(),
@@ -111,7 +112,7 @@ def _moment(text: str) -> datetime:
 
 def _subject(text: str) -> str:
     try:
-        return normalize_phone(text)
+        return normalize_identifier(text)
     except InvalidPhoneNumberError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -11,7 +11,7 @@ from services.audit.history import LoggedDecision
 from services.audit.opt_out_checks import OptOutOutcome
 from shared.contract.decisions import Decision, Reason
 from shared.dispatch.rules import FrequencyPolicy
-from shared.phone import mask_phone
+from shared.identifiers import mask_identifier
 
 # Bucket widths for the timeline: the narrowest that gives at most _MAX_BUCKETS.
 _WIDTHS = [timedelta(seconds=s) for s in (1, 10, 60, 300, 900, 3600, 6 * 3600, 86_400, 7 * 86_400)]
@@ -150,7 +150,7 @@ def frequency(
         days_over_limit=sum(1 for k in days if consented[k] > policy.limit),
         busiest=[
             RecipientDay(
-                recipient=mask_phone(r),
+                recipient=mask_identifier(r),
                 day=day,
                 consented=consented[(r, day)],
                 confirmations=confirmations[(r, day)],

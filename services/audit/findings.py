@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.consent.state import LoggedEvent
 from shared.contract.decisions import DispatchDecision
-from shared.phone import mask_phone
+from shared.identifiers import mask_identifier
 
 
 class FindingKind(StrEnum):
@@ -140,7 +140,7 @@ def finding(
         kind=kind,
         severity=severity or SEVERITY[kind],
         request_id=request_id,
-        recipient=mask_phone(recipient) if recipient else None,
+        recipient=mask_identifier(recipient) if recipient else None,
         purpose=purpose,
         at=at,
         detail=detail,

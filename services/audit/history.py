@@ -35,10 +35,16 @@ class LoggedDecision:
     partition: int
     offset: int
 
-    def order_key(self) -> tuple[datetime, int, int]:
-        # One batch shares one decided_at and is written in request order, and a
-        # recipient's decisions share a partition: this is the order they were made.
-        return (self.decision.decided_at, self.partition, self.offset)
+    def order_key(self) -> tuple[datetime, str, int, int]:
+        # One batch shares one decided_at and the gate decides it by recipient, each
+        # recipient's in request order; a recipient's decisions share a partition:
+        # this is the order they were made.
+        return (
+            self.decision.decided_at,
+            self.decision.recipient or "",
+            self.partition,
+            self.offset,
+        )
 
 
 @dataclass

@@ -152,10 +152,11 @@ def _recompute(
     d = logged.decision
     if asked is None:
         return _INVALID, 0, 0
-    send_facts = facts.for_request(asked, d.decided_at)
     fenced = subject.fenced(d) if subject is not None else 0
 
     def rules(state: SubjectState | None) -> Verdict:
+        identifiers = state.identifiers if state is not None else ()
+        send_facts = facts.for_request(asked, d.decided_at, identifiers)
         verdict = decide_send(state, asked, send_facts, d.decided_at, policy.frequency)
         known = state.timezone if state is not None else None
         return decide_in_time(verdict, asked, policy.quiet_hours, d.decided_at, known)

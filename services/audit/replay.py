@@ -26,6 +26,7 @@ from services.audit.history import History, LoggedDecision, LoggedRequest
 from shared.consent.logged_record import logged_event
 from shared.contract.decisions import DispatchDecision
 from shared.contract.requests import parse_send_request, salvage_purpose, salvage_request_id
+from shared.identifiers import normalize_identifier
 from shared.kafka.log_order import broker_time
 from shared.kafka.range_reader import (
     Ranges,
@@ -34,7 +35,7 @@ from shared.kafka.range_reader import (
     read_ranges,
     whole_topic,
 )
-from shared.phone import InvalidPhoneNumberError, normalize_phone
+from shared.phone import InvalidPhoneNumberError
 from shared.rejection import Rejected
 from shared.topics import CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_REQUESTS
 
@@ -78,7 +79,7 @@ def _phone(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     try:
-        return normalize_phone(value)
+        return normalize_identifier(value)
     except InvalidPhoneNumberError:
         return None
 

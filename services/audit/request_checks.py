@@ -10,8 +10,8 @@ from services.audit.history import AuditPolicy, LoggedDecision, LoggedRequest
 from services.audit.subject_logs import SubjectLog
 from shared.contract.decisions import FINAL_DECISIONS, Decision, DispatchDecision, Reason
 from shared.dispatch.rules import Verdict
+from shared.identifiers import mask_identifier
 from shared.kafka.failures import UNPROCESSABLE
-from shared.phone import mask_phone
 
 # A recomputed drop for one of these means the recipient's consent did not allow it.
 CONSENT_LACKING = frozenset(
@@ -28,7 +28,7 @@ _SHOWN_EVENTS = 20
 
 
 def _who(recipient: str | None) -> str:
-    return mask_phone(recipient) if recipient else "nobody"
+    return mask_identifier(recipient) if recipient else "nobody"
 
 
 def mismatch_finding(

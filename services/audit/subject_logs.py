@@ -1,20 +1,21 @@
-"""Reconstructs what a decision saw: a subject's consent events below the decision's fence,
-folded with the services' own `fold_subject`."""
+"""Reconstructs what a decision saw: the consent events of the person its recipient
+names, below the decision's fence, folded with the services' own `fold_people`."""
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from shared.consent.event_identity import event_id_of
-from shared.consent.fold import fold_subject
+from shared.consent.people import fold_people, is_identity, linked_sets
 from shared.consent.state import LoggedEvent, SubjectState
 from shared.contract.decisions import DispatchDecision
 from shared.kafka.log_order import first_per_id
 
 
 class SubjectLog:
-    """Holds one subject's events in log order. A view is a bit mask over them; each
-    distinct view is folded once (a subject's decisions mostly share views)."""
+    """Holds the events of one subject and of every identifier ever linked to it, in log
+    order. A view is a bit mask over them; each distinct view is folded once (a
+    subject's decisions mostly share views)."""
 
     __slots__ = ("_states", "events", "subject")
 
@@ -54,7 +55,8 @@ class SubjectLog:
 
     def state(self, mask: int) -> SubjectState | None:
         if mask not in self._states:
-            self._states[mask] = fold_subject(self.subject, self.visible(mask))
+            folded = fold_people(self.visible(mask)).get(self.subject)
+            self._states[mask] = None if folded is None else folded[0]
         return self._states[mask]
 
     def visible(self, mask: int) -> list[LoggedEvent]:
@@ -67,8 +69,16 @@ class SubjectLog:
 def subject_logs(events: Iterable[LoggedEvent]) -> dict[str, SubjectLog]:
     """An event_id seen before is ignored (contract section 2), across subjects too,
     as the projection's table keeps it: the first in log order stands."""
-    first = first_per_id(events, event_id_of)
+    first = list(first_per_id(events, event_id_of).values())
     histories: dict[str, list[LoggedEvent]] = defaultdict(list)
-    for logged in first.values():
+    for logged in first:
         histories[logged.event.subject].append(logged)
-    return {subject: SubjectLog(subject, history) for subject, history in histories.items()}
+        if (other := logged.event.other_identifier) is not None:
+            histories.setdefault(other, [])
+    sets = linked_sets(logged for logged in first if is_identity(logged))
+    logs = {}
+    for subject, history in histories.items():
+        if subject in sets:
+            history = [e for linked in sorted(sets[subject]) for e in histories[linked]]
+        logs[subject] = SubjectLog(subject, history)
+    return logs

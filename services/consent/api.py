@@ -7,12 +7,13 @@ from fastapi import APIRouter, HTTPException
 
 from services.consent.store import ConsentStore
 from shared.consent.state import SubjectState
-from shared.phone import InvalidPhoneNumberError, normalize_phone
+from shared.identifiers import normalize_identifier
+from shared.phone import InvalidPhoneNumberError
 
 
-def _subject(phone: str) -> str:
+def _subject(identifier: str) -> str:
     try:
-        return normalize_phone(phone)
+        return normalize_identifier(identifier)
     except InvalidPhoneNumberError as exc:
         raise HTTPException(
             status_code=422, detail={"reason": "invalid_phone", "detail": str(exc)}
@@ -32,6 +33,7 @@ def consent_view(subject: str, state: SubjectState | None, now: datetime) -> dic
             "opted_out_at": None,
             "last_event_id": None,
             "version": 0,
+            "identifiers": [subject],
         }
     purposes = {
         purpose.value: {**grant.model_dump(mode="json"), "expired": grant.expired_at(now)}
@@ -58,6 +60,8 @@ def consent_view(subject: str, state: SubjectState | None, now: datetime) -> dic
         else None,
         "last_event_id": state.last_event_id,
         "version": state.version,
+        # Every identifier of the person (a phone number, a WhatsApp user id), this one too.
+        "identifiers": list(state.identifiers or [subject]),
     }
 
 
@@ -72,9 +76,12 @@ def subjects_router(store: ConsentStore) -> APIRouter:
     @router.get("/{phone}/events")
     async def events(phone: str) -> dict[str, Any]:
         subject = _subject(phone)
-        rows = await store.events(subject)
+        state = await store.subject(subject)
+        identifiers = list(state.identifiers) if state and state.identifiers else [subject]
+        rows = await store.events(identifiers)
         return {
             "subject": subject,
+            "identifiers": identifiers,
             "events": [
                 {
                     **row["payload"],

@@ -9,6 +9,7 @@ from services.consent.columns import event_columns, subject_columns
 from shared.consent.event_identity import Conflict, Recorded, conflicts, split_inserted
 from shared.consent.fold import fold_onto, fold_subjects
 from shared.consent.fold_plan import by_subject, plan_folds
+from shared.consent.people import fold_people
 from shared.consent.state import LoggedEvent, OrderKey, SubjectState
 from shared.contract.events import ConsentEvent
 from shared.topics import CONSENT_EVENTS
@@ -57,6 +58,23 @@ ON CONFLICT (subject) DO UPDATE SET
     version = EXCLUDED.version, through_occurred_at = EXCLUDED.through_occurred_at,
     through_log_time = EXCLUDED.through_log_time, through_partition = EXCLUDED.through_partition,
     through_offset = EXCLUDED.through_offset, updated_at = now()
+"""
+
+_INSERT_LINKS = """
+INSERT INTO consent.identity_links (identifier, other, event_id)
+SELECT a, b, e FROM unnest($1::text[], $2::text[], $3::text[]) AS u(a, b, e)
+ON CONFLICT DO NOTHING
+"""
+
+# The identifiers connected to $1 through identity links, each with itself; UNION
+# (not UNION ALL) ends the walk on cycles.
+CONNECTED = """
+WITH RECURSIVE connected(identifier) AS (
+    SELECT DISTINCT identifier FROM consent.identity_links WHERE identifier = ANY($1::text[])
+    UNION
+    SELECT l.other FROM consent.identity_links l JOIN connected c ON l.identifier = c.identifier
+)
+SELECT identifier FROM connected
 """
 
 _ADVANCE_TRACKING = """
@@ -136,6 +154,7 @@ class ConsentStore:
                 if found and on_conflicts is not None:
                     await on_conflicts(found)
             if fresh:
+                await _record_links(conn, fresh)
                 folded = await _fold_fresh(conn, fresh)
                 await conn.execute(UPSERT_SUBJECTS, *subject_columns(folded))
             await conn.execute(_ADVANCE_TRACKING, topic, list(positions), list(positions.values()))
@@ -151,22 +170,44 @@ class ConsentStore:
         )
         return None if row is None else SubjectState.model_validate(row["state"])
 
-    async def events(self, subject: str) -> list[Any]:
+    async def events(self, subjects: Sequence[str]) -> list[Any]:
+        """Returns the stored events of `subjects` (one person's identifiers), in log order."""
         return list(
             await self.pool.fetch(
                 """SELECT event_id, type, occurred_at, log_time, topic, partition, "offset",
                           clamped, payload
-                   FROM consent.events WHERE subject = $1
+                   FROM consent.events WHERE subject = ANY($1::text[])
                    ORDER BY log_time, partition, "offset" """,
-                subject,
+                list(subjects),
             )
+        )
+
+
+async def _record_links(conn: Any, fresh: Sequence[LoggedEvent]) -> None:
+    edges = [
+        (logged.event.subject, other, logged.event.event_id)
+        for logged in fresh
+        if (other := logged.event.other_identifier) is not None
+    ]
+    if edges:
+        both_ways = edges + [(b, a, e) for a, b, e in edges]
+        await conn.execute(
+            _INSERT_LINKS, *(list(column) for column in zip(*both_ways, strict=True))
         )
 
 
 async def _fold_fresh(conn: Any, fresh: Sequence[LoggedEvent]) -> list[Folded]:
     """Locks the subjects `fresh` (just inserted) is about, loads what `plan_folds`
-    needs and returns their new states."""
+    needs and returns their new states. Subjects linked to others are folded with
+    all their identifiers (`_fold_linked`)."""
     new_events = by_subject(fresh)
+    for logged in fresh:
+        if (other := logged.event.other_identifier) is not None:
+            new_events.setdefault(other, [])
+    linked = await _fold_linked(conn, sorted(new_events))
+    for identifier in linked:
+        new_events.pop(identifier, None)
+    new_events = {s: events for s, events in new_events.items() if events}
     subjects = sorted(new_events)
     # Another instance may refold a subject at once (its events in our partition too):
     # per-subject locks, in one order, make each see the other's commit.
@@ -183,6 +224,30 @@ async def _fold_fresh(conn: Any, fresh: Sequence[LoggedEvent]) -> list[Folded]:
     ]
     if refold:
         folded.extend(fold_rows(await conn.fetch(_HISTORIES, refold)).values())
+    return folded + list(linked.values())
+
+
+async def _fold_linked(conn: Any, subjects: list[str]) -> dict[str, Folded]:
+    """Folds again every identifier connected to one of `subjects` by identity links,
+    from the histories of them all; returns their states (none: no subject is linked).
+
+    The locks are taken on the connected set as found, and the set is read again
+    under them until it stops growing: a link another instance commits meanwhile
+    joins this fold rather than being missed by it."""
+    connected: list[str] = []
+    while True:
+        found = sorted({row["identifier"] for row in await conn.fetch(CONNECTED, subjects)})
+        if found == connected:
+            break
+        await conn.execute(_LOCK_SUBJECTS, [s for s in found if s not in set(connected)])
+        connected = found
+    if not connected:
+        return {}
+    people = fold_people(to_logged(row) for row in await conn.fetch(_HISTORIES, connected))
+    folded = {}
+    for identifier in connected:
+        state, through = people.get(identifier, (SubjectState(subject=identifier), None))
+        folded[identifier] = Folded(state, through)
     return folded
 
 

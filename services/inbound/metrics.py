@@ -4,3 +4,6 @@ WEBHOOKS_RECEIVED = Counter("inbound_webhooks_received_total", "Webhook POSTs re
 WEBHOOKS_REJECTED = Counter("inbound_webhooks_rejected_total", "Webhook POSTs refused", ["reason"])
 REPLIES = Counter("inbound_replies_total", "Replies classified", ["kind", "language"])
 DEAD_LETTERED = Counter("inbound_dead_lettered_total", "Records sent to the DLQ", ["reason"])
+IDENTITY_EVENTS = Counter(
+    "inbound_identity_events_total", "Identity events written (links, changes)", ["type"]
+)

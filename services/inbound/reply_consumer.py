@@ -1,6 +1,6 @@
 """Turns replies on whatsapp.inbound.v1 into OptedOut/OptedIn events on consent.events.v1,
-then the confirmation request on messages.requests.v1. Committed only after both are
-acknowledged."""
+then the confirmation request on messages.requests.v1, and what the webhook says about
+who is who into identity events. Committed only after all are acknowledged."""
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -11,10 +11,21 @@ from faststream.kafka import KafkaBroker
 
 from services.inbound import metrics
 from services.inbound.domain.classifier import KeywordConfig, Language
+from services.inbound.domain.identities import LinksWritten, change_event, link_event
 from services.inbound.domain.replies import reply_effects
-from shared.contract.webhook import inbound_replies, malformed_messages, parse_webhook
+from shared.contract.events import ConsentEvent
+from shared.contract.webhook import (
+    InboundReply,
+    WebhookBody,
+    identity_changes,
+    identity_links,
+    inbound_replies,
+    malformed_messages,
+    parse_webhook,
+)
+from shared.identifiers import normalize_identifier
 from shared.kafka.dlq import dlq_headers
-from shared.phone import InvalidPhoneNumberError, normalize_phone
+from shared.phone import InvalidPhoneNumberError
 from shared.rejection import Rejected
 from shared.topics import CONSENT_EVENTS, MESSAGES_REQUESTS, dlq
 
@@ -28,6 +39,7 @@ class ReplyProcessor:
         self.broker = broker
         self.keywords = keywords
         self.confirmations = confirmations
+        self.links_written = LinksWritten()
 
     async def handle(self, batch: list[ConsumerRecord]) -> None:
         """Handles a batch for the consume loop: each record in log order, so that a
@@ -41,13 +53,13 @@ class ReplyProcessor:
             await self.dead_letter(record, body)
             return
         received_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        await self._record_identities(body, received_at)
         unresolved = []
         for reply in inbound_replies(body):
-            try:
-                subject = normalize_phone(reply.wa_id or "")
-            except InvalidPhoneNumberError:
-                # A business-scoped id without a phone number cannot key a consent
-                # event; an operator must see it rather than lose a possible STOP.
+            subject = reply_subject(reply)
+            if subject is None:
+                # Neither a phone number nor a user id: an operator must see it
+                # rather than lose a possible STOP.
                 unresolved.append(reply.message_id)
                 continue
             effects = reply_effects(reply, subject, received_at, self.keywords, self.confirmations)
@@ -70,16 +82,34 @@ class ReplyProcessor:
         if malformed:
             detail = "; ".join(malformed)
             if unresolved:
-                detail += f"; messages {unresolved} carry no valid phone number (wa_id)"
+                detail += f"; messages {unresolved} carry no valid phone number or user id"
             await self.dead_letter(record, Rejected(reason="malformed_message", detail=detail))
         elif unresolved:
             await self.dead_letter(
                 record,
                 Rejected(
                     reason="unresolvable_sender",
-                    detail=f"messages {unresolved} carry no valid phone number (wa_id)",
+                    detail=f"messages {unresolved} carry no valid phone number (wa_id) "
+                    "or business-scoped user id",
                 ),
             )
+
+    async def _record_identities(self, body: WebhookBody, received_at: datetime) -> None:
+        """Publishes the links the webhook shows (each pairing once per process) and the
+        changes its system messages report, before the replies they may concern."""
+        links = [e for link in identity_links(body) if (e := link_event(link, received_at))]
+        fresh: dict[tuple[str, str | None], ConsentEvent] = {}
+        for event in links:
+            if self.links_written.is_new(event):
+                fresh.setdefault((event.subject, event.linked), event)
+        changes = [e for c in identity_changes(body) if (e := change_event(c, received_at))]
+        for event in [*fresh.values(), *changes]:
+            await self.broker.publish(
+                event.model_dump_json().encode(), CONSENT_EVENTS, key=event.subject.encode()
+            )
+            metrics.IDENTITY_EVENTS.labels(event.type.value).inc()
+        for event in fresh.values():
+            self.links_written.remember(event)
 
     async def dead_letter(self, record: ConsumerRecord, rejected: Rejected) -> None:
         metrics.DEAD_LETTERED.labels(rejected.reason).inc()
@@ -88,3 +118,16 @@ class ReplyProcessor:
         await self.broker.publish(
             record.value or b"", dlq(record.topic), key=record.key, headers=headers
         )
+
+
+def reply_subject(reply: InboundReply) -> str | None:
+    """Names the sender by phone number when the webhook gives a valid one, else by
+    business-scoped user id: a STOP from a user whose number Meta does not share is
+    still their STOP (the link, when it comes, joins it to the number)."""
+    for candidate in (reply.wa_id, reply.user_id):
+        if candidate:
+            try:
+                return normalize_identifier(candidate)
+            except InvalidPhoneNumberError:
+                continue
+    return None

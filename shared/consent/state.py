@@ -85,6 +85,9 @@ class SubjectState(BaseModel):
     # The IANA time zone the latest grant naming one gave: quiet hours are reckoned
     # in it when a request names none.
     timezone: str | None = None
+    # Every identifier of the person (this one too), sorted, when they have more
+    # than one (shared/consent/people.py); empty: known by this one alone.
+    identifiers: tuple[str, ...] = ()
 
     @property
     def status(self) -> Status:

@@ -22,7 +22,7 @@ import msgspec
 import orjson
 
 from shared.contract.events import (
-    EVENT_TYPES,
+    CONSENT_TYPES,
     GRANT_SOURCES,
     WHATSAPP_REPLY,
     ConsentEvent,
@@ -32,7 +32,7 @@ from shared.contract.limits import EVIDENCE, member_clearly_within
 from shared.contract.purposes import Purpose
 from shared.contract.storable import may_hold_nul
 from shared.contract.timestamps import known_zone
-from shared.phone import normalize_phone
+from shared.identifiers import normalize_identifier
 
 
 class _Wire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -46,6 +46,9 @@ class _Wire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     evidence: msgspec.Raw = msgspec.Raw(b"null")
     expires_at: str | None = None
     timezone: str | None = None
+    # Named only on identity events, which the model reads: here they must be null.
+    linked: None = None
+    previous: None = None
 
 
 _decode = msgspec.json.Decoder(_Wire).decode
@@ -57,6 +60,8 @@ _PLAIN_TIME = re.compile(
 )
 _PURPOSES: dict[str, Purpose] = {p.value: p for p in Purpose}
 _REPLY_TYPES = frozenset({EventType.OPTED_OUT.value, EventType.OPTED_IN.value})
+# Identity events are rare and carry fields of their own: the model reads them.
+_CONSENT_TYPES = frozenset(t.value for t in CONSENT_TYPES)
 # One set for every event built here (a set each would take 755 of the 2,130 bytes
 # a rebuild would then hold per event): a frozen model never adds to it in place,
 # and model_copy copies it before adding the fields it updates.
@@ -79,7 +84,7 @@ def plain_event(raw: bytes) -> ConsentEvent | None:
             return None
         kind = wire.type
         evidence = orjson.loads(evidence_text)
-        subject = normalize_phone(wire.subject)
+        subject = normalize_identifier(wire.subject)
         occurred_at = _moment(wire.occurred_at)
         expires_at = None if wire.expires_at is None else _moment(wire.expires_at)
         # Ignored on replies, whatever they hold; elsewhere an unknown one is the model's.
@@ -90,7 +95,7 @@ def plain_event(raw: bytes) -> ConsentEvent | None:
         )
     except (msgspec.DecodeError, orjson.JSONDecodeError, ValueError, KeyError, RecursionError):
         return None  # InvalidPhoneNumberError is a ValueError
-    if not (0 < len(wire.event_id) <= 128 and wire.source and kind in EVENT_TYPES):
+    if not (0 < len(wire.event_id) <= 128 and wire.source and kind in _CONSENT_TYPES):
         return None
     if evidence is not None and not isinstance(evidence, dict):
         return None
@@ -115,6 +120,8 @@ def plain_event(raw: bytes) -> ConsentEvent | None:
             "evidence": evidence,
             "expires_at": expires_at,
             "timezone": wire.timezone,
+            "linked": None,
+            "previous": None,
         }
     )
 

@@ -10,7 +10,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from shared.contract.limits import MAX_DEPTH, MAX_EVIDENCE_BYTES
 from shared.contract.purposes import Purpose
 from shared.contract.timestamps import Timestamp, TimeZoneName
-from shared.phone import InvalidPhoneNumberError, normalize_phone
+from shared.identifiers import normalize_identifier
+from shared.phone import InvalidPhoneNumberError
 from shared.rejection import RejectedError
 
 
@@ -19,6 +20,16 @@ class EventType(StrEnum):
     CONSENT_REVOKED = "ConsentRevoked"
     OPTED_OUT = "OptedOut"
     OPTED_IN = "OptedIn"
+    # Identity: which identifiers name one person. They change no consent by
+    # themselves; they decide whose history an event joins (shared/consent/people.py).
+    IDENTITY_LINKED = "IdentityLinked"
+    IDENTIFIER_CHANGED = "IdentifierChanged"
+
+
+CONSENT_TYPES = frozenset(
+    {EventType.CONSENT_GRANTED, EventType.CONSENT_REVOKED, EventType.OPTED_OUT, EventType.OPTED_IN}
+)
+IDENTITY_TYPES = frozenset({EventType.IDENTITY_LINKED, EventType.IDENTIFIER_CHANGED})
 
 
 class GrantSource(StrEnum):
@@ -31,6 +42,9 @@ class GrantSource(StrEnum):
 
 
 WHATSAPP_REPLY = "whatsapp_reply"
+# Identity events come only from what Meta's signed webhooks said: a producer
+# that could link any two identifiers could move a person's consent anywhere.
+WHATSAPP_WEBHOOK = "whatsapp_webhook"
 
 # Built once: membership tests run for every record on the log.
 _PURPOSES = frozenset(p.value for p in Purpose)
@@ -38,14 +52,15 @@ GRANT_SOURCES = frozenset(s.value for s in GrantSource)
 EVENT_TYPES = frozenset(t.value for t in EventType)
 
 
-def _phone(value: str) -> str:
+def _identifier(value: str) -> str:
     try:
-        return normalize_phone(value)
+        return normalize_identifier(value)
     except InvalidPhoneNumberError as exc:
         raise RejectedError("invalid_phone", str(exc)) from exc
 
 
-Phone = Annotated[str, AfterValidator(_phone)]
+# A phone number (E.164 or wa_id digits, stored as E.164) or a WhatsApp BSUID.
+Identifier = Annotated[str, AfterValidator(_identifier)]
 EventId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
@@ -56,7 +71,7 @@ class ConsentEvent(BaseModel):
 
     event_id: EventId
     type: EventType
-    subject: Phone
+    subject: Identifier
     occurred_at: Timestamp
     source: str = Field(min_length=1)
     purposes: tuple[Purpose, ...] | None = None
@@ -71,6 +86,15 @@ class ConsentEvent(BaseModel):
         description="On ConsentGranted: the subject's IANA time zone (Europe/Moscow), in "
         "which their quiet hours are reckoned when a send request names none",
     )
+    linked: Identifier | None = Field(
+        default=None,
+        description="On IdentityLinked (required): another identifier of the same person",
+    )
+    previous: Identifier | None = Field(
+        default=None,
+        description="On IdentifierChanged (required): the identifier `subject` replaces; "
+        "it no longer names the person from occurred_at on",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -78,6 +102,10 @@ class ConsentEvent(BaseModel):
         if not isinstance(data, dict):
             return data
         kind, purposes = data.get("type"), data.get("purposes")
+        if kind not in IDENTITY_TYPES and ("linked" in data or "previous" in data):
+            # Only identity events name a second identifier: a stray one elsewhere
+            # must never join two people.
+            data = {k: v for k, v in data.items() if k not in ("linked", "previous")}
         if kind in (EventType.OPTED_OUT, EventType.OPTED_IN):
             # Contract: ignored on opt-outs and opt-ins; a stray value must never
             # keep an opt-out from counting.
@@ -120,7 +148,30 @@ class ConsentEvent(BaseModel):
             self.source != WHATSAPP_REPLY
         ):
             raise RejectedError("invalid_source", f"{self.type} source must be {WHATSAPP_REPLY!r}")
+        elif self.type in IDENTITY_TYPES:
+            self._check_identity()
         return self
+
+    def _check_identity(self) -> None:
+        if self.source != WHATSAPP_WEBHOOK:
+            raise RejectedError(
+                "invalid_source", f"{self.type} source must be {WHATSAPP_WEBHOOK!r}"
+            )
+        field = "linked" if self.type is EventType.IDENTITY_LINKED else "previous"
+        other = getattr(self, field)
+        if other is None:
+            raise RejectedError("invalid_identity", f"{self.type} needs `{field}`")
+        if other == self.subject:
+            raise RejectedError(
+                "invalid_identity", f"{self.type} `{field}` must differ from `subject`"
+            )
+
+    @property
+    def other_identifier(self) -> str | None:
+        """The second identifier an identity event names; None on consent events."""
+        if self.type is EventType.IDENTITY_LINKED:
+            return self.linked
+        return self.previous if self.type is EventType.IDENTIFIER_CHANGED else None
 
     def clamped_to(self, log_time: datetime) -> "ConsentEvent":
         """A producer's clock may run ahead; the broker's append time bounds it."""

@@ -5,12 +5,15 @@ from typing import Annotated, Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shared.contract.events import Phone
+from shared.contract.events import Identifier
 from shared.contract.json_extent import DECODER_DEPTH, member_value, nesting
 from shared.contract.limits import MAX_DEPTH, MAX_MESSAGE_BYTES, MESSAGE, decoded_within
 from shared.contract.storable import NUL, storable
 from shared.contract.timestamps import Timestamp, TimeZoneName
 from shared.rejection import Rejected, RejectedError, decode_json_object, rejection_from
+
+# Set by the dispatcher from `recipient`, never by a producer.
+_ADDRESSING = frozenset({"to", "recipient", "messaging_product"})
 
 RequestId = Annotated[str, Field(min_length=1, max_length=128)]
 
@@ -22,7 +25,7 @@ class SendRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     request_id: RequestId
-    recipient: Phone
+    recipient: Identifier
     purpose: str = Field(min_length=1)
     message: dict[str, Any] = Field(
         description=f"A Cloud API message object: at most {MAX_DEPTH} levels deep and "
@@ -51,9 +54,11 @@ class SendRequest(BaseModel):
             raise RejectedError(
                 "invalid_message", f"message.{kind} must be an object for type {kind!r}"
             )
-        if "to" in value or "messaging_product" in value:
+        if not _ADDRESSING.isdisjoint(value):
             raise RejectedError(
-                "invalid_message", "message must not carry 'to' or 'messaging_product'"
+                "invalid_message",
+                "message must not carry 'to', 'recipient' or 'messaging_product': "
+                "the dispatcher addresses it",
             )
         return value
 

@@ -35,6 +35,19 @@ class Interactive(_Lenient):
     list_reply: Reply | None = None
 
 
+class System(_Lenient):
+    """A system message: the user changed their number (`user_changed_number`, with the
+    new number in `wa_id`) or their business-scoped user id (`user_changed_user_id`);
+    both carry the new `user_id` beside the `previous_user_id` (since August 2026)."""
+
+    type: str | None = None
+    wa_id: str | int | None = None
+    # Before Cloud API v12 the new number came as `new_wa_id`.
+    new_wa_id: str | int | None = None
+    user_id: str | None = None
+    previous_user_id: str | None = None
+
+
 class Message(_Lenient):
     id: str
     # Meta sends strings; digits sent as a JSON number by a gateway mean the same.
@@ -46,6 +59,9 @@ class Message(_Lenient):
     text: TextBody | None = None
     button: Button | None = None
     interactive: Interactive | None = None
+    system: System | None = None
+    # Set when the message was written in a group: it is still its sender's own.
+    group_id: str | None = None
 
 
 class Contact(_Lenient):
@@ -53,10 +69,23 @@ class Contact(_Lenient):
     user_id: str | None = None
 
 
+class Status(_Lenient):
+    """The fate of a message we sent (sent, delivered, read, failed), with who it went to."""
+
+    id: str | None = None
+    status: str | None = None
+    recipient_id: str | int | None = None
+    recipient_user_id: str | None = None
+    timestamp: str | int | None = None
+
+
 class Value(_Lenient):
     messaging_product: str | None = None
     contacts: list[Contact] | None = None
     messages: list[Message] = []
+    # Statuses are read for the identities they name only: one we cannot read is
+    # left out, as status webhooks always were (contract section 5).
+    statuses: list[Status] = []
     # The messages not in the shape we read, as "messages.N: why". They do not
     # refuse the webhook: a STOP beside one is still a STOP (the record then goes
     # to the DLQ as well, for a person to see the rest).
@@ -67,6 +96,7 @@ class Value(_Lenient):
     def _each_message_on_its_own(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
+        data = {**data, "statuses": _readable_statuses(data.get("statuses"))}
         messages = data.get("messages")
         if not isinstance(messages, list):
             return {**data, "malformed": ()}
@@ -79,6 +109,18 @@ class Value(_Lenient):
                 where = ".".join(str(part) for part in (index, *first["loc"]))
                 malformed.append(f"messages.{where}: {first['msg']}")
         return {**data, "messages": kept, "malformed": tuple(malformed)}
+
+
+def _readable_statuses(statuses: Any) -> list[Status]:
+    if not isinstance(statuses, list):
+        return []
+    readable = []
+    for status in statuses:
+        try:
+            readable.append(Status.model_validate(status))
+        except ValidationError:
+            continue
+    return readable
 
 
 class Change(_Lenient):
@@ -127,19 +169,121 @@ def parse_webhook(raw: bytes | None) -> WebhookBody | Rejected:
         return rejection_from(exc, default_reason="not_a_webhook")
 
 
+class IdentityLink(BaseModel):
+    """Says that a webhook named one person by a phone number (wa_id digits, unchecked)
+    and a business-scoped user id at once."""
+
+    model_config = ConfigDict(frozen=True)
+
+    wa_id: str
+    user_id: str
+    seen_at: datetime | None
+    where: str  # "contacts", "messages" or "statuses", and the item's id
+
+
+class IdentityChange(BaseModel):
+    """Says that a user's identifier changed (a system message): `previous` names them
+    no more, `current` does, from `changed_at` on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: str
+    kind: str  # "user_changed_number" or "user_changed_user_id"
+    previous: str
+    current: str
+    changed_at: datetime | None
+
+
+def identity_links(body: WebhookBody) -> list[IdentityLink]:
+    """Returns every pairing of a wa_id with a user_id the webhook carries: in contacts,
+    in messages (`from` with `from_user_id`) and in statuses (`recipient_id` with
+    `recipient_user_id`). System messages pair nothing: they report a change."""
+    links = []
+    for value in _values(body):
+        for contact in value.contacts or []:
+            if contact.wa_id is not None and contact.user_id:
+                links.append(
+                    IdentityLink(
+                        wa_id=str(contact.wa_id),
+                        user_id=contact.user_id,
+                        seen_at=None,
+                        where="contacts",
+                    )
+                )
+        for message in value.messages:
+            if message.type != "system" and message.from_ is not None and message.from_user_id:
+                links.append(
+                    IdentityLink(
+                        wa_id=str(message.from_),
+                        user_id=message.from_user_id,
+                        seen_at=_sent_at(message.timestamp),
+                        where=f"messages:{message.id}",
+                    )
+                )
+        for status in value.statuses:
+            if status.recipient_id is not None and status.recipient_user_id:
+                links.append(
+                    IdentityLink(
+                        wa_id=str(status.recipient_id),
+                        user_id=status.recipient_user_id,
+                        seen_at=_sent_at(status.timestamp),
+                        where=f"statuses:{status.id}",
+                    )
+                )
+    return links
+
+
+def identity_changes(body: WebhookBody) -> list[IdentityChange]:
+    """Returns the changes system messages report: the number (`from` to `system.wa_id`)
+    and the user id (`system.previous_user_id` to `system.user_id`), each when both
+    its sides are given."""
+    changes = []
+    for value in _values(body):
+        for message in value.messages:
+            system = message.system
+            if message.type != "system" or system is None:
+                continue
+            at = _sent_at(message.timestamp)
+            new_number = system.wa_id if system.wa_id is not None else system.new_wa_id
+            if message.from_ is not None and new_number is not None:
+                changes.append(
+                    IdentityChange(
+                        message_id=message.id,
+                        kind=system.type or "user_changed_number",
+                        previous=str(message.from_),
+                        current=str(new_number),
+                        changed_at=at,
+                    )
+                )
+            if system.previous_user_id and system.user_id:
+                changes.append(
+                    IdentityChange(
+                        message_id=message.id,
+                        kind=system.type or "user_changed_user_id",
+                        previous=system.previous_user_id,
+                        current=system.user_id,
+                        changed_at=at,
+                    )
+                )
+    return changes
+
+
 def inbound_replies(body: WebhookBody) -> list[InboundReply]:
-    """Returns every message of every entry[].changes[].value.messages[]; statuses and
-    other fields carry no messages and yield nothing."""
+    """Returns every user message of every entry[].changes[].value.messages[]; system
+    messages, statuses and other fields carry no reply and yield nothing."""
     replies = []
     for value in _values(body):
         contacts = value.contacts or []
         for message in value.messages:
+            if message.type == "system":
+                continue
             sender = message.from_ or (contacts[0].wa_id if len(contacts) == 1 else None)
+            user_id = message.from_user_id or (contacts[0].user_id if len(contacts) == 1 else None)
             replies.append(
                 InboundReply(
                     message_id=message.id,
                     wa_id=None if sender is None else str(sender),
-                    user_id=message.from_user_id,
+                    user_id=user_id,
                     sent_at=_sent_at(message.timestamp),
                     texts=_texts(message),
                 )

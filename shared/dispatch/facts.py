@@ -71,10 +71,15 @@ class DispatchFacts:
     def copy(self) -> "DispatchFacts":
         return DispatchFacts(self.window, self._consented, self.confirmed)
 
-    def for_request(self, request: SendRequest, now: datetime) -> SendFacts:
+    def for_request(
+        self, request: SendRequest, now: datetime, identifiers: Iterable[str] = ()
+    ) -> SendFacts:
+        """`identifiers`: all of the recipient's person's (the state's), when they have
+        several: clause 6.1 limits what a person receives, by whichever address."""
+        counted = set(identifiers) | {request.recipient}
         return SendFacts(
             confirmation_already_sent=request.opt_out_event_id in self.confirmed,
-            dispatched_in_window=self.in_window(request.recipient, now),
+            dispatched_in_window=sum(self.in_window(i, now) for i in counted),
         )
 
     def in_window(self, recipient: str, now: datetime) -> int:

@@ -18,6 +18,7 @@ from phonenumbers.timezone import UNKNOWN_TIMEZONE, time_zones_for_number
 from phonenumbers.tzdata import TIMEZONE_DATA
 
 from shared.contract.purposes import OPT_OUT_CONFIRMATION, Purpose
+from shared.identifiers import is_bsuid
 
 # Messages the person is waiting for go at any hour.
 EXEMPT_PURPOSES: Final = frozenset[str](
@@ -127,7 +128,12 @@ def recipient_zones(phone: str | None, explicit_timezone: str | None) -> tuple[Z
     if explicit_timezone is not None:
         return (_zone(explicit_timezone),)
     names: tuple[str, ...] = ()
-    if phone is not None:
+    if phone is not None and is_bsuid(phone):
+        # A user id names the country only: all the zones of its calling code, as
+        # for a number whose zone is unknown.
+        code = phonenumbers.country_code_for_region(phone.split(".", 1)[0])
+        names = TIMEZONE_DATA.get(str(code), ()) if code else ()
+    elif phone is not None:
         try:
             number = phonenumbers.parse(phone if phone.startswith("+") else "+" + phone)
         except phonenumbers.NumberParseException as exc:

@@ -12,6 +12,7 @@ from shared.contract.requests import SendRequest
 from shared.dispatch.opening_schedule import cached_next_opening
 from shared.dispatch.quiet_hours import QuietHoursPolicy, Timing, decide_timing, recipient_zones
 from shared.dispatch.rules import Verdict
+from shared.identifiers import is_bsuid
 
 # A policy that never defers: every hour of every day is inside its window.
 ALWAYS_OPEN = QuietHoursPolicy.from_settings({"default": "00:00-00:00"})
@@ -63,5 +64,8 @@ def _zones_and_region(
     recipient: str, timezone: str | None
 ) -> tuple[tuple[ZoneInfo, ...], str | None]:
     # Thousands of requests a second repeat a few recipients: parse each once.
+    if is_bsuid(recipient):
+        # A user id begins with its country: the region that the windows name.
+        return recipient_zones(recipient, timezone), recipient.split(".", 1)[0]
     number = phonenumbers.parse(recipient)
     return recipient_zones(recipient, timezone), phonenumbers.region_code_for_number(number)

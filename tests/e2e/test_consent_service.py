@@ -223,6 +223,7 @@ async def test_subject_without_events_is_unknown(http: httpx.AsyncClient, phone:
     assert body["last_event_id"] is None
     assert (await http.get(f"/v1/subjects/{phone}/events")).json() == {
         "subject": phone,
+        "identifiers": [phone],
         "events": [],
     }
 
@@ -350,7 +351,9 @@ def _consent_stream(
 ) -> list[tuple[str, bytes, int | None]]:
     """Grants, revocations, opt-outs and opt-ins arriving out of occurred_at order,
     some from the future (clamped), some resent (the same event again), some
-    unusable, some put on another partition than the key's by another client."""
+    unusable, some put on another partition than the key's by another client; and
+    links and identifier changes among the subjects, so that people of several
+    identifiers are folded live and in the rebuild alike."""
     stream: list[tuple[str, bytes, int | None]] = []
     sent: dict[str, list[tuple[str, bytes, int | None]]] = defaultdict(list)
     for _ in range(events):
@@ -361,6 +364,15 @@ def _consent_stream(
             continue
         if roll < 0.06:
             body = event(subject, purposes=["marketing"])
+        elif roll < 0.09:
+            other = rng.choice([s for s in subjects if s != subject])
+            kind, field = rng.choice(
+                [("IdentityLinked", "linked"), ("IdentifierChanged", "previous")]
+            )
+            body = event(
+                subject, kind, source="whatsapp_webhook", occurred_at=at(-rng.uniform(0, 72))
+            )
+            body[field] = other
         else:
             kind = rng.choices(
                 ["ConsentGranted", "ConsentRevoked", "OptedOut", "OptedIn"], [4, 2, 2, 2]

@@ -77,7 +77,35 @@ EVENT_POISONS: list[tuple[str, Callable[[str], bytes], str]] = [
     ),
     ("subject-a-number", lambda p: orjson.dumps({**_grant(p), "subject": 42}), "invalid_phone"),
     ("purposes-a-string", lambda p: orjson.dumps(_grant(p, purposes="x")), "invalid_schema"),
+    (
+        "link-to-itself",
+        lambda p: orjson.dumps(_identity(p, "IdentityLinked", linked=p)),
+        "invalid_identity",
+    ),
+    (
+        "change-without-previous",
+        lambda p: orjson.dumps(_identity(p, "IdentifierChanged")),
+        "invalid_identity",
+    ),
+    (
+        "link-from-another-producer",
+        lambda p: orjson.dumps(_identity(p, "IdentityLinked", linked="RU.1", source="crm")),
+        "invalid_source",
+    ),
+    (
+        "link-to-a-non-identifier",
+        lambda p: orjson.dumps(_identity(p, "IdentityLinked", linked="RU 1")),
+        "invalid_phone",
+    ),
 ]
+
+
+def _identity(phone: str, kind: str, **fields: Any) -> dict[str, Any]:
+    """An identity event a hostile or mistaken producer might write about `phone`."""
+    body = {**_grant(phone), "type": kind, "source": "whatsapp_webhook"}
+    for name in ("purposes", "evidence", "expires_at"):
+        body.pop(name, None)
+    return {**body, **fields}
 
 
 def _reason(record: ConsumerRecord) -> str:
@@ -234,3 +262,29 @@ async def test_a_log_holding_a_poison_record_recovers_on_start(
     finally:
         await dead.stop()
     assert _reason(letter) == "too_deep"
+
+
+async def test_hostile_identity_parts_of_a_webhook_never_hold_back_the_stop_beside_them(
+    stack: Stack, services: dict[str, ServiceProcess]
+) -> None:
+    """Statuses that are not objects, a system message whose `system` is a string and
+    a user id that is not one: the STOP in the same webhook still counts."""
+    phone = unique_phone()
+    wa_id = phone.removeprefix("+")
+    await produce(stack.kafka_bootstrap, CONSENT_EVENTS, [(phone, _grant(phone))])
+    await _eventually(services, phone, "opted_in")
+    body = text_webhook(wa_id, "STOP")
+    value = body["entry"][0]["changes"][0]["value"]
+    value["statuses"] = ["sent", {"id": 7, "recipient_id": {"x": 1}}, None]
+    value["contacts"][0]["user_id"] = "not a user id; DROP TABLE"
+    value["messages"].append({"id": "wamid.sys", "type": "system", "system": "changed"})
+    dead = await TopicReader(stack.kafka_bootstrap, dlq(WHATSAPP_INBOUND)).start()
+    try:
+        [sent] = await produce(stack.kafka_bootstrap, WHATSAPP_INBOUND, [(wa_id, body)])
+        await _eventually(services, phone, "opted_out")
+        [letter] = _from(sent)(await dead.wait_for(lambda rs: bool(_from(sent)(rs))))
+    finally:
+        await dead.stop()
+    assert _reason(letter) == "malformed_message"
+    state = await _state(services, phone)
+    assert state["identifiers"] == [phone], "a user id that is not one linked the number"

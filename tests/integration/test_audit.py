@@ -508,6 +508,15 @@ def _random_history(
         elif roll < 0.095 and stops.get(s):
             ops.append((MESSAGES_REQUESTS, confirmation(s, rng.choice(stops[s]))))  # a repeat
             asked += 1
+        elif roll < 0.1:
+            # One person known by two identifiers now, or a number handed on: the
+            # dispatcher and the audit must both fold people, not identifiers.
+            other = rng.choice([o for o in subjects if o != s])
+            kind, field = rng.choice(
+                [("IdentityLinked", "linked"), ("IdentifierChanged", "previous")]
+            )
+            body = {**opted_out(s), "type": kind, "source": "whatsapp_webhook", field: other}
+            ops.append((CONSENT_EVENTS, body))
         else:
             purpose = rng.choice([*PURPOSES, "marketing"])
             request = send_request(s, purpose)
@@ -568,7 +577,7 @@ async def test_the_audit_recomputes_every_decision_of_the_real_dispatcher(
     recomputed = run.replayed.history.decisions
     assert len(recomputed) >= 10_000
     assert run.report.recomputed.decisions == len(recomputed)
-    assert mine == []
+    assert mine == [], [f.detail for f in mine[:5]]
     assert run.report.recomputed.agreeing == run.report.recomputed.decisions
     consent_kinds = {
         FindingKind.DISPATCHED_WITHOUT_CONSENT,

@@ -15,7 +15,10 @@ from services.consent.rebuild.rebuilt import (
 )
 from shared.consent.event_identity import event_id_of
 from shared.consent.logged_record import logged_event
+from shared.consent.people import connected
 from shared.consent.state import LoggedEvent
+from shared.contract.events import IDENTITY_TYPES
+from shared.identifiers import normalize_identifier
 from shared.kafka.log_order import first_per_id
 from shared.kafka.range_reader import (
     STALL_S,
@@ -24,7 +27,7 @@ from shared.kafka.range_reader import (
     read_ranges,
     whole_topic,
 )
-from shared.phone import InvalidPhoneNumberError, normalize_phone
+from shared.phone import InvalidPhoneNumberError
 from shared.rejection import Rejected
 from shared.topics import CONSENT_EVENTS
 
@@ -42,7 +45,7 @@ async def rebuild_states(
     (records about others are skipped unvalidated); `from_offsets` starts there
     instead of the beginning, which is exact only for subjects with no earlier
     event; rejects at or past `keep_rejects_from` are kept for the DLQ."""
-    scope = frozenset(normalize_phone(s) for s in subjects) if subjects is not None else None
+    scope = frozenset(normalize_identifier(s) for s in subjects) if subjects is not None else None
     consumer = range_consumer(bootstrap, auto_offset_reset="earliest")
     try:
         await consumer.start()
@@ -58,6 +61,15 @@ async def rebuild_states(
                 raise RebuildRefusedError(
                     f"no progress reading {topic} for {STALL_S:.0f}s"
                 ) from exc
+            if scope is not None and (wider := connected(scope, read)) != scope:
+                # Linked identifiers' histories are part of the scope's people: read
+                # again with them (a link to a further one was kept on the first read).
+                rebuilt.scope = wider
+                rebuilt.records = 0
+                rebuilt.rejected.clear()
+                rebuilt.unseen_rejects.clear()
+                batches = read_ranges(consumer, ranges, max_records=CHUNK, progress=bar.update)
+                read = await _read_events(rebuilt, batches, keep_rejects_from)
             # One per event_id as the events table keeps: the first in the log.
             rebuilt.events = list(first_per_id(read, event_id_of).values())
             del read  # the repeated records: not held while the rebuild is
@@ -79,7 +91,7 @@ async def _read_events(
     async for records in batches:
         rebuilt.records += len(records)
         for record in records:
-            if scope is not None and _subject_hint(record.value) not in scope:
+            if scope is not None and not _may_concern(record.value, scope):
                 continue
             logged = logged_event(record)
             if isinstance(logged, Rejected):
@@ -93,11 +105,19 @@ async def _read_events(
     return read
 
 
-def _subject_hint(raw: bytes | None) -> str | None:
-    """Takes a cheap look at the subject, so a scoped rebuild validates only its own records."""
+def _may_concern(raw: bytes | None, scope: frozenset[str]) -> bool:
+    """Takes a cheap look at a record, so a scoped rebuild validates only its own
+    records and the identity events that may widen its scope."""
     try:
         body = orjson.loads(raw) if raw is not None else None
-        subject = body.get("subject") if isinstance(body, dict) else None
-        return normalize_phone(subject) if isinstance(subject, str) else None
-    except (orjson.JSONDecodeError, InvalidPhoneNumberError):
-        return None
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(body, dict):
+        return False
+    if body.get("type") in IDENTITY_TYPES:
+        return True
+    subject = body.get("subject")
+    try:
+        return isinstance(subject, str) and normalize_identifier(subject) in scope
+    except InvalidPhoneNumberError:
+        return False

@@ -4,9 +4,9 @@ from collections.abc import Collection
 from typing import Any
 
 from services.consent.rebuild.rebuilt import CHUNK, Rebuilt, cyclic_gc_paused, progress_bar
-from services.consent.store import to_logged, tracking_positions
+from services.consent.store import CONNECTED, to_logged, tracking_positions
 from shared.consent.state import LoggedEvent
-from shared.phone import normalize_phone
+from shared.identifiers import normalize_identifier
 from shared.topics import CONSENT_EVENTS
 
 
@@ -19,7 +19,12 @@ async def rebuild_states_from_table(
 ) -> Rebuilt:
     """Folds consent.events. Must run inside a transaction (the cursor needs one);
     REPEATABLE READ makes the events, the tracking and any later read one snapshot."""
-    scope = frozenset(normalize_phone(s) for s in subjects) if subjects is not None else None
+    scope = None
+    if subjects is not None:
+        # A person's fold needs the histories of all their identifiers.
+        asked = sorted({normalize_identifier(s) for s in subjects})
+        linked = {row["identifier"] for row in await conn.fetch(CONNECTED, asked)}
+        scope = frozenset(asked) | linked
     rebuilt = Rebuilt("table", topic, await tracking_positions(conn, topic), scope=scope)
     where = "topic = $1 AND ($2::text[] IS NULL OR subject = ANY($2::text[]))"
     args = (topic, sorted(scope) if scope is not None else None)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from aiokafka import ConsumerRecord
 from tqdm import tqdm
 
-from shared.consent.fold import fold_subjects
+from shared.consent.people import fold_people
 from shared.consent.state import LoggedEvent, OrderKey, SubjectState
 from shared.rejection import Rejected
 
@@ -40,9 +40,12 @@ class Rebuilt:
     records: int = 0
 
     def fold(self, events: Iterable[LoggedEvent]) -> None:
-        for subject, (state, through) in fold_subjects(events).items():
+        for subject, (state, through) in fold_people(events).items():
+            if self.scope is not None and subject not in self.scope:
+                continue
             self.states[subject] = state
-            self.through[subject] = through
+            if through is not None:
+                self.through[subject] = through
 
     def summary(self) -> str:
         rejected = ", ".join(f"{r}: {n}" for r, n in sorted(self.rejected.items())) or "none"

@@ -10,7 +10,7 @@ from typing import Any
 from services.consent.rebuild.rebuilt import CHUNK, RebuildRefusedError, Rebuilt
 from services.consent.store import tracking_positions
 from shared.consent.state import SubjectState
-from shared.phone import mask_phone
+from shared.identifiers import mask_identifier
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Verification:
             f"{len(self.skipped)} skipped (the projector moved past the positions compared)"
         ]
         for subject, what in sorted(self.differing.items())[:limit]:
-            lines.append(f"  {mask_phone(subject)}: {what}")
+            lines.append(f"  {mask_identifier(subject)}: {what}")
         if len(self.differing) > limit:
             lines.append(f"  ... and {len(self.differing) - limit} more")
         return "\n".join(lines)

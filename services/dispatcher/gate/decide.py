@@ -66,16 +66,15 @@ def decide_batch(
     facts = facts.copy()
     fence_json = {str(p): o for p, o in sorted(fence.items())}
     rows: dict[str, DecisionRow] = {}
-    for record, p, request_id in fresh:
-        if request_id is None or request_id in rows:
-            continue  # no id: DLQ only; a repeat within the batch: decided once
+    for request_id, (record, p, _) in _in_audit_order(fresh):
         if isinstance(p, Rejected):
             rows[request_id] = invalid_row(
                 record, request_id, p, now, fence_json, replaces=deferred.get(request_id)
             )
             continue
         state = states.get(p.recipient)
-        verdict = decide_send(state, p, facts.for_request(p, now), now, frequency)
+        identifiers = state.identifiers if state is not None else ()
+        verdict = decide_send(state, p, facts.for_request(p, now, identifiers), now, frequency)
         verdict = decide_in_time(verdict, p, quiet_hours, now, state.timezone if state else None)
         decision = DispatchDecision.on(
             p,
@@ -96,6 +95,26 @@ def decide_batch(
             decision, record, outbound, request_json=waiting, replaces=deferred.get(request_id)
         )
     return rows
+
+
+def _in_audit_order(fresh: Sequence[Parsed]) -> list[tuple[str, Parsed]]:
+    """Returns the requests to decide, one per request_id (the first in record order;
+    none without an id: DLQ only), by recipient, each recipient's in record order.
+
+    A person's identifiers key different partitions, so the audit cannot know the
+    record order of one batch's requests to two of them; it orders a batch's
+    decisions by recipient, and so does the gate: the frequency cap, counted per
+    person, then comes out the same in both."""
+    first: dict[str, Parsed] = {}
+    for parsed in fresh:
+        if parsed.request_id is not None:
+            first.setdefault(parsed.request_id, parsed)
+    return sorted(first.items(), key=_recipient)
+
+
+def _recipient(item: tuple[str, Parsed]) -> str:
+    request = item[1].request
+    return request.recipient if isinstance(request, SendRequest) else ""
 
 
 def decision_row(

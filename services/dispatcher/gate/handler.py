@@ -129,6 +129,10 @@ class Gate:
                 [r.opt_out_event_id for r in requests if r.opt_out_event_id]
             ),
         )
+        linked = sorted({i for s in states.values() for i in s.identifiers} - set(recipients))
+        if linked:
+            # The cap counts what a person received at any of their identifiers.
+            dispatched |= await self.store.dispatched_since(linked, now - self.frequency.window)
         facts = DispatchFacts(self.frequency.window, dispatched, confirmed)
         return decide_batch(fresh, states, facts, now, self.frequency, fence, self.quiet_hours, due)
 

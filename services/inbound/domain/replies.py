@@ -4,7 +4,7 @@ redelivered webhook yields the same records and changes nothing downstream."""
 
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
@@ -16,6 +16,7 @@ from services.inbound.domain.classifier import (
     classify_reply,
     detect_language,
 )
+from services.inbound.domain.moments import reported_moment
 from shared.contract.events import WHATSAPP_REPLY, ConsentEvent, EventType
 from shared.contract.purposes import OPT_OUT_CONFIRMATION
 from shared.contract.requests import SendRequest
@@ -37,17 +38,6 @@ class ReplyEffects(BaseModel):
     classification: Classification
     event: ConsentEvent | None = None
     confirmation: SendRequest | None = None
-
-
-def _reply_moment(reply: InboundReply, received_at: datetime) -> datetime:
-    """WhatsApp stamps a message to the second. A grant recorded later in that same
-    second must not outrank the STOP, so the reply counts from the end of its second
-    (never later than we received it): ties go to the opt-out, the safe side."""
-    if reply.sent_at is None or reply.sent_at >= received_at:
-        # Also keeps a stamp at the end of time (9999-12-31T23:59:59) from
-        # overflowing below, which would fail the record on every redelivery.
-        return received_at
-    return min(reply.sent_at + timedelta(seconds=1) - timedelta(microseconds=1), received_at)
 
 
 def classify_texts(texts: tuple[str, ...], keywords: KeywordConfig) -> Classification:
@@ -77,7 +67,7 @@ def reply_effects(
         event_id=str(uuid.uuid5(_IDS, f"whatsapp-reply:{reply.message_id}")),
         type=kind,
         subject=subject,
-        occurred_at=_reply_moment(reply, received_at),
+        occurred_at=reported_moment(reply.sent_at, received_at),
         source=WHATSAPP_REPLY,
         evidence={
             "message_id": reply.message_id,
