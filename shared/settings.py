@@ -2,11 +2,13 @@
 (CONTRACT.md section 7); each service adds its own with its own prefix."""
 
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.consent.platform_signals import DEFAULT_PROMOTIONAL
+from shared.contract.purposes import Purpose
 from shared.dispatch.quiet_hours import QuietHoursPolicy
 from shared.dispatch.rules import FrequencyPolicy
 
@@ -35,6 +37,32 @@ class CommonSettings(BaseSettings):
         default="console", validation_alias=AliasChoices("LOG_FORMAT")
     )
     http_host: str = "127.0.0.1"
+    # What a platform's marketing stop (user_preferences, WhatsApp 131050) revokes:
+    # clause 3.2 purposes, comma-separated. Inbound reads it for webhooks, the
+    # sender for its own refused sends (shared/consent/platform_signals.py says
+    # why the default is educational_material alone).
+    promotional: str = Field(
+        default=",".join(p.value for p in DEFAULT_PROMOTIONAL),
+        validation_alias=AliasChoices("PROMOTIONAL_PURPOSES"),
+    )
+
+    @property
+    def promotional_purposes(self) -> tuple[Purpose, ...]:
+        return tuple(Purpose(p.strip()) for p in self.promotional.split(",") if p.strip())
+
+    @model_validator(mode="after")
+    def _promotional_are_purposes(self) -> Self:
+        names = [p.strip() for p in self.promotional.split(",") if p.strip()]
+        unknown = [n for n in names if n not in _PURPOSE_NAMES]
+        if unknown or not names:
+            raise ValueError(
+                "PROMOTIONAL_PURPOSES must list clause 3.2 purposes, comma-separated "
+                f"({sorted(_PURPOSE_NAMES)}); not {unknown or 'empty'}"
+            )
+        return self
+
+
+_PURPOSE_NAMES = frozenset(p.value for p in Purpose)
 
 
 class FrequencySettings(BaseSettings):

@@ -12,6 +12,7 @@ from tests.support.records import ISSUED, unique_phone
 from tests.support.services import PORTS, ROOT, ServiceProcess
 from tests.support.stack import Stack, locate_stack
 from tests.support.webhooks import APP_SECRET, VERIFY_TOKEN
+from tests.support.whatsapp_world import World
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +71,16 @@ def services(
             process.stop()
     leaks = personal_data_in_logs(log_dir, written_before, ISSUED, MESSAGE_TEXTS)
     assert not leaks, "personal data in the services' logs:\n" + "\n".join(leaks[:20])
+
+
+@pytest.fixture
+async def world(stack: Stack, services: dict[str, ServiceProcess]) -> AsyncIterator[World]:
+    """The running system, driven as Meta and another system would."""
+    w = World(stack, services)
+    await w.decisions.start()
+    await w.outbound.start()
+    try:
+        yield w
+    finally:
+        await w.decisions.stop()
+        await w.outbound.stop()

@@ -34,6 +34,9 @@ def consent_view(subject: str, state: SubjectState | None, now: datetime) -> dic
             "last_event_id": None,
             "version": 0,
             "identifiers": [subject],
+            "stopped_by_platform": [],
+            "held_until": None,
+            "failed_deliveries": 0,
         }
     purposes = {
         purpose.value: {**grant.model_dump(mode="json"), "expired": grant.expired_at(now)}
@@ -62,6 +65,12 @@ def consent_view(subject: str, state: SubjectState | None, now: datetime) -> dic
         "version": state.version,
         # Every identifier of the person (a phone number, a WhatsApp user id), this one too.
         "identifiers": list(state.identifiers or [subject]),
+        # What the platform itself reported (shared/consent/platform_signals.py).
+        "stopped_by_platform": sorted(p.value for p in state.paused),
+        "held_until": state.held_until.isoformat()
+        if state.held_until and state.held_until > now
+        else None,
+        "failed_deliveries": state.failed_deliveries.get(subject, 0),
     }
 
 

@@ -25,6 +25,11 @@ CONSUMER_LAG = Gauge(
 
 # The optional sender (docs/sender.md).
 SENDER_SENDS = Counter("dispatcher_sender_sends_total", "Outbound records by outcome", ["outcome"])
+SENDER_PLATFORM_SIGNALS = Counter(
+    "dispatcher_sender_platform_signals_total",
+    "Refused sends whose error code was written to the consent log (131050, 131049, 131026)",
+    ["code"],
+)
 SENDER_REQUEST_SECONDS = Histogram(
     "dispatcher_sender_request_seconds",
     "Cloud API request latency, per attempt",

@@ -56,7 +56,9 @@ def build_broker(settings: InboundSettings) -> tuple[KafkaBroker, ReplyProcessor
         Language.EN: settings.confirmation_text_en or DEFAULT_CONFIRMATIONS[Language.EN],
         Language.RU: settings.confirmation_text_ru or DEFAULT_CONFIRMATIONS[Language.RU],
     }
-    processor = ReplyProcessor(broker, keywords_from(settings), confirmations)
+    processor = ReplyProcessor(
+        broker, keywords_from(settings), confirmations, settings.promotional_purposes
+    )
     return broker, processor
 
 

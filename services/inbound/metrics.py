@@ -7,3 +7,8 @@ DEAD_LETTERED = Counter("inbound_dead_lettered_total", "Records sent to the DLQ"
 IDENTITY_EVENTS = Counter(
     "inbound_identity_events_total", "Identity events written (links, changes)", ["type"]
 )
+PLATFORM_EVENTS = Counter(
+    "inbound_platform_events_total",
+    "Events written from what WhatsApp reported of users (preferences, failed statuses)",
+    ["type"],
+)

@@ -2,7 +2,7 @@
 then the confirmation request on messages.requests.v1, and what the webhook says about
 who is who into identity events. Committed only after all are acknowledged."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -12,8 +12,12 @@ from faststream.kafka import KafkaBroker
 from services.inbound import metrics
 from services.inbound.domain.classifier import KeywordConfig, Language
 from services.inbound.domain.identities import LinksWritten, change_event, link_event
+from services.inbound.domain.moments import reported_moment
 from services.inbound.domain.replies import reply_effects
-from shared.contract.events import ConsentEvent
+from services.inbound.domain.signals import Undeliverable, user_messaged_event
+from shared.consent.platform_signals import DEFAULT_PROMOTIONAL, signal_event
+from shared.contract.events import ConsentEvent, EventType
+from shared.contract.purposes import Purpose
 from shared.contract.webhook import (
     InboundReply,
     WebhookBody,
@@ -22,6 +26,7 @@ from shared.contract.webhook import (
     inbound_replies,
     malformed_messages,
     parse_webhook,
+    platform_signals,
 )
 from shared.identifiers import normalize_identifier
 from shared.kafka.dlq import dlq_headers
@@ -34,12 +39,18 @@ log = structlog.get_logger(__name__)
 
 class ReplyProcessor:
     def __init__(
-        self, broker: KafkaBroker, keywords: KeywordConfig, confirmations: Mapping[Language, str]
+        self,
+        broker: KafkaBroker,
+        keywords: KeywordConfig,
+        confirmations: Mapping[Language, str],
+        promotional: Sequence[Purpose] = DEFAULT_PROMOTIONAL,
     ) -> None:
         self.broker = broker
         self.keywords = keywords
         self.confirmations = confirmations
         self.links_written = LinksWritten()
+        self.undeliverable = Undeliverable()
+        self.promotional = promotional
 
     async def handle(self, batch: list[ConsumerRecord]) -> None:
         """Handles a batch for the consume loop: each record in log order, so that a
@@ -54,6 +65,7 @@ class ReplyProcessor:
             return
         received_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
         await self._record_identities(body, received_at)
+        await self._record_signals(body, received_at)
         unresolved = []
         for reply in inbound_replies(body):
             subject = reply_subject(reply)
@@ -76,6 +88,7 @@ class ReplyProcessor:
                     MESSAGES_REQUESTS,
                     key=subject.encode(),
                 )
+            await self._record_reachable(reply, subject, effects.event is None, received_at)
         # The other messages were processed all the same; the record goes to the DLQ
         # once, so that a person sees what we could not read.
         malformed = malformed_messages(body)
@@ -93,6 +106,45 @@ class ReplyProcessor:
                     "or business-scoped user id",
                 ),
             )
+
+    async def _record_signals(self, body: WebhookBody, received_at: datetime) -> None:
+        """Publishes what WhatsApp itself reported of users (services/inbound/domain/signals.py)."""
+        for reported in platform_signals(body):
+            # WhatsApp stamps to the second: counted from its end, as replies are.
+            moment = reported_moment(reported.reported_at, received_at)
+            signal = reported.model_copy(update={"reported_at": moment})
+            event = signal_event(signal, received_at, self.promotional)
+            if event is None:
+                metrics.DEAD_LETTERED.labels("signal_without_identifier").inc()
+                log.warning("platform signal names no valid identifier", kind=signal.kind)
+                continue
+            await self._publish_event(event)
+            if event.type is EventType.DELIVERY_FAILED:
+                self.undeliverable.mark(event.subject)
+
+    async def _record_reachable(
+        self, reply: InboundReply, subject: str, plain: bool, received_at: datetime
+    ) -> None:
+        """A person reported undeliverable wrote again: a plain message says so with a
+        UserMessaged (a STOP or START says it by itself)."""
+        marked = [
+            i
+            for i in (subject, reply.wa_id, reply.user_id)
+            if i and self.undeliverable.is_marked(_canonical(i))
+        ]
+        if not marked:
+            return
+        if plain:
+            at = reported_moment(reply.sent_at, received_at)
+            await self._publish_event(user_messaged_event(subject, reply.message_id, at))
+        for identifier in marked:
+            self.undeliverable.clear(_canonical(identifier))
+
+    async def _publish_event(self, event: ConsentEvent) -> None:
+        await self.broker.publish(
+            event.model_dump_json().encode(), CONSENT_EVENTS, key=event.subject.encode()
+        )
+        metrics.PLATFORM_EVENTS.labels(event.type.value).inc()
 
     async def _record_identities(self, body: WebhookBody, received_at: datetime) -> None:
         """Publishes the links the webhook shows (each pairing once per process) and the
@@ -131,3 +183,10 @@ def reply_subject(reply: InboundReply) -> str | None:
             except InvalidPhoneNumberError:
                 continue
     return None
+
+
+def _canonical(identifier: str) -> str:
+    try:
+        return normalize_identifier(identifier)
+    except InvalidPhoneNumberError:
+        return identifier

@@ -2,17 +2,19 @@
 `fold_subjects`); `evolve` is one step of it."""
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import itemgetter
 
 from shared.consent.event_identity import event_id_of
 from shared.consent.fold_plan import by_subject
 from shared.consent.state import Grant, LoggedEvent, OrderKey, Revocation, SubjectState
-from shared.contract.events import ConsentEvent, EventType
+from shared.contract.events import CONSENT_TYPES, ConsentEvent, EventType
 from shared.contract.purposes import Purpose
 from shared.kafka.log_order import first_per_id
 
 _ALL_PURPOSES = frozenset(Purpose)
+# WhatsApp error 131049 (its per-user marketing limit): retry no sooner than 24 h.
+PLATFORM_HOLD = timedelta(hours=24)
 _NO_HISTORY = SubjectState(subject="")
 
 
@@ -71,11 +73,14 @@ class _Folding:
     millions). Only `state()` lets it out, frozen."""
 
     __slots__ = (
+        "failed_deliveries",
         "grants",
+        "held_until",
         "last_event_id",
         "opt_out_event_id",
         "opted_out",
         "opted_out_at",
+        "paused",
         "revoked",
         "subject",
         "suspended",
@@ -101,6 +106,9 @@ class _Folding:
         self.last_event_id = state.last_event_id
         self.version = state.version
         self.timezone = state.timezone
+        self.paused = dict(state.paused)
+        self.held_until = state.held_until
+        self.failed_deliveries = dict(state.failed_deliveries)
 
     def state(self) -> SubjectState:
         return SubjectState(
@@ -114,6 +122,9 @@ class _Folding:
             last_event_id=self.last_event_id,
             version=self.version,
             timezone=self.timezone,
+            paused=dict(self.paused),
+            held_until=self.held_until,
+            failed_deliveries=dict(self.failed_deliveries),
         )
 
     def apply(self, event: ConsentEvent) -> None:
@@ -124,10 +135,28 @@ class _Folding:
                 self._apply_revocation(event)
             case EventType.OPTED_OUT:
                 self._apply_opt_out(event)
+                self.failed_deliveries = {}
             case EventType.OPTED_IN:
                 self._apply_opt_in(event.occurred_at)
-        self.last_event_id = event.event_id
-        self.version += 1
+                self.failed_deliveries = {}
+            case EventType.MARKETING_STOPPED:
+                self._apply_platform_stop(event)
+            case EventType.MARKETING_RESUMED:
+                self._apply_platform_resume(event.occurred_at)
+            case EventType.DELIVERY_LIMITED:
+                until = event.occurred_at + PLATFORM_HOLD
+                self.held_until = until if self.held_until is None else max(self.held_until, until)
+            case EventType.DELIVERY_FAILED:
+                failed = self.failed_deliveries
+                failed[event.subject] = failed.get(event.subject, 0) + 1
+            case EventType.USER_MESSAGED:
+                # The person wrote: whatever was undeliverable reached them again.
+                self.failed_deliveries = {}
+        if event.type in CONSENT_TYPES:
+            # The platform's signals are no consent history: a stranger Meta reported
+            # on is still `no_consent` (clause 3.3).
+            self.last_event_id = event.event_id
+            self.version += 1
 
     def _apply_grant(self, event: ConsentEvent) -> None:
         # A grant newer than an opt-out is a fresh opt-in (contract section 2): it
@@ -143,6 +172,8 @@ class _Folding:
             self.grants[purpose] = grant
             self.revoked.pop(purpose, None)
             self.suspended.pop(purpose, None)
+            # A fresh consent is the person's own word, as after an opt-out.
+            self.paused.pop(purpose, None)
         self.opted_out = False
         if event.timezone is not None:
             # The latest grant that names one tells where the person is now.
@@ -153,8 +184,9 @@ class _Folding:
         for purpose in targets:
             grant = self.grants.pop(purpose, None)
             suspended = self.suspended.pop(purpose, None)
+            paused = self.paused.pop(purpose, None)
             if grant is None:
-                grant = suspended
+                grant = suspended or (paused.grant if paused else None)
             if grant is not None:
                 self.revoked[purpose] = Revocation(
                     grant=grant, revoked_at=event.occurred_at, event_id=event.event_id
@@ -168,6 +200,27 @@ class _Folding:
         self.opted_out = True
         self.opt_out_event_id = event.event_id
         self.opted_out_at = event.occurred_at
+
+    def _apply_platform_stop(self, event: ConsentEvent) -> None:
+        # Takes the named purposes out of what counts and out of what an OptedIn
+        # would restore: while the platform's stop lasts, the user's START does
+        # not bring them back either.
+        for purpose in event.purposes or ():
+            grant = self.grants.pop(purpose, None) or self.suspended.pop(purpose, None)
+            if grant is not None:
+                self.paused[purpose] = Revocation(
+                    grant=grant, revoked_at=event.occurred_at, event_id=event.event_id
+                )
+
+    def _apply_platform_resume(self, moment: datetime) -> None:
+        # Gives back only what the platform's stops took: while the user's own STOP
+        # lasts, back to the grants that STOP suspended, for their START to restore.
+        for purpose, paused in self.paused.items():
+            if self.opted_out:
+                self.suspended[purpose] = paused.grant
+            elif not paused.grant.expired_at(moment):
+                self.grants[purpose] = paused.grant
+        self.paused = {}
 
     def _apply_opt_in(self, moment: datetime) -> None:
         for purpose, grant in self.suspended.items():

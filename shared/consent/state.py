@@ -88,6 +88,13 @@ class SubjectState(BaseModel):
     # Every identifier of the person (this one too), sorted, when they have more
     # than one (shared/consent/people.py); empty: known by this one alone.
     identifiers: tuple[str, ...] = ()
+    # The platform's own signals. `paused`: grants a MarketingStopped took (only a
+    # MarketingResumed gives them back); `held_until`: the platform limits what the
+    # person receives until then (DeliveryLimited); `failed_deliveries`: undeliverable
+    # reports in a row per identifier, until the person writes again.
+    paused: dict[Purpose, Revocation] = {}
+    held_until: datetime | None = None
+    failed_deliveries: dict[str, int] = {}
 
     @property
     def status(self) -> Status:

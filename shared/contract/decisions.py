@@ -31,6 +31,9 @@ class Reason(StrEnum):
     INVALID_REQUEST = "invalid_request"
     QUIET_HOURS = "quiet_hours"
     DELIVER_BY_PASSED = "deliver_by_passed"
+    # The messaging platform's own limits on a user (WhatsApp 131049, 131026).
+    PLATFORM_LIMIT = "platform_limit"
+    UNREACHABLE = "unreachable"
 
 
 DISPATCHING_REASONS = frozenset({Reason.CONSENTED, Reason.OPT_OUT_CONFIRMATION})

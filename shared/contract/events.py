@@ -24,6 +24,13 @@ class EventType(StrEnum):
     # themselves; they decide whose history an event joins (shared/consent/people.py).
     IDENTITY_LINKED = "IdentityLinked"
     IDENTIFIER_CHANGED = "IdentifierChanged"
+    # What the platform itself reports of a user (shared/consent/fold.py): it never
+    # lets more through than before.
+    MARKETING_STOPPED = "MarketingStopped"
+    MARKETING_RESUMED = "MarketingResumed"
+    DELIVERY_LIMITED = "DeliveryLimited"
+    DELIVERY_FAILED = "DeliveryFailed"
+    USER_MESSAGED = "UserMessaged"
 
 
 CONSENT_TYPES = frozenset(
@@ -45,6 +52,32 @@ WHATSAPP_REPLY = "whatsapp_reply"
 # Identity events come only from what Meta's signed webhooks said: a producer
 # that could link any two identifiers could move a person's consent anywhere.
 WHATSAPP_WEBHOOK = "whatsapp_webhook"
+# The platform's own signals, each from where Meta reports it: the user_preferences
+# webhook field, and the error codes of failed statuses (or of the send call).
+WHATSAPP_USER_PREFERENCES = "whatsapp_user_preferences"
+WHATSAPP_STATUS = "whatsapp_status"
+
+_SIGNAL_SOURCES: dict[str, frozenset[str]] = {
+    EventType.MARKETING_STOPPED: frozenset({WHATSAPP_USER_PREFERENCES, WHATSAPP_STATUS}),
+    EventType.MARKETING_RESUMED: frozenset({WHATSAPP_USER_PREFERENCES}),
+    EventType.DELIVERY_LIMITED: frozenset({WHATSAPP_STATUS}),
+    EventType.DELIVERY_FAILED: frozenset({WHATSAPP_STATUS}),
+    EventType.USER_MESSAGED: frozenset({WHATSAPP_REPLY}),
+}
+
+# Events whose purposes mean nothing (ignored, whatever they hold), and those that
+# take purposes away (absent on a revocation: all of them).
+_PURPOSES_IGNORED = frozenset(
+    {
+        EventType.OPTED_OUT,
+        EventType.OPTED_IN,
+        EventType.MARKETING_RESUMED,
+        EventType.DELIVERY_LIMITED,
+        EventType.DELIVERY_FAILED,
+        EventType.USER_MESSAGED,
+    }
+)
+_REVOKING = frozenset({EventType.CONSENT_REVOKED, EventType.MARKETING_STOPPED})
 
 # Built once: membership tests run for every record on the log.
 _PURPOSES = frozenset(p.value for p in Purpose)
@@ -106,21 +139,24 @@ class ConsentEvent(BaseModel):
             # Only identity events name a second identifier: a stray one elsewhere
             # must never join two people.
             data = {k: v for k, v in data.items() if k not in ("linked", "previous")}
-        if kind in (EventType.OPTED_OUT, EventType.OPTED_IN):
+        if kind in _PURPOSES_IGNORED:
             # Contract: ignored on opt-outs and opt-ins; a stray value must never
             # keep an opt-out from counting.
             return data if purposes is None else {**data, "purposes": None}
-        if kind == EventType.CONSENT_REVOKED and purposes == []:
+        if purposes == [] and kind in _REVOKING:
             raise RejectedError(
-                "missing_purposes", "ConsentRevoked purposes, when given, must not be empty"
+                "missing_purposes", f"{kind} purposes, when given, must not be empty"
             )
+        if purposes is None and kind == EventType.MARKETING_STOPPED:
+            # Absent on a revocation means all; a platform's stop names what it stops.
+            raise RejectedError("missing_purposes", "MarketingStopped needs its purposes")
         if not isinstance(purposes, list) or not purposes:
             return data
         allowed = _PURPOSES
         unknown = [p for p in purposes if not isinstance(p, str) or p not in allowed]
         if not unknown:
             return data
-        if kind == EventType.CONSENT_REVOKED:
+        if kind in _REVOKING:
             # What can never be granted needs no revoking; the known purposes still
             # are revoked, and a list of only unknown ones revokes nothing.
             return {**data, "purposes": [p for p in purposes if p not in unknown]}
@@ -150,6 +186,11 @@ class ConsentEvent(BaseModel):
             raise RejectedError("invalid_source", f"{self.type} source must be {WHATSAPP_REPLY!r}")
         elif self.type in IDENTITY_TYPES:
             self._check_identity()
+        elif self.type in _SIGNAL_SOURCES and self.source not in _SIGNAL_SOURCES[self.type]:
+            raise RejectedError(
+                "invalid_source",
+                f"{self.type} source must be one of {sorted(_SIGNAL_SOURCES[self.type])}",
+            )
         return self
 
     def _check_identity(self) -> None:

@@ -2,7 +2,7 @@
 Meta adds fields over time, so only what we use is modelled and the rest is kept."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -13,6 +13,9 @@ from shared.rejection import Rejected, rejection_from
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
+
+
+_T = TypeVar("_T", bound=_Lenient)
 
 
 class TextBody(_Lenient):
@@ -69,13 +72,29 @@ class Contact(_Lenient):
     user_id: str | None = None
 
 
+class StatusError(_Lenient):
+    code: int | str | None = None
+
+
 class Status(_Lenient):
-    """The fate of a message we sent (sent, delivered, read, failed), with who it went to."""
+    """The fate of a message we sent (sent, delivered, read, failed), with who it went to
+    and, when it failed, Meta's error codes."""
 
     id: str | None = None
     status: str | None = None
     recipient_id: str | int | None = None
     recipient_user_id: str | None = None
+    timestamp: str | int | None = None
+    errors: list[StatusError] | None = None
+
+
+class UserPreference(_Lenient):
+    """A user stopped or resumed a category of messages in WhatsApp itself."""
+
+    wa_id: str | int | None = None
+    user_id: str | None = None
+    category: str | None = None
+    value: str | None = None
     timestamp: str | int | None = None
 
 
@@ -86,6 +105,8 @@ class Value(_Lenient):
     # Statuses are read for the identities they name only: one we cannot read is
     # left out, as status webhooks always were (contract section 5).
     statuses: list[Status] = []
+    # Read like statuses: an item not in the shape we read is left out.
+    user_preferences: list[UserPreference] = []
     # The messages not in the shape we read, as "messages.N: why". They do not
     # refuse the webhook: a STOP beside one is still a STOP (the record then goes
     # to the DLQ as well, for a person to see the rest).
@@ -96,7 +117,11 @@ class Value(_Lenient):
     def _each_message_on_its_own(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        data = {**data, "statuses": _readable_statuses(data.get("statuses"))}
+        data = {
+            **data,
+            "statuses": _readable(Status, data.get("statuses")),
+            "user_preferences": _readable(UserPreference, data.get("user_preferences")),
+        }
         messages = data.get("messages")
         if not isinstance(messages, list):
             return {**data, "malformed": ()}
@@ -111,13 +136,13 @@ class Value(_Lenient):
         return {**data, "messages": kept, "malformed": tuple(malformed)}
 
 
-def _readable_statuses(statuses: Any) -> list[Status]:
-    if not isinstance(statuses, list):
+def _readable(model: type[_T], items: Any) -> list[_T]:
+    if not isinstance(items, list):
         return []
     readable = []
-    for status in statuses:
+    for item in items:
         try:
-            readable.append(Status.model_validate(status))
+            readable.append(model.model_validate(item))
         except ValidationError:
             continue
     return readable
@@ -266,6 +291,62 @@ def identity_changes(body: WebhookBody) -> list[IdentityChange]:
                     )
                 )
     return changes
+
+
+class PlatformSignal(BaseModel):
+    """Says what WhatsApp itself reported of a user: a marketing preference changed
+    (`stop`, `resume`) or a failed status's error code (131050, 131049, 131026)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str  # "stop", "resume", or the error code as digits
+    wa_id: str | None
+    user_id: str | None
+    reported_at: datetime | None
+    where: str  # "user_preferences" or "statuses:<message id>"
+
+
+# The error codes of failed statuses that say something about the user.
+MARKETING_STOPPED_CODE = "131050"
+MARKETING_LIMIT_CODE = "131049"
+UNDELIVERABLE_CODE = "131026"
+SIGNAL_CODES = frozenset({MARKETING_STOPPED_CODE, MARKETING_LIMIT_CODE, UNDELIVERABLE_CODE})
+
+
+def platform_signals(body: WebhookBody) -> list[PlatformSignal]:
+    """Returns the marketing preferences (`user_preferences[]` of category
+    `marketing_messages`) and the failed statuses with a code in `SIGNAL_CODES`."""
+    signals = []
+    for value in _values(body):
+        for preference in value.user_preferences:
+            if preference.category == "marketing_messages" and preference.value in (
+                "stop",
+                "resume",
+            ):
+                signals.append(
+                    PlatformSignal(
+                        kind=preference.value,
+                        wa_id=None if preference.wa_id is None else str(preference.wa_id),
+                        user_id=preference.user_id,
+                        reported_at=_sent_at(preference.timestamp),
+                        where="user_preferences",
+                    )
+                )
+        for status in value.statuses:
+            if status.status != "failed":
+                continue
+            codes = {str(e.code) for e in status.errors or () if e.code is not None}
+            for code in sorted(codes & SIGNAL_CODES):
+                signals.append(
+                    PlatformSignal(
+                        kind=code,
+                        wa_id=None if status.recipient_id is None else str(status.recipient_id),
+                        user_id=status.recipient_user_id,
+                        reported_at=_sent_at(status.timestamp),
+                        where=f"statuses:{status.id}",
+                    )
+                )
+    return signals
 
 
 def inbound_replies(body: WebhookBody) -> list[InboundReply]:

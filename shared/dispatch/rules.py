@@ -9,6 +9,11 @@ from shared.contract.decisions import Decision, Reason
 from shared.contract.purposes import OPT_OUT_CONFIRMATION, permitted_purpose
 from shared.contract.requests import SendRequest
 
+# Undeliverable reports (WhatsApp 131026) in a row, with no message from the person
+# between, after which an identifier is unreachable. One may be passing (an old app
+# version); three are not. A constant, not a setting: the audit replays the same.
+UNREACHABLE_AFTER = 3
+
 
 class FrequencyPolicy(BaseModel):
     """Holds the frequency limit of clause 6.1. The default (20 per rolling 24 h)
@@ -67,6 +72,19 @@ def decide_send(
         return _drop(Reason.NO_CONSENT, "the recipient has no consent history (clause 3.3)")
     if state.opted_out:
         return _drop(Reason.OPTED_OUT, "the recipient opted out", state.opt_out_event_id)
+    if state.failed_deliveries.get(request.recipient, 0) >= UNREACHABLE_AFTER:
+        return _drop(
+            Reason.UNREACHABLE,
+            f"{state.failed_deliveries[request.recipient]} undeliverable reports in a row "
+            "and no message from the person since",
+        )
+    paused = state.paused.get(purpose)
+    if paused is not None:
+        return _drop(
+            Reason.PURPOSE_NOT_CONSENTED,
+            f"{purpose.value} stopped by the person's marketing preference on the platform",
+            paused.event_id,
+        )
     grant = state.grants.get(purpose)
     if grant is None:
         revocation = state.revoked.get(purpose)
@@ -78,6 +96,14 @@ def decide_send(
     if grant.expired_at(now):
         return _drop(
             Reason.CONSENT_EXPIRED, f"the grant expired at {grant.expires_at}", grant.event_id
+        )
+    if state.held_until is not None and state.held_until > now:
+        return Verdict(
+            decision=Decision.DEFERRED,
+            reason=Reason.PLATFORM_LIMIT,
+            consent_event_id=grant.event_id,
+            detail="the platform limits what the person receives (131049) until then",
+            not_before=state.held_until,
         )
     if facts.dispatched_in_window >= frequency.limit:
         return _drop(

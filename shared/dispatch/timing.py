@@ -33,6 +33,17 @@ def decide_in_time(
     and decided again at the opening, when the cap counts anew."""
     if verdict.decision is Decision.DROPPED and verdict.reason is not Reason.FREQUENCY_CAPPED:
         return verdict
+    if verdict.decision is Decision.DEFERRED:
+        # Held by the platform: decided again when the hold ends, quiet hours then.
+        held = verdict.not_before
+        if request.deliver_by is not None and held is not None and request.deliver_by < held:
+            return Verdict(
+                decision=Decision.DROPPED,
+                reason=Reason.DELIVER_BY_PASSED,
+                consent_event_id=verdict.consent_event_id,
+                detail=f"held until {held.isoformat()}, past deliver_by",
+            )
+        return verdict
     # The request's own zone first, then the one the person's consent gave.
     zones, region = _zones_and_region(request.recipient, request.timezone or known_timezone)
     timing, not_before = decide_timing(

@@ -517,6 +517,24 @@ def _random_history(
             )
             body = {**opted_out(s), "type": kind, "source": "whatsapp_webhook", field: other}
             ops.append((CONSENT_EVENTS, body))
+        elif roll < 0.105:
+            # What the platform reports: its stops, resumes, holds and failures.
+            kind, source = rng.choice(
+                [
+                    ("MarketingStopped", "whatsapp_user_preferences"),
+                    ("MarketingResumed", "whatsapp_user_preferences"),
+                    ("DeliveryLimited", "whatsapp_status"),
+                    ("DeliveryFailed", "whatsapp_status"),
+                    ("DeliveryFailed", "whatsapp_status"),
+                    ("UserMessaged", "whatsapp_reply"),
+                ]
+            )
+            body = {**opted_out(s), "type": kind, "source": source}
+            if kind == "MarketingStopped":
+                body["purposes"] = rng.sample(PURPOSES, 1)
+            ops.append((CONSENT_EVENTS, body))
+            if kind == "DeliveryFailed":  # three in a row make the number unreachable
+                ops += [(CONSENT_EVENTS, {**body, "event_id": str(uuid.uuid4())}) for _ in "ab"]
         else:
             purpose = rng.choice([*PURPOSES, "marketing"])
             request = send_request(s, purpose)
@@ -587,6 +605,7 @@ async def test_the_audit_recomputes_every_decision_of_the_real_dispatcher(
     }
     assert [f for f in run.report.findings if f.kind in consent_kinds] == []
     reasons = run.report.decisions_by_reason
+    assert {"platform_limit", "unreachable"} <= set(reasons), str(sorted(reasons.items()))
     assert {
         "consented",
         "frequency_capped",

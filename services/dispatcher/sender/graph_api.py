@@ -13,6 +13,7 @@ from services.dispatcher.sender.retry_policy import (
     AnswerClass,
     classify,
     graph_error,
+    graph_error_code,
     provider_message_id,
     retry_after_seconds,
 )
@@ -24,6 +25,7 @@ class Attempt:
     message_id: str | None = None
     retry_after: float | None = None
     error: str | None = None
+    error_code: str | None = None  # the Cloud API's `error.code` of a refused call
 
 
 class GraphApi:
@@ -67,7 +69,12 @@ class GraphApi:
         if classify(response.status_code) is AnswerClass.SENT:
             return Attempt(response.status_code, message_id=provider_message_id(payload))
         error = graph_error(response.status_code, payload, response.text)
-        return Attempt(response.status_code, retry_after=retry_after, error=error)
+        return Attempt(
+            response.status_code,
+            retry_after=retry_after,
+            error=error,
+            error_code=graph_error_code(payload),
+        )
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -9,6 +9,7 @@ the gate dispatched is POSTed (services/dispatcher/sender/admission.py)."""
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 
 import structlog
 from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -18,8 +19,12 @@ from services.dispatcher.sender.admission import Admitted, Refused, admit, looku
 from services.dispatcher.sender.graph_api import GraphApi
 from services.dispatcher.sender.retry_policy import AnswerClass, SendPolicy, classify, retry_cause
 from services.dispatcher.sender.store import SendRow, SendStore
+from shared.consent.platform_signals import DEFAULT_PROMOTIONAL, signal_event
+from shared.contract.purposes import Purpose
+from shared.contract.webhook import SIGNAL_CODES, PlatformSignal
 from shared.kafka.dlq import send_to_dlq
 from shared.rejection import Rejected
+from shared.topics import CONSENT_EVENTS
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +42,7 @@ class Sender:
         concurrency: int = 8,
         resend_in_flight: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        promotional: Sequence[Purpose] = DEFAULT_PROMOTIONAL,
     ) -> None:
         self.store = store
         self.graph = graph
@@ -44,6 +50,7 @@ class Sender:
         self.policy = policy
         self.resend_in_flight = resend_in_flight
         self.sleep = sleep
+        self.promotional = promotional
         self._slots = asyncio.Semaphore(concurrency)
 
     async def handle(self, batch: Sequence[ConsumerRecord]) -> None:
@@ -125,6 +132,7 @@ class Sender:
                 return
             if answer_class is AnswerClass.FAIL or attempt >= self.policy.max_attempts:
                 refused = answer_class is AnswerClass.FAIL
+                await self._record_signal(request_id, recipient, result.error_code)
                 outcome = "rejected" if refused else "exhausted"
                 why = "not retried" if refused else f"gave up after {attempt} attempts"
                 failed = Rejected(reason="send_failed", detail=f"{result.error} ({why})")
@@ -134,6 +142,31 @@ class Sender:
             delay = self.policy.delay(attempt, result.retry_after)
             bound.info("retrying", attempt=attempt, error=result.error, delay=round(delay, 3))
             await self.sleep(delay)
+
+    async def _record_signal(
+        self, request_id: str, recipient: str | None, code: str | None
+    ) -> None:
+        """Writes what the Cloud API's refusal says of the user (131050, 131049, 131026)
+        to the consent log, as inbound writes the same codes from failed statuses:
+        the gate then holds or drops the person's next sends without waiting for the
+        status webhook."""
+        if code not in SIGNAL_CODES or recipient is None:
+            return
+        signal = PlatformSignal(
+            kind=code, wa_id=recipient, user_id=None, reported_at=None, where=f"send:{request_id}"
+        )
+        event = signal_event(signal, datetime.now(UTC), self.promotional)
+        if event is None:
+            return
+        sent = await self.producer.send(
+            CONSENT_EVENTS,
+            value=event.model_dump_json().encode(),
+            key=event.subject.encode(),
+            headers=[],
+        )
+        await sent
+        metrics.SENDER_PLATFORM_SIGNALS.labels(code).inc()
+        log.info("platform signal recorded", request_id=request_id, code=code, type=event.type)
 
     async def _fail(
         self,

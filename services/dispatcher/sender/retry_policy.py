@@ -86,3 +86,10 @@ def graph_error(status: int | None, payload: Any, text: str) -> str:
         ]
         return f"HTTP {status}: {error.get('message')} ({', '.join(n for n in notes if n)})"
     return f"HTTP {status}: {text[:500]}"
+
+
+def graph_error_code(payload: Any) -> str | None:
+    """Returns the Cloud API's error code of a refused call (`error.code`), as digits."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return str(code) if isinstance(code, int | str) and str(code).isdigit() else None

@@ -79,6 +79,7 @@ async def start_sender(settings: DispatcherSettings, pool: Any) -> RunningSender
         policy,
         concurrency=settings.sender_concurrency,
         resend_in_flight=settings.sender_resend_in_flight,
+        promotional=settings.promotional_purposes,
     )
     loop = BatchConsumer(
         consumer,

@@ -335,14 +335,14 @@ async def test_each_post_carries_the_bearer_token_to_the_messages_path() -> None
 
 
 async def test_a_400_is_not_retried_and_goes_to_the_dlq() -> None:
-    h = Harness(ScriptedGraph(_error(400, 131026)))
+    h = Harness(ScriptedGraph(_error(400, 132000)))
     record = _record("r1")
     await h.sender.handle([record])
     assert len(h.graph.requests) == 1
     assert h.slept == []
     row = h.row("r1")
     assert (row["status"], row["http_status"], row["attempts"]) == ("failed", 400, 1)
-    assert "131026" in row["error"]
+    assert "132000" in row["error"]
     [(topic, key, value, headers)] = h.producer.sent
     assert (topic, key, value) == ("messages.outbound.v1.dlq", record.key, record.value)
     assert headers["error.reason"] == b"send_failed"
@@ -431,3 +431,29 @@ async def test_a_forged_copy_ahead_of_the_gates_record_does_not_hide_it() -> Non
     [(_, _, value, headers)] = h.producer.sent
     assert value == forged.value
     assert headers["error.reason"] == b"no_dispatch_decision"
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "purposes"),
+    [
+        (131050, "MarketingStopped", ["educational_material"]),
+        (131049, "DeliveryLimited", None),
+        (131026, "DeliveryFailed", None),
+    ],
+)
+async def test_a_refusal_with_a_platform_code_is_written_to_the_consent_log_before_the_dlq(
+    code: int, kind: str, purposes: list[str] | None
+) -> None:
+    h = Harness(ScriptedGraph(_error(400, code)))
+    record = _record("r1")
+    await h.sender.handle([record])
+    (signal_topic, signal_key, signal, _), (dlq_topic, *_) = h.producer.sent
+    assert (signal_topic, dlq_topic) == ("consent.events.v1", "messages.outbound.v1.dlq")
+    event = orjson.loads(signal or b"")
+    assert signal_key == event["subject"].encode() == record.key
+    assert (event["type"], event["source"], event["purposes"]) == (
+        kind,
+        "whatsapp_status",
+        purposes,
+    )
+    assert event["evidence"] == {"webhook": "send:r1", "reported": str(code)}

@@ -544,4 +544,6 @@ def test_every_contract_reason_has_its_wire_name() -> None:
         "invalid_request",
         "quiet_hours",
         "deliver_by_passed",
+        "platform_limit",
+        "unreachable",
     }
