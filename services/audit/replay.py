@@ -13,7 +13,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,9 @@ from tqdm import tqdm
 
 from services.audit.history import History, LoggedDecision, LoggedRequest
 from shared.consent.logged_record import logged_event
+from shared.consent.people import connected, is_identity
 from shared.contract.decisions import DispatchDecision
+from shared.contract.events import IDENTITY_TYPES
 from shared.contract.requests import parse_send_request, salvage_purpose, salvage_request_id
 from shared.identifiers import normalize_identifier
 from shared.kafka.log_order import broker_time
@@ -56,7 +58,9 @@ class Topics:
 
 @dataclass(frozen=True)
 class ReplayScope:
-    subjects: frozenset[str] | None = None  # E.164; None: every subject
+    # Phone numbers (E.164) or BSUIDs; None: every subject. The replay widens it to
+    # every identifier linked to them: a person's decisions need all their history.
+    subjects: frozenset[str] | None = None
     since: datetime | None = None
     until: datetime | None = None
     context: timedelta = timedelta(0)
@@ -107,7 +111,9 @@ class _Collector:
         return (_phone(value) or _phone(key)) in self.scope.subjects
 
     def event(self, record: ConsumerRecord) -> None:
-        if not self.wanted(record, "subject"):
+        # Identity events are kept whoever they name (they are few): they tell whom
+        # a scope must be widened to.
+        if not self.wanted(record, "subject") and not _names_identity(record.value):
             return
         logged = logged_event(record)
         if isinstance(logged, Rejected):
@@ -150,6 +156,10 @@ class _Collector:
         )
 
 
+def _names_identity(raw: bytes | None) -> bool:
+    return raw is not None and any(f'"{kind.value}"'.encode() in raw for kind in IDENTITY_TYPES)
+
+
 async def replay(
     bootstrap: str,
     scope: ReplayScope,
@@ -158,7 +168,21 @@ async def replay(
     progress: bool | None = None,
 ) -> Replayed:
     """Reads the three topics into a History. `progress`: None shows a bar on stderr
-    for long replays only."""
+    for long replays only. A scope of some subjects that turn out linked to others
+    is read again, widened to them all."""
+    replayed = await _replay_once(bootstrap, scope, topics, progress)
+    if scope.subjects is None:
+        return replayed
+    identity = [e for e in replayed.history.events if is_identity(e)]
+    wider = connected(scope.subjects, identity)
+    if wider == scope.subjects:
+        return replayed
+    return await _replay_once(bootstrap, replace(scope, subjects=wider), topics, progress)
+
+
+async def _replay_once(
+    bootstrap: str, scope: ReplayScope, topics: Topics, progress: bool | None
+) -> Replayed:
     started = time.monotonic()
     consumer = range_consumer(bootstrap)
     await consumer.start()

@@ -2,11 +2,13 @@
 signed webhook and the real broker, with webhook bodies shaped as Meta sends them
 in 2026 (user ids since March, usernames without numbers, system messages)."""
 
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from services.audit.cli import AuditOptions, run_audit
 from tests.support.eventually import eventually
 from tests.support.records import unique_phone
 from tests.support.whatsapp_world import (
@@ -139,3 +141,28 @@ async def test_a_stop_typed_in_a_group_is_the_senders_own(world: World, phone: s
     )
     await world.until(phone, "opted_out")
     assert reasons(await world.decide(phone)) == [("dropped", "opted_out")]
+
+
+async def test_an_audit_of_one_identifier_reads_the_whole_persons_history(
+    world: World, phone: str, tmp_path: Path
+) -> None:
+    bsuid = user_id()
+    await world.grant(phone)
+    await world.post(message_from("Hello", phone=phone, bsuid=bsuid))
+    await world.until(bsuid, "opted_in", phone)
+    await world.post(message_from("STOP", phone=None, bsuid=bsuid))
+    await world.until(phone, "opted_out")
+    decided = await world.decide(bsuid, phone)
+
+    run = await run_audit(
+        AuditOptions(
+            bootstrap=world.stack.kafka_bootstrap,
+            out=tmp_path,
+            subjects=frozenset({bsuid}),
+            progress=False,
+        )
+    )
+    ids = {d.decision.request_id for d in run.replayed.history.decisions}
+    assert {d["request_id"] for d in decided} <= ids, "the phone's decisions are the person's"
+    assert run.report.recomputed.agreeing == run.report.recomputed.decisions > 0
+    assert [f for f in run.report.findings if f.severity == "violation"] == []
