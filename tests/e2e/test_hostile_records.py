@@ -93,6 +93,16 @@ EVENT_POISONS: list[tuple[str, Callable[[str], bytes], str]] = [
         "invalid_source",
     ),
     (
+        "platform-stop-without-purposes",
+        lambda p: orjson.dumps(_identity(p, "MarketingStopped", source="whatsapp_status")),
+        "missing_purposes",
+    ),
+    (
+        "undeliverable-from-another-producer",
+        lambda p: orjson.dumps(_identity(p, "DeliveryFailed", source="crm")),
+        "invalid_source",
+    ),
+    (
         "link-to-a-non-identifier",
         lambda p: orjson.dumps(_identity(p, "IdentityLinked", linked="RU 1")),
         "invalid_phone",
@@ -267,15 +277,23 @@ async def test_a_log_holding_a_poison_record_recovers_on_start(
 async def test_hostile_identity_parts_of_a_webhook_never_hold_back_the_stop_beside_them(
     stack: Stack, services: dict[str, ServiceProcess]
 ) -> None:
-    """Statuses that are not objects, a system message whose `system` is a string and
-    a user id that is not one: the STOP in the same webhook still counts."""
+    """Statuses and preferences that are not objects, a system message whose `system`
+    is a string and a user id that is not one: the STOP in the same webhook still
+    counts, and none of them stops the person's other purposes or links them."""
     phone = unique_phone()
     wa_id = phone.removeprefix("+")
-    await produce(stack.kafka_bootstrap, CONSENT_EVENTS, [(phone, _grant(phone))])
+    grant = consent_granted(phone, "event_reminder", "educational_material")
+    await produce(stack.kafka_bootstrap, CONSENT_EVENTS, [(phone, grant)])
     await _eventually(services, phone, "opted_in")
     body = text_webhook(wa_id, "STOP")
     value = body["entry"][0]["changes"][0]["value"]
     value["statuses"] = ["sent", {"id": 7, "recipient_id": {"x": 1}}, None]
+    # Each would be a marketing stop if read leniently: none is in the shape we read.
+    value["user_preferences"] = [
+        {"wa_id": [], "category": "marketing_messages", "value": "stop"},
+        {"wa_id": wa_id, "category": "marketing_messages", "value": {"stop": True}},
+        "stop",
+    ]
     value["contacts"][0]["user_id"] = "not a user id; DROP TABLE"
     value["messages"].append({"id": "wamid.sys", "type": "system", "system": "changed"})
     dead = await TopicReader(stack.kafka_bootstrap, dlq(WHATSAPP_INBOUND)).start()
@@ -288,3 +306,4 @@ async def test_hostile_identity_parts_of_a_webhook_never_hold_back_the_stop_besi
     assert _reason(letter) == "malformed_message"
     state = await _state(services, phone)
     assert state["identifiers"] == [phone], "a user id that is not one linked the number"
+    assert state["stopped_by_platform"] == []
