@@ -9,10 +9,11 @@ from pathlib import Path
 MESSAGE_TEXTS = ("Reminder: the workshop starts at 10:00",)
 
 
-def _written_forms(phone: str) -> list[str]:
-    """Returns the forms a number may be written in: E.164 and wa_id digits."""
-    digits = phone.lstrip("+")
-    return [phone, digits]
+def _written_forms(identifier: str) -> list[str]:
+    """Returns the forms an identifier may be written in: a number as E.164 and as
+    wa_id digits, a WhatsApp user id as it is."""
+    digits = identifier.lstrip("+")
+    return [identifier] if digits == identifier else [identifier, digits]
 
 
 def personal_data_in_logs(

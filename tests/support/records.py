@@ -63,7 +63,8 @@ def unique_phone() -> str:
         return issued
 
 
-# Every number handed out in this process: the services' logs must hold none.
+# Every number (and WhatsApp user id) handed out in this process: the services' logs
+# must hold none.
 ISSUED: set[str] = set()
 
 

@@ -13,14 +13,17 @@ import orjson
 from shared.topics import CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_OUTBOUND, MESSAGES_REQUESTS
 from tests.support.eventually import eventually
 from tests.support.kafka import TopicReader, produce
-from tests.support.records import consent_granted, send_request
+from tests.support.records import ISSUED, consent_granted, send_request
 from tests.support.services import ServiceProcess
 from tests.support.stack import Stack
 from tests.support.webhooks import signed, webhook_body
 
 
 def user_id() -> str:
-    return f"RU.{uuid.uuid4().int % 10**20:020d}"
+    """A fresh WhatsApp user id (BSUID); the services' logs must never hold it whole."""
+    issued = f"RU.{uuid.uuid4().int % 10**20:020d}"
+    ISSUED.add(issued)
+    return issued
 
 
 def _now() -> str:

@@ -24,3 +24,17 @@ def test_the_scan_finds_numbers_and_texts_written_during_the_session(tmp_path: P
         "'79161234567'",
         "'Reminder: the workshop starts at 10:00'",
     ]
+
+
+def test_the_scan_finds_a_whatsapp_user_id_whole_but_not_masked(tmp_path: Path) -> None:
+    log = tmp_path / "inbound.log"
+    log.write_text(
+        '{"event": "masked", "user": "RU.******************67"}\n'
+        '{"event": "linked", "user": "RU.12345678901234567867"}\n'
+    )
+
+    found = personal_data_in_logs(tmp_path, {}, ["RU.12345678901234567867"], [])
+
+    assert [line.split(": ", 1)[1].split(" in ")[0] for line in found] == [
+        "'RU.12345678901234567867'"
+    ]
