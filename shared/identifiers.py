@@ -50,6 +50,18 @@ def normalize_identifier(raw: str) -> str:
         ) from exc
 
 
+def first_identifier(*candidates: str | None) -> str | None:
+    """Returns the first candidate that is a valid identifier, normalised: a webhook
+    names a user by phone number when Meta may share it, by user id otherwise."""
+    for candidate in candidates:
+        if candidate:
+            try:
+                return normalize_identifier(candidate)
+            except InvalidPhoneNumberError:
+                continue
+    return None
+
+
 def identifier_kind(identifier: str) -> IdentifierKind:
     """Tells the kind of a normalised identifier."""
     return IdentifierKind.WHATSAPP_USER_ID if is_bsuid(identifier) else IdentifierKind.PHONE

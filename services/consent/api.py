@@ -38,11 +38,13 @@ def consent_view(subject: str, state: SubjectState | None, now: datetime) -> dic
             "held_until": None,
             "failed_deliveries": 0,
         }
+    # What counts now: a purpose the platform holds back is not among them.
+    counting = {p: g for p, g in state.grants.items() if p not in state.paused}
     purposes = {
         purpose.value: {**grant.model_dump(mode="json"), "expired": grant.expired_at(now)}
-        for purpose, grant in state.grants.items()
+        for purpose, grant in counting.items()
     }
-    live = any(not grant.expired_at(now) for grant in state.grants.values())
+    live = any(not grant.expired_at(now) for grant in counting.values())
     status = "opted_out" if state.opted_out else ("opted_in" if live else "unknown")
     return {
         "subject": subject,

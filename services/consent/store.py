@@ -204,6 +204,10 @@ async def _fold_fresh(conn: Any, fresh: Sequence[LoggedEvent]) -> list[Folded]:
     for logged in fresh:
         if (other := logged.event.other_identifier) is not None:
             new_events.setdefault(other, [])
+    # Locked before the links are read: a link another instance is committing
+    # holds these locks until it has, so it is seen below rather than missed (an
+    # opt-out would else be folded onto one identifier of a person alone).
+    await conn.execute(_LOCK_SUBJECTS, sorted(new_events))
     linked = await _fold_linked(conn, sorted(new_events))
     for identifier in linked:
         new_events.pop(identifier, None)

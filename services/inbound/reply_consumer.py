@@ -28,9 +28,8 @@ from shared.contract.webhook import (
     parse_webhook,
     platform_signals,
 )
-from shared.identifiers import normalize_identifier
+from shared.identifiers import first_identifier
 from shared.kafka.dlq import dlq_headers
-from shared.phone import InvalidPhoneNumberError
 from shared.rejection import Rejected
 from shared.topics import CONSENT_EVENTS, MESSAGES_REQUESTS, dlq
 
@@ -64,8 +63,8 @@ class ReplyProcessor:
             await self.dead_letter(record, body)
             return
         received_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-        await self._record_identities(body, received_at)
-        await self._record_signals(body, received_at)
+        unread = await self._record_identities(body, received_at)
+        unread += await self._record_signals(body, received_at)
         unresolved = []
         for reply in inbound_replies(body):
             subject = reply_subject(reply)
@@ -89,38 +88,47 @@ class ReplyProcessor:
                     key=subject.encode(),
                 )
             await self._record_reachable(reply, subject, effects.event is None, received_at)
-        # The other messages were processed all the same; the record goes to the DLQ
-        # once, so that a person sees what we could not read.
-        malformed = malformed_messages(body)
-        if malformed:
-            detail = "; ".join(malformed)
-            if unresolved:
-                detail += f"; messages {unresolved} carry no valid phone number or user id"
-            await self.dead_letter(record, Rejected(reason="malformed_message", detail=detail))
-        elif unresolved:
+        # The rest was processed all the same; the record goes to the DLQ once, with
+        # every part we could not use, so that a person sees it.
+        problems = [("malformed_message", "; ".join(malformed_messages(body))), *unread]
+        if unresolved:
+            problems.append(
+                (
+                    "unresolvable_sender",
+                    f"messages {unresolved} carry no valid phone number (wa_id) "
+                    "or business-scoped user id",
+                )
+            )
+        found = [(reason, detail) for reason, detail in problems if detail]
+        if found:
             await self.dead_letter(
                 record,
-                Rejected(
-                    reason="unresolvable_sender",
-                    detail=f"messages {unresolved} carry no valid phone number (wa_id) "
-                    "or business-scoped user id",
-                ),
+                Rejected(reason=found[0][0], detail="; ".join(detail for _, detail in found)),
             )
 
-    async def _record_signals(self, body: WebhookBody, received_at: datetime) -> None:
-        """Publishes what WhatsApp itself reported of users (services/inbound/domain/signals.py)."""
+    async def _record_signals(
+        self, body: WebhookBody, received_at: datetime
+    ) -> list[tuple[str, str]]:
+        """Publishes what WhatsApp itself reported of users (shared/consent/platform_signals.py);
+        returns, as (DLQ reason, detail), the reports that name no valid identifier."""
+        unread = []
         for reported in platform_signals(body):
             # WhatsApp stamps to the second: counted from its end, as replies are.
             moment = reported_moment(reported.reported_at, received_at)
             signal = reported.model_copy(update={"reported_at": moment})
             event = signal_event(signal, received_at, self.promotional)
             if event is None:
-                metrics.DEAD_LETTERED.labels("signal_without_identifier").inc()
-                log.warning("platform signal names no valid identifier", kind=signal.kind)
+                unread.append(
+                    (
+                        "unresolvable_sender",
+                        f"{signal.where} reports {signal.kind} of no valid phone number or user id",
+                    )
+                )
                 continue
             await self._publish_event(event)
             if event.type is EventType.DELIVERY_FAILED:
                 self.undeliverable.mark(event.subject)
+        return unread
 
     async def _record_reachable(
         self, reply: InboundReply, subject: str, plain: bool, received_at: datetime
@@ -146,15 +154,32 @@ class ReplyProcessor:
         )
         metrics.PLATFORM_EVENTS.labels(event.type.value).inc()
 
-    async def _record_identities(self, body: WebhookBody, received_at: datetime) -> None:
-        """Publishes the links the webhook shows (each pairing once per process) and the
-        changes its system messages report, before the replies they may concern."""
+    async def _record_identities(
+        self, body: WebhookBody, received_at: datetime
+    ) -> list[tuple[str, str]]:
+        """Publishes the links the webhook shows (each pairing once per process, at its
+        earliest moment) and the changes its system messages report, before the
+        replies they may concern. Returns, as (DLQ reason, detail), the changes it
+        could not read: an old number left with its owner's consent must be seen."""
         links = [e for link in identity_links(body) if (e := link_event(link, received_at))]
         fresh: dict[tuple[str, str | None], ConsentEvent] = {}
-        for event in links:
+        for event in sorted(links, key=lambda e: e.occurred_at):
             if self.links_written.is_new(event):
                 fresh.setdefault((event.subject, event.linked), event)
-        changes = [e for c in identity_changes(body) if (e := change_event(c, received_at))]
+        changes: list[ConsentEvent] = []
+        unread: list[tuple[str, str]] = []
+        for change in identity_changes(body):
+            moved = change_event(change, received_at)
+            if moved is not None:
+                changes.append(moved)
+            elif change.previous != change.current:
+                unread.append(
+                    (
+                        "invalid_identity",
+                        f"system message {change.message_id} ({change.kind}) names an "
+                        "identifier that is not a valid phone number or user id",
+                    )
+                )
         for event in [*fresh.values(), *changes]:
             await self.broker.publish(
                 event.model_dump_json().encode(), CONSENT_EVENTS, key=event.subject.encode()
@@ -162,6 +187,7 @@ class ReplyProcessor:
             metrics.IDENTITY_EVENTS.labels(event.type.value).inc()
         for event in fresh.values():
             self.links_written.remember(event)
+        return unread
 
     async def dead_letter(self, record: ConsumerRecord, rejected: Rejected) -> None:
         metrics.DEAD_LETTERED.labels(rejected.reason).inc()
@@ -176,17 +202,8 @@ def reply_subject(reply: InboundReply) -> str | None:
     """Names the sender by phone number when the webhook gives a valid one, else by
     business-scoped user id: a STOP from a user whose number Meta does not share is
     still their STOP (the link, when it comes, joins it to the number)."""
-    for candidate in (reply.wa_id, reply.user_id):
-        if candidate:
-            try:
-                return normalize_identifier(candidate)
-            except InvalidPhoneNumberError:
-                continue
-    return None
+    return first_identifier(reply.wa_id, reply.user_id)
 
 
 def _canonical(identifier: str) -> str:
-    try:
-        return normalize_identifier(identifier)
-    except InvalidPhoneNumberError:
-        return identifier
+    return first_identifier(identifier) or identifier

@@ -7,7 +7,14 @@ from operator import itemgetter
 
 from shared.consent.event_identity import event_id_of
 from shared.consent.fold_plan import by_subject
-from shared.consent.state import Grant, LoggedEvent, OrderKey, Revocation, SubjectState
+from shared.consent.state import (
+    Grant,
+    LoggedEvent,
+    OrderKey,
+    PlatformStop,
+    Revocation,
+    SubjectState,
+)
 from shared.contract.events import CONSENT_TYPES, ConsentEvent, EventType
 from shared.contract.purposes import Purpose
 from shared.kafka.log_order import first_per_id
@@ -142,7 +149,7 @@ class _Folding:
             case EventType.MARKETING_STOPPED:
                 self._apply_platform_stop(event)
             case EventType.MARKETING_RESUMED:
-                self._apply_platform_resume(event.occurred_at)
+                self._apply_platform_resume()
             case EventType.DELIVERY_LIMITED:
                 until = event.occurred_at + PLATFORM_HOLD
                 self.held_until = until if self.held_until is None else max(self.held_until, until)
@@ -184,9 +191,9 @@ class _Folding:
         for purpose in targets:
             grant = self.grants.pop(purpose, None)
             suspended = self.suspended.pop(purpose, None)
-            paused = self.paused.pop(purpose, None)
+            self.paused.pop(purpose, None)
             if grant is None:
-                grant = suspended or (paused.grant if paused else None)
+                grant = suspended
             if grant is not None:
                 self.revoked[purpose] = Revocation(
                     grant=grant, revoked_at=event.occurred_at, event_id=event.event_id
@@ -202,24 +209,15 @@ class _Folding:
         self.opted_out_at = event.occurred_at
 
     def _apply_platform_stop(self, event: ConsentEvent) -> None:
-        # Takes the named purposes out of what counts and out of what an OptedIn
-        # would restore: while the platform's stop lasts, the user's START does
-        # not bring them back either.
+        # Holds the named purposes back, granted or suspended by a STOP, and moves
+        # nothing: the grants stay as the person's own events left them, so that
+        # lifting the hold can never give back more than they would have had.
+        stop = PlatformStop(event_id=event.event_id, stopped_at=event.occurred_at)
         for purpose in event.purposes or ():
-            grant = self.grants.pop(purpose, None) or self.suspended.pop(purpose, None)
-            if grant is not None:
-                self.paused[purpose] = Revocation(
-                    grant=grant, revoked_at=event.occurred_at, event_id=event.event_id
-                )
+            if purpose in self.grants or purpose in self.suspended:
+                self.paused.setdefault(purpose, stop)
 
-    def _apply_platform_resume(self, moment: datetime) -> None:
-        # Gives back only what the platform's stops took: while the user's own STOP
-        # lasts, back to the grants that STOP suspended, for their START to restore.
-        for purpose, paused in self.paused.items():
-            if self.opted_out:
-                self.suspended[purpose] = paused.grant
-            elif not paused.grant.expired_at(moment):
-                self.grants[purpose] = paused.grant
+    def _apply_platform_resume(self) -> None:
         self.paused = {}
 
     def _apply_opt_in(self, moment: datetime) -> None:

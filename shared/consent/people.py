@@ -21,6 +21,7 @@ arrival order give the same states.
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 from operator import itemgetter
 
 from shared.consent.event_identity import event_id_of
@@ -48,18 +49,31 @@ def fold_people(events: Iterable[LoggedEvent]) -> dict[str, tuple[SubjectState, 
         return {
             subject: (state, through) for subject, (state, through) in fold_subjects(first).items()
         }
+    # (instant, identifier) of every change: who leaves an identifier, and when.
+    leaving = {
+        (e.order_key()[0], e.event.previous)
+        for e in first
+        if e.event.type is EventType.IDENTIFIER_CHANGED
+    }
     people = _People()
-    for _, logged in sorted(((_walk_key(e), e) for e in first), key=_KEY):
+    for _, logged in sorted(((_walk_key(e, leaving), e) for e in first), key=_KEY):
         people.apply(logged)
     return people.states()
 
 
-def _walk_key(logged: LoggedEvent) -> tuple[object, ...]:
-    """Orders as the fold does, but a change after the other events of its instant:
-    WhatsApp stamps to the second, so a STOP and a number change can share one, and
-    the STOP must then bind the person who sent it, in whatever order they arrived."""
+def _walk_key(logged: LoggedEvent, leaving: set[tuple[datetime, str | None]]) -> tuple[object, ...]:
+    """Orders as the fold does, but within one instant: the events of an identifier
+    that changes then, the change, then the rest. WhatsApp stamps to the second, so
+    a STOP and a number change can share one: a STOP from the old number binds the
+    person who sent it, and one from the new number binds them too, in whatever
+    order the three arrived."""
     occurred, *position = logged.order_key()
-    return (occurred, logged.event.type is EventType.IDENTIFIER_CHANGED, *position)
+    event = logged.event
+    if event.type is EventType.IDENTIFIER_CHANGED:
+        rank = 1
+    else:
+        rank = 0 if (occurred, event.subject) in leaving else 2
+    return (occurred, rank, *position)
 
 
 class _People:
@@ -72,18 +86,24 @@ class _People:
         self._parent: list[int] = []
         self._owner: dict[str, int] = {}
         self._events: dict[int, list[LoggedEvent]] = defaultdict(list)
+        # The person each changed identifier left: a link that would join it back
+        # (a webhook about an old message, delivered late) is stale, not news.
+        self._left: dict[str, int] = {}
 
     def apply(self, logged: LoggedEvent) -> None:
         event = logged.event
         if event.type is EventType.IDENTITY_LINKED:
             assert event.linked is not None  # the model requires it
-            self._union(self._node(event.subject), self._node(event.linked))
+            if not self._stale(event.subject, event.linked):
+                self._union(self._node(event.subject), self._node(event.linked))
         elif event.type is EventType.IDENTIFIER_CHANGED:
             assert event.previous is not None  # the model requires it
             person = self._find(self._node(event.previous))
             self._node(event.subject)  # its history so far stays with its old owner
             self._owner[event.subject] = person
             self._owner[event.previous] = self._fresh()
+            self._left[event.previous] = person
+            self._left.pop(event.subject, None)
         else:
             self._events[self._node(event.subject)].append(logged)
 
@@ -105,6 +125,18 @@ class _People:
                     state = state.model_copy(update={"identifiers": linked})
                 folded[identifier] = (state, through)
         return folded
+
+    def _stale(self, a: str, b: str) -> bool:
+        """Tells whether linking a and b would join an identifier back to the person
+        who left it, or join two identifiers one person left."""
+        left_a, left_b = self._left.get(a), self._left.get(b)
+        if left_a is not None:
+            person = self._find(left_a)
+            if person == self._find(self._node(b)):
+                return True
+            if left_b is not None and person == self._find(left_b):
+                return True
+        return left_b is not None and self._find(left_b) == self._find(self._node(a))
 
     def _node(self, identifier: str) -> int:
         node = self._owner.get(identifier)

@@ -31,8 +31,7 @@ from shared.contract.webhook import (
     UNDELIVERABLE_CODE,
     PlatformSignal,
 )
-from shared.identifiers import normalize_identifier
-from shared.phone import InvalidPhoneNumberError
+from shared.identifiers import first_identifier
 
 _IDS = uuid.UUID("3b0e6c1f-2a7d-4f59-8c4e-5d2b7a9e1f30")
 
@@ -54,24 +53,13 @@ _EVENTS: dict[str, tuple[EventType, str]] = {
 }
 
 
-def signal_subject(signal: PlatformSignal) -> str | None:
-    """Names the user by phone number when Meta gives a valid one, else by user id."""
-    for candidate in (signal.wa_id, signal.user_id):
-        if candidate:
-            try:
-                return normalize_identifier(candidate)
-            except InvalidPhoneNumberError:
-                continue
-    return None
-
-
 def signal_event(
     signal: PlatformSignal, received_at: datetime, promotional: Sequence[Purpose]
 ) -> ConsentEvent | None:
     """Returns the event of `signal`; None when it names no valid identifier. Placed at
     the report's time (never later than `received_at`): callers that know better,
     as inbound does for WhatsApp's whole seconds, say so in `reported_at`."""
-    subject = signal_subject(signal)
+    subject = first_identifier(signal.wa_id, signal.user_id)
     if subject is None:
         return None
     kind, source = _EVENTS[signal.kind]

@@ -67,6 +67,15 @@ class Revocation(BaseModel):
     event_id: str
 
 
+class PlatformStop(BaseModel):
+    """Names the platform's stop (MarketingStopped) that holds a purpose back."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    stopped_at: datetime
+
+
 class SubjectState(BaseModel):
     """`grants` are the purposes that count now (expiry is judged at decision time);
     `suspended` are the grants the current opt-out revoked, which an OptedIn restores."""
@@ -88,11 +97,12 @@ class SubjectState(BaseModel):
     # Every identifier of the person (this one too), sorted, when they have more
     # than one (shared/consent/people.py); empty: known by this one alone.
     identifiers: tuple[str, ...] = ()
-    # The platform's own signals. `paused`: grants a MarketingStopped took (only a
-    # MarketingResumed gives them back); `held_until`: the platform limits what the
-    # person receives until then (DeliveryLimited); `failed_deliveries`: undeliverable
-    # reports in a row per identifier, until the person writes again.
-    paused: dict[Purpose, Revocation] = {}
+    # The platform's own signals. `paused`: purposes a MarketingStopped holds back,
+    # an overlay on the grants, which it leaves as they were (only a resume, or the
+    # person's own new grant, lifts it); `held_until`: the platform limits what the
+    # person receives until then (DeliveryLimited); `failed_deliveries`:
+    # undeliverable reports per identifier since the person last wrote.
+    paused: dict[Purpose, PlatformStop] = {}
     held_until: datetime | None = None
     failed_deliveries: dict[str, int] = {}
 
@@ -100,7 +110,8 @@ class SubjectState(BaseModel):
     def status(self) -> Status:
         if self.opted_out:
             return Status.OPTED_OUT
-        return Status.OPTED_IN if self.grants else Status.UNKNOWN
+        counting = any(purpose not in self.paused for purpose in self.grants)
+        return Status.OPTED_IN if counting else Status.UNKNOWN
 
     @property
     def has_history(self) -> bool:

@@ -9,8 +9,8 @@ from shared.contract.decisions import Decision, Reason
 from shared.contract.purposes import OPT_OUT_CONFIRMATION, permitted_purpose
 from shared.contract.requests import SendRequest
 
-# Undeliverable reports (WhatsApp 131026) in a row, with no message from the person
-# between, after which an identifier is unreachable. One may be passing (an old app
+# Undeliverable reports (WhatsApp 131026) of one identifier, with no message from
+# the person since, after which the person is unreachable. One may be passing (an old app
 # version); three are not. A constant, not a setting: the audit replays the same.
 UNREACHABLE_AFTER = 3
 
@@ -72,11 +72,13 @@ def decide_send(
         return _drop(Reason.NO_CONSENT, "the recipient has no consent history (clause 3.3)")
     if state.opted_out:
         return _drop(Reason.OPTED_OUT, "the recipient opted out", state.opt_out_event_id)
-    if state.failed_deliveries.get(request.recipient, 0) >= UNREACHABLE_AFTER:
+    # Per person: a status names the number and the user id at once, not which of
+    # them was addressed, and holding back more is the safe side.
+    failures = max(state.failed_deliveries.values(), default=0)
+    if failures >= UNREACHABLE_AFTER:
         return _drop(
             Reason.UNREACHABLE,
-            f"{state.failed_deliveries[request.recipient]} undeliverable reports in a row "
-            "and no message from the person since",
+            f"{failures} undeliverable reports and no message from the person since",
         )
     paused = state.paused.get(purpose)
     if paused is not None:

@@ -307,3 +307,38 @@ async def test_hostile_identity_parts_of_a_webhook_never_hold_back_the_stop_besi
     state = await _state(services, phone)
     assert state["identifiers"] == [phone], "a user id that is not one linked the number"
     assert state["stopped_by_platform"] == []
+
+
+async def test_a_change_or_a_report_naming_no_valid_identifier_is_dead_lettered(
+    stack: Stack, services: dict[str, ServiceProcess]
+) -> None:
+    """A number change to something that is not a number would leave the old number
+    with its owner's consent, unseen: the record goes to the DLQ, and the STOP
+    beside it still counts."""
+    phone = unique_phone()
+    wa_id = phone.removeprefix("+")
+    await produce(stack.kafka_bootstrap, CONSENT_EVENTS, [(phone, _grant(phone))])
+    await _eventually(services, phone, "opted_in")
+    body = text_webhook(wa_id, "STOP")
+    value = body["entry"][0]["changes"][0]["value"]
+    value["messages"].append(
+        {
+            "from": wa_id,
+            "id": "wamid.sys",
+            "type": "system",
+            "system": {"type": "user_changed_number", "wa_id": "12345"},
+        }
+    )
+    value["statuses"] = [
+        {"id": "wamid.s", "status": "failed", "recipient_id": "12", "errors": [{"code": 131026}]}
+    ]
+    dead = await TopicReader(stack.kafka_bootstrap, dlq(WHATSAPP_INBOUND)).start()
+    try:
+        [sent] = await produce(stack.kafka_bootstrap, WHATSAPP_INBOUND, [(wa_id, body)])
+        await _eventually(services, phone, "opted_out")
+        [letter] = _from(sent)(await dead.wait_for(lambda rs: bool(_from(sent)(rs))))
+    finally:
+        await dead.stop()
+    assert _reason(letter) == "invalid_identity"
+    detail = dict(letter.headers)["error.detail"].decode()
+    assert "wamid.sys" in detail and "131026" in detail

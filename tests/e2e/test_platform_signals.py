@@ -17,13 +17,15 @@ async def test_a_preference_stop_takes_the_promotional_purpose_and_a_resume_give
     await world.post(preference(phone, "stop"))
     stopped = await world.until_state(phone, lambda s: s["stopped_by_platform"] == [PROMOTIONAL])
     assert stopped["status"] == "opted_in", "the reminders the person asked for still count"
+    assert list(stopped["purposes"]) == ["event_reminder"]
     assert reasons(await world.decide(phone, purpose=PROMOTIONAL)) == [
         ("dropped", "purpose_not_consented")
     ]
     assert reasons(await world.decide(phone)) == [("dispatched", "consented")]
 
     await world.post(preference(phone, "resume"))
-    await world.until_state(phone, lambda s: PROMOTIONAL in s["purposes"])
+    resumed = await world.until_state(phone, lambda s: s["stopped_by_platform"] == [])
+    assert PROMOTIONAL in resumed["purposes"]
     assert reasons(await world.decide(phone, purpose=PROMOTIONAL)) == [("dispatched", "consented")]
 
 

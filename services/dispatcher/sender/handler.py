@@ -132,7 +132,8 @@ class Sender:
                 return
             if answer_class is AnswerClass.FAIL or attempt >= self.policy.max_attempts:
                 refused = answer_class is AnswerClass.FAIL
-                await self._record_signal(request_id, recipient, result.error_code)
+                written = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+                await self._record_signal(request_id, recipient, result.error_code, written)
                 outcome = "rejected" if refused else "exhausted"
                 why = "not retried" if refused else f"gave up after {attempt} attempts"
                 failed = Rejected(reason="send_failed", detail=f"{result.error} ({why})")
@@ -144,7 +145,7 @@ class Sender:
             await self.sleep(delay)
 
     async def _record_signal(
-        self, request_id: str, recipient: str | None, code: str | None
+        self, request_id: str, recipient: str | None, code: str | None, record_time: datetime
     ) -> None:
         """Writes what the Cloud API's refusal says of the user (131050, 131049, 131026)
         to the consent log, as inbound writes the same codes from failed statuses:
@@ -152,8 +153,14 @@ class Sender:
         status webhook."""
         if code not in SIGNAL_CODES or recipient is None:
             return
+        # Placed at the outbound record's time: a batch retried after a crash writes
+        # the same event again, a redelivery rather than a second failure.
         signal = PlatformSignal(
-            kind=code, wa_id=recipient, user_id=None, reported_at=None, where=f"send:{request_id}"
+            kind=code,
+            wa_id=recipient,
+            user_id=None,
+            reported_at=record_time,
+            where=f"send:{request_id}",
         )
         event = signal_event(signal, datetime.now(UTC), self.promotional)
         if event is None:

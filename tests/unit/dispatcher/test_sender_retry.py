@@ -457,3 +457,7 @@ async def test_a_refusal_with_a_platform_code_is_written_to_the_consent_log_befo
         purposes,
     )
     assert event["evidence"] == {"webhook": "send:r1", "reported": str(code)}
+    # Refused again after a crash: the same event, a redelivery for the projector.
+    again = Harness(ScriptedGraph(_error(400, code)))
+    await again.sender.handle([record])
+    assert again.producer.sent[0][2] == signal

@@ -337,3 +337,47 @@ def test_a_consent_event_carrying_a_stray_previous_connects_nothing() -> None:
     assert stray.other_identifier is None
     assert linked_sets(arrived(stray)) == {}
     assert connected([A], arrived(stray)) == {A}
+
+
+# ---------------------------------------------------------------- stale links, one instant
+
+
+def test_a_link_from_before_a_change_delivered_late_does_not_give_the_old_number_back() -> None:
+    history = [
+        granted(Purpose.EVENT_REMINDER, subject=PHONE, occurred_at=at(0)),
+        linked(PHONE, BSUID, minutes=1),
+        changed(PHONE, NEW_PHONE, minutes=5),
+        changed(BSUID, NEW_BSUID, minutes=5),
+        # A webhook about an old message, received after the change: stamped late.
+        linked(PHONE, BSUID, minutes=9, event_id="late-link"),
+    ]
+
+    old = state(*history, of=PHONE)
+
+    assert (old.has_history, old.status, old.identifiers) == (False, Status.UNKNOWN, ())
+    assert state(*history, of=NEW_PHONE).identifiers == (NEW_PHONE, NEW_BSUID)
+
+
+def test_a_late_link_of_the_old_number_to_the_persons_current_id_is_stale_too() -> None:
+    history = [
+        granted(Purpose.EVENT_REMINDER, subject=PHONE, occurred_at=at(0)),
+        linked(PHONE, BSUID, minutes=1),
+        changed(PHONE, NEW_PHONE, minutes=5),
+        linked(PHONE, BSUID, minutes=9, event_id="late-link"),
+    ]
+
+    assert state(*history, of=PHONE).has_history is False
+    assert state(*history, of=BSUID).identifiers == (NEW_PHONE, BSUID)
+
+
+def test_a_stop_from_the_new_number_in_the_instant_of_the_change_binds_the_person() -> None:
+    for order in ("stop first", "change first"):
+        events = [
+            changed(PHONE, NEW_PHONE, minutes=5),
+            opted_out(subject=NEW_PHONE, occurred_at=at(5), event_id="stop-new"),
+        ]
+        if order == "stop first":
+            events.reverse()
+        history = [granted(Purpose.EVENT_REMINDER, subject=PHONE, occurred_at=at(0)), *events]
+
+        assert state(*history, of=NEW_PHONE).opted_out, order

@@ -93,15 +93,36 @@ def by_reference(records: list[LoggedEvent]) -> People:
     person: dict[str, int] = {}
     histories: list[tuple[int, LoggedEvent]] = []
 
+    left: dict[str, int] = {}  # the person a changed identifier left
+
     def of(identifier: str) -> int:
         return person.setdefault(identifier, next(labels))
 
-    for record in sorted(first.values(), key=LoggedEvent.order_key):
+    # Within an instant: the events of an identifier changing then, the change, the rest.
+    leaving = {
+        (r.order_key()[0], r.event.previous)
+        for r in first.values()
+        if r.event.type is EventType.IDENTIFIER_CHANGED
+    }
+
+    def walk(r: LoggedEvent) -> tuple[object, ...]:
+        occurred, *position = r.order_key()
+        if r.event.type is EventType.IDENTIFIER_CHANGED:
+            return (occurred, 1, *position)
+        return (occurred, 0 if (occurred, r.event.subject) in leaving else 2, *position)
+
+    for record in sorted(first.values(), key=walk):
         event = record.event
         if event.type is EventType.IDENTITY_LINKED:
             assert event.linked is not None
-            keep, gone = of(event.subject), of(event.linked)
+            a, b = event.subject, event.linked
+            la, lb = left.get(a), left.get(b)
+            stale = (la is not None and la in (of(b), lb)) or (lb is not None and lb == of(a))
+            if stale:  # would join an identifier back to the person who left it
+                continue
+            keep, gone = of(a), of(b)
             person = {i: keep if p == gone else p for i, p in person.items()}
+            left = {i: keep if p == gone else p for i, p in left.items()}
             histories = [(keep if p == gone else p, r) for p, r in histories]
         elif event.type is EventType.IDENTIFIER_CHANGED:
             assert event.previous is not None
@@ -109,6 +130,8 @@ def by_reference(records: list[LoggedEvent]) -> People:
             of(event.subject)
             person[event.subject] = moving
             person[event.previous] = next(labels)
+            left[event.previous] = moving
+            left.pop(event.subject, None)
         else:
             histories.append((of(event.subject), record))
     folded: People = {}

@@ -61,8 +61,8 @@ def resumed(minutes: float = 0) -> ConsentEvent:
 
 def test_a_platform_stop_takes_only_the_purposes_it_names() -> None:
     state = fold(granted(EDU, REMINDER), stopped(1))
-    assert set(state.grants) == {REMINDER}
     assert set(state.paused) == {EDU}
+    assert set(state.grants) == {EDU, REMINDER}, "held back, not taken: the grants stay"
     assert decide(state, request(EDU.value)).reason is Reason.PURPOSE_NOT_CONSENTED
     assert decide(state, request(REMINDER.value)).reason is Reason.CONSENTED
 
@@ -74,14 +74,15 @@ def test_a_users_start_does_not_lift_a_platform_stop() -> None:
         opted_out(occurred_at=at(2)),
         opted_in(occurred_at=at(3)),
     )
-    assert set(state.grants) == {REMINDER}
+    assert set(state.paused) == {EDU}
     assert decide(state, request(EDU.value)).reason is Reason.PURPOSE_NOT_CONSENTED
+    assert decide(state, request(REMINDER.value)).reason is Reason.CONSENTED
 
 
 def test_a_resume_gives_back_what_the_stop_took() -> None:
     state = fold(granted(EDU, REMINDER), stopped(1), resumed(2))
-    assert set(state.grants) == {EDU, REMINDER}
     assert state.paused == {}
+    assert decide(state, request(EDU.value)).reason is Reason.CONSENTED
 
 
 def test_a_resume_never_lifts_the_users_own_stop() -> None:
@@ -96,6 +97,15 @@ def test_a_resume_never_lifts_the_users_own_stop() -> None:
 def test_a_resume_without_a_stop_grants_nothing() -> None:
     assert fold(granted(REMINDER), resumed(1)).grants.keys() == {REMINDER}
     assert fold(resumed(1)).grants == {}
+
+
+def test_a_resume_after_a_stop_and_a_partial_regrant_gives_back_no_suspended_purpose() -> None:
+    # The STOP suspended both; the grant after it names the reminder only, so
+    # educational material waits for a START, platform stop and resume or not.
+    history = [granted(EDU, REMINDER), opted_out(occurred_at=at(1)), stopped(2)]
+    state = fold(*history, granted(REMINDER, occurred_at=at(3)), resumed(4))
+    assert decide(state, request(EDU.value)).reason is Reason.PURPOSE_NOT_CONSENTED
+    assert decide(state, request(REMINDER.value)).reason is Reason.CONSENTED
 
 
 def test_a_fresh_grant_after_a_platform_stop_is_the_persons_own_word() -> None:
@@ -160,6 +170,13 @@ signals = st.lists(
 @example(
     arrived(granted(EDU), opted_out(occurred_at=at(5))),
     [(EventType.MARKETING_STOPPED, 2, [EDU]), (EventType.MARKETING_RESUMED, 10, [EDU])],
+)
+# And a STOP, a platform stop, a grant of another purpose, then a resume.
+@example(
+    arrived(
+        granted(EDU, REMINDER), opted_out(occurred_at=at(1)), granted(REMINDER, occurred_at=at(3))
+    ),
+    [(EventType.MARKETING_STOPPED, 2, [EDU]), (EventType.MARKETING_RESUMED, 4, [EDU])],
 )
 def test_no_report_of_the_platform_ever_lets_more_through(
     history: list[Any], reports: list[Any]
