@@ -204,18 +204,17 @@ async def _fold_fresh(conn: Any, fresh: Sequence[LoggedEvent]) -> list[Folded]:
     for logged in fresh:
         if (other := logged.event.other_identifier) is not None:
             new_events.setdefault(other, [])
-    # Locked before the links are read: a link another instance is committing
-    # holds these locks until it has, so it is seen below rather than missed (an
-    # opt-out would else be folded onto one identifier of a person alone).
+    # Another instance may fold a subject at once (its events in our partition too):
+    # per-subject locks, in one order, make each see the other's commit. Taken
+    # before the links are read: a link another instance is committing holds these
+    # locks until it has, so it is seen below rather than missed (an opt-out would
+    # else be folded onto one identifier of a person alone).
     await conn.execute(_LOCK_SUBJECTS, sorted(new_events))
     linked = await _fold_linked(conn, sorted(new_events))
     for identifier in linked:
         new_events.pop(identifier, None)
     new_events = {s: events for s, events in new_events.items() if events}
     subjects = sorted(new_events)
-    # Another instance may refold a subject at once (its events in our partition too):
-    # per-subject locks, in one order, make each see the other's commit.
-    await conn.execute(_LOCK_SUBJECTS, subjects)
     stored = {row["subject"]: row for row in await conn.fetch(_STORED_STATES, subjects)}
     fold_on, refold = plan_folds({s: _through(row) for s, row in stored.items()}, new_events)
     folded = [
@@ -243,7 +242,8 @@ async def _fold_linked(conn: Any, subjects: list[str]) -> dict[str, Folded]:
         found = sorted({row["identifier"] for row in await conn.fetch(CONNECTED, subjects)})
         if found == connected:
             break
-        await conn.execute(_LOCK_SUBJECTS, [s for s in found if s not in set(connected)])
+        locked = set(connected)
+        await conn.execute(_LOCK_SUBJECTS, [s for s in found if s not in locked])
         connected = found
     if not connected:
         return {}

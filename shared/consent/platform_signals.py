@@ -33,7 +33,8 @@ from shared.contract.webhook import (
 )
 from shared.identifiers import first_identifier
 
-_IDS = uuid.UUID("3b0e6c1f-2a7d-4f59-8c4e-5d2b7a9e1f30")
+# The namespace of the ids of every event derived from the platform's reports.
+SIGNAL_IDS = uuid.UUID("3b0e6c1f-2a7d-4f59-8c4e-5d2b7a9e1f30")
 
 # What a platform's marketing stop revokes unless the deployment says otherwise
 # (PROMOTIONAL_PURPOSES). Of the clause 3.2 purposes only educational
@@ -66,7 +67,7 @@ def signal_event(
     moment = received_at if signal.reported_at is None else min(signal.reported_at, received_at)
     key = f"platform-signal:{subject}:{signal.kind}:{signal.where}:{moment.isoformat()}"
     return ConsentEvent(
-        event_id=str(uuid.uuid5(_IDS, key)),
+        event_id=str(uuid.uuid5(SIGNAL_IDS, key)),
         type=kind,
         subject=subject,
         occurred_at=moment,

@@ -5,15 +5,14 @@ import uuid
 from collections import OrderedDict
 from datetime import datetime
 
+from shared.consent.platform_signals import SIGNAL_IDS
 from shared.contract.events import WHATSAPP_REPLY, ConsentEvent, EventType
-
-_IDS = uuid.UUID("3b0e6c1f-2a7d-4f59-8c4e-5d2b7a9e1f30")
 
 
 def user_messaged_event(subject: str, message_id: str, at: datetime) -> ConsentEvent:
     """Says that the person wrote again: what was undeliverable reached them."""
     return ConsentEvent(
-        event_id=str(uuid.uuid5(_IDS, f"user-messaged:{message_id}")),
+        event_id=str(uuid.uuid5(SIGNAL_IDS, f"user-messaged:{message_id}")),
         type=EventType.USER_MESSAGED,
         subject=subject,
         occurred_at=at,
