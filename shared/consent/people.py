@@ -44,11 +44,11 @@ def fold_people(events: Iterable[LoggedEvent]) -> dict[str, tuple[SubjectState, 
 
     With no identity events this is `fold_subjects`: each identifier its own person.
     """
+    events = events if isinstance(events, list) else list(events)
+    if not any(logged.event.type in IDENTITY_TYPES for logged in events):
+        # The rebuild's whole log, most of the time: no second pass over it.
+        return dict(fold_subjects(events))
     first = list(first_per_id(events, event_id_of).values())
-    if not any(is_identity(logged) for logged in first):
-        return {
-            subject: (state, through) for subject, (state, through) in fold_subjects(first).items()
-        }
     # (instant, identifier) of every change: who leaves an identifier, and when.
     leaving = {
         (e.order_key()[0], e.event.previous)
