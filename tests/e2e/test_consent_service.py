@@ -552,3 +552,28 @@ async def test_rebuild_refuses_to_write_when_the_projector_moved(
 async def _statuses(db: Any) -> dict[str, str]:
     rows = await db.fetch("SELECT subject, status FROM consent.subjects")
     return {row["subject"]: row["status"] for row in rows}
+
+
+async def test_a_scoped_rebuild_reads_the_history_of_every_linked_identifier(
+    stack: Stack, event_log: str, producer: AIOKafkaProducer, phone: str
+) -> None:
+    """Asked for a user id only, the rebuild still folds the grant given for the
+    number it is linked to, through a third identifier the link chain passes."""
+    bsuid, other = f"RU.{uuid.uuid4().int % 10**20}", f"RU.{uuid.uuid4().int % 10**20}"
+    link = {"source": "whatsapp_webhook", "occurred_at": at(-2)}
+    await send(
+        producer,
+        [
+            (phone, event(phone, occurred_at=at(-3))),
+            (other, event(other, "IdentityLinked", linked=phone, **link)),
+            (bsuid, event(bsuid, "IdentityLinked", linked=other, **link)),
+        ],
+        topic=event_log,
+    )
+
+    scoped = await rebuild_states(stack.kafka_bootstrap, topic=event_log, subjects=[bsuid])
+
+    assert scoped.scope == {bsuid, other, phone}
+    state = scoped.states[bsuid]
+    assert state.status.value == "opted_in"
+    assert state.identifiers == tuple(sorted([bsuid, other, phone]))
