@@ -1,9 +1,10 @@
-# One image for the three services (and the topic provisioner); the command
+# One image for the three services, the topic provisioner and the migrations; the command
 # picks what runs:
 #   docker run ... consent-service python -m services.inbound      (port 8081)
 #   docker run ... consent-service python -m services.consent      (port 8082)
 #   docker run ... consent-service python -m services.dispatcher   (port 8083)
 #   docker run ... consent-service python -m shared.kafka.provision
+#   docker run ... consent-service python -m shared.db.migrate     (as the owner)
 # docker-compose.yml wires them to Kafka and PostgreSQL.
 FROM python:3.11-slim
 
@@ -18,8 +19,9 @@ WORKDIR /app
 COPY pyproject.toml ./
 COPY shared ./shared
 COPY services ./services
-# The services apply these at startup (shared.db.migrate looks for them at
-# <source root>/deploy/migrations, beside shared/).
+# `python -m shared.db.migrate` applies these, and the services check at startup
+# that all are applied (both look for them at <source root>/deploy/migrations,
+# beside shared/).
 COPY deploy/migrations ./deploy/migrations
 
 # `pip install .` brings the dependencies; the services run from /app (python -m

@@ -10,8 +10,15 @@
 #                                     checkpoint and recovers at the next start (fault tests)
 #   deploy/local/postgres.sh status   exit 0 when running (3 when not)
 #   deploy/local/postgres.sh url      print the database URL this cluster serves
+#   deploy/local/postgres.sh role-urls
+#                                     print VARIABLE=URL for each service role
+#                                     (docs/security.md), nothing when DATABASE_URL
+#                                     names another database
 #
-# URL served: postgresql://consent:consent@127.0.0.1:55432/consent
+# URL served: postgresql://consent:consent@127.0.0.1:55432/consent, the owner's: it
+# owns the schemas and runs the migrations. The services connect as roles of their
+# own (deploy/postgres/roles.sql), made at every start, with passwords generated
+# once into .local/pg-roles.env (PG_ROLES_FILE), shared by every cluster of the clone.
 # When DATABASE_URL is set the caller brings its own database: start and
 # status do nothing (stop and crash still act on our own cluster if one runs).
 #
@@ -42,6 +49,16 @@ DB_ROLE=consent
 DB_PASSWORD=consent
 DB_NAME=consent
 DB_URL="postgresql://$DB_ROLE:$DB_PASSWORD@127.0.0.1:$PORT/$DB_NAME"
+ROLES_FILE="${PG_ROLES_FILE:-$LOCAL_DIR/pg-roles.env}"
+# The services' login roles (deploy/postgres/roles.sql), in order, and the variable
+# that gives each its URL.
+ROLE_LOGINS=(consent_projector_login consent_api_login consent_dispatcher_login consent_audit_login)
+declare -A ROLE_URL_VARIABLE=(
+    [consent_projector_login]=CONSENT_PROJECTOR_DATABASE_URL
+    [consent_api_login]=CONSENT_API_DATABASE_URL
+    [consent_dispatcher_login]=DISPATCHER_DATABASE_URL
+    [consent_audit_login]=AUDIT_DATABASE_URL
+)
 STOP_TIMEOUT="${PG_STOP_TIMEOUT:-30}"
 
 # The socket lives beside the data, unless the path would exceed the kernel's
@@ -173,7 +190,7 @@ clear_stale_lock() {
 
 psql_admin() {
     as_owner "$PG_BIN/psql" -h "$SOCK_DIR" -p "$PORT" -U postgres -d postgres \
-        -v ON_ERROR_STOP=1 -qAtX
+        -v ON_ERROR_STOP=1 -qAtX "$@"
 }
 
 ensure_database() {
@@ -189,6 +206,60 @@ END
 SELECT 'CREATE DATABASE $DB_NAME OWNER $DB_ROLE'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$DB_NAME')\gexec
 SQL
+}
+
+# role_password LOGIN: its password from $ROLES_FILE (empty when it has none).
+role_password() {
+    [[ -f "$ROLES_FILE" ]] || return 0
+    sed -n "s/^$1=//p" "$ROLES_FILE" | head -n1
+}
+
+# Generates, readable by this user only, a password for each login role that has
+# none yet: an existing file keeps its passwords, a role added later gets one.
+ensure_role_passwords() {
+    local login missing=()
+    for login in "${ROLE_LOGINS[@]}"; do
+        [[ -n "$(role_password "$login")" ]] || missing+=("$login")
+    done
+    ((${#missing[@]})) || return 0
+    mkdir -p "$(dirname "$ROLES_FILE")"
+    (
+        umask 077
+        {
+            if [[ -f "$ROLES_FILE" ]]; then cat "$ROLES_FILE"; fi
+            for login in "${missing[@]}"; do
+                # Hex: it goes into URLs as it is.
+                echo "$login=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+            done
+        } >"$ROLES_FILE.$$.tmp"
+    )
+    mv "$ROLES_FILE.$$.tmp" "$ROLES_FILE"
+    note "generated passwords of the service roles into $ROLES_FILE"
+}
+
+# At every start, not only at initdb: clusters made before the roles get them, and
+# the passwords follow the file.
+ensure_roles() {
+    ensure_role_passwords
+    local login args=()
+    for login in "${ROLE_LOGINS[@]}"; do
+        args+=(-v "$login=$(role_password "$login")")
+    done
+    # Through stdin: as root, the server's user may not be able to read the clone.
+    psql_admin "${args[@]}" <"$ROOT/deploy/postgres/roles.sql" >/dev/null
+}
+
+cmd_role_urls() {
+    if [[ -n "${DATABASE_URL:-}" && "$DATABASE_URL" != "$DB_URL" ]]; then
+        note "DATABASE_URL names another database: the services connect as DATABASE_URL"
+        return 0
+    fi
+    local login password
+    for login in "${ROLE_LOGINS[@]}"; do
+        password="$(role_password "$login")"
+        [[ -n "$password" ]] || die "no password for $login in $ROLES_FILE: run '$0 start' first"
+        echo "${ROLE_URL_VARIABLE[$login]}=postgresql://$login:$password@127.0.0.1:$PORT/$DB_NAME"
+    done
 }
 
 cmd_start() {
@@ -216,7 +287,8 @@ cmd_start() {
             { tail -n 30 "$LOG_FILE" >&2; die "PostgreSQL did not start (log above: $LOG_FILE)"; }
     fi
     ensure_database
-    note "ready: $DB_URL"
+    ensure_roles
+    note "ready: $DB_URL (service roles: $ROLES_FILE)"
 }
 
 cmd_stop() {
@@ -274,8 +346,9 @@ stop) cmd_stop ;;
 crash) cmd_crash ;;
 status) cmd_status ;;
 url) echo "$DB_URL" ;;
+role-urls) cmd_role_urls ;;
 *)
-    echo "usage: $0 install|start|stop|crash|status|url" >&2
+    echo "usage: $0 install|start|stop|crash|status|url|role-urls" >&2
     exit 2
     ;;
 esac

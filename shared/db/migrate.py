@@ -11,15 +11,17 @@ is applied once even if it is renamed later.
 
 - Each file runs in its own transaction together with its record: a failing
   file leaves nothing behind and the next run retries it.
-- A session-level advisory lock serialises concurrent runners (three services
-  starting at once, or `make up` racing the tests): the second waits, then
-  finds the work done.
+- A session-level advisory lock serialises concurrent runners (`make infra-up`
+  racing the tests' fixture): the second waits, then finds the work done.
 - Files must create their own schema (`CREATE SCHEMA IF NOT EXISTS ...`);
   the runner does not set search_path, so write qualified names.
 - A file cannot use statements that refuse to run in a transaction
   (CREATE INDEX CONCURRENTLY, ALTER SYSTEM, ...).
 
-Connects to DATABASE_URL (default: the local cluster of deploy/local/postgres.sh).
+Connects to DATABASE_URL (default: the local cluster of deploy/local/postgres.sh),
+the migration role that owns the schemas. The services never migrate: they refuse
+to start on a schema behind their code (shared/db/migrated.py). The NOTICEs a file
+raises (a service role it found missing) are printed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,11 +113,16 @@ async def _connect(dsn: str, wait_s: float) -> Any:
             await asyncio.sleep(0.5)
 
 
-async def apply_migrations(dsn: str, root: Path | None = None) -> list[str]:
+async def apply_migrations(
+    dsn: str, root: Path | None = None, on_notice: Callable[[str], None] | None = None
+) -> list[str]:
     """Applies the pending migrations under root (default deploy/migrations)
-    and returns their labels ("schema/NNN_name.sql") in the order applied."""
+    and returns their labels ("schema/NNN_name.sql") in the order applied;
+    `on_notice` gets the text of each NOTICE they raise."""
     migrations = discover(root if root is not None else DEFAULT_ROOT)
     conn = await _connect(dsn, wait_s=10)
+    if on_notice is not None:
+        conn.add_log_listener(lambda _conn, message: on_notice(message.message))
     applied: list[str] = []
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", _ADVISORY_LOCK_KEY)
@@ -143,13 +151,17 @@ async def apply_migrations(dsn: str, root: Path | None = None) -> list[str]:
     return applied
 
 
+def _print_notice(text: str) -> None:
+    print(f"[migrate] {text}", file=sys.stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Apply deploy/migrations to DATABASE_URL.")
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="migrations folder")
     args = parser.parse_args()
     dsn = os.environ.get("DATABASE_URL") or LOCAL_DATABASE_URL
     try:
-        applied = asyncio.run(apply_migrations(dsn, args.root))
+        applied = asyncio.run(apply_migrations(dsn, args.root, on_notice=_print_notice))
     except MigrationError as exc:
         print(f"[migrate] ERROR: {exc}", file=sys.stderr)
         return 1
