@@ -21,6 +21,7 @@ from aiokafka.protocol.admin import DeleteGroupsRequest
 
 from shared.db.migrate import apply_migrations
 from shared.kafka.clients import end_offsets, offsets_reader
+from shared.kafka.security import security_options
 from shared.topics import PREFIX
 
 
@@ -92,7 +93,9 @@ class TopicSpec:
 @asynccontextmanager
 async def private_topics(bootstrap: str, specs: Sequence[TopicSpec]) -> AsyncIterator[None]:
     """Created, waited for (every partition has a leader), deleted after."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="bench", **security_options()
+    )
     await admin.start()
     try:
         await admin.create_topics(
@@ -135,7 +138,7 @@ async def position_group(
     """Commit `group`'s offsets before any member joins: a fresh group would
     otherwise start at `earliest` (the services' setting) and read the whole log."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, **security_options()
     )
     await consumer.start()
     try:
@@ -149,7 +152,9 @@ async def position_group(
 async def group_lag(bootstrap: str, group: str, topic: str) -> int:
     """Records of `topic` past `group`'s committed offsets."""
     ends = await topic_ends(bootstrap, topic)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="bench", **security_options()
+    )
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
@@ -165,7 +170,9 @@ async def delete_groups(bootstrap: str, groups: Sequence[str]) -> None:
     still has a member, or is already gone, is left to the broker's expiry."""
     if not groups:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="bench", **security_options()
+    )
     await admin.start()
     try:
         for group in groups:

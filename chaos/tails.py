@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from shared.kafka.clients import end_offsets
+from shared.kafka.security import security_options
 from shared.topics import CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_REQUESTS
 
 
@@ -30,6 +31,7 @@ class LiveTails:
             enable_auto_commit=False,
             isolation_level="read_committed",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **security_options(),
         )
         # A record is visible once its offset is below the last stable offset, i.e.
         # replicated to every in-sync replica: what "acknowledged" means to acks=all.

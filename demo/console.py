@@ -15,6 +15,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from shared.kafka.clients import assign_from_end
+from shared.kafka.security import security_options
 
 WAIT_S = 30.0
 
@@ -42,7 +43,10 @@ class Watcher:
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            **security_options(),
         )
         self.records: list[ConsumerRecord] = []
 

@@ -38,6 +38,7 @@ from demo.console import (
     value,
     webhook_body,
 )
+from shared.kafka.security import security_options
 from shared.settings import CommonSettings
 from shared.topics import CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_OUTBOUND, MESSAGES_REQUESTS
 
@@ -53,7 +54,10 @@ class Story:
     async def _open(self) -> None:
         # aiokafka clients belong to the running event loop: made here, not in __init__.
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            **security_options(),
         )
         self.events = Watcher(self.bootstrap, CONSENT_EVENTS)
         self.decisions = Watcher(self.bootstrap, MESSAGES_DECISIONS)

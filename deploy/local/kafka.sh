@@ -26,6 +26,15 @@
 #   KAFKA_HOME_DIR  the instance directory (default .local/kafka; a relative
 #                   path is from the current directory). The jars in
 #                   .local/kafka/libs serve every instance: fetched once.
+#   KAFKA_SECURED   1: clients authenticate with SASL/SCRAM-SHA-512 and may do only
+#                   what an ACL grants (deploy/kafka/secured.properties.in). The
+#                   instance is another one, formatted with the users' passwords:
+#                   default directory .local/kafka-secured, default ports 9094 for
+#                   one node and 19094 29094 39094 for three, so it never meets the
+#                   PLAINTEXT instance's data or clients.
+#   KAFKA_USERS_FILE  the users' passwords (default .local/kafka-users.env, made
+#                   once; lib.sh). The storage is formatted with them: kafka.sh
+#                   refuses to start an instance whose file has changed since.
 #
 # One node keeps server.properties, data/, kafka.pid and kafka.log at the top
 # of the instance directory (the layout of every earlier run); the nodes of a
@@ -42,6 +51,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 POM="$ROOT/deploy/kafka/pom.xml"
 TEMPLATE="$ROOT/deploy/kafka/server.properties.in"
 LOG4J_CONFIG="$ROOT/deploy/kafka/log4j2.properties"
+SECURED_TEMPLATE="$ROOT/deploy/kafka/secured.properties.in"
+SECURED=0
+if kafka_secured; then SECURED=1; fi
 
 # The jars, shared by every instance: fetching them takes a minute, and an
 # instance for fault tests must not need the network.
@@ -53,9 +65,17 @@ if [[ -n "${KAFKA_HOME_DIR:-}" ]]; then
     # Absolute and normalised: the config path in each node's command line is
     # how a later call recognises the node as ours.
     KAFKA_HOME_DIR="$(realpath -m -- "$KAFKA_HOME_DIR")"
+    OTHER_DEFAULT_HOME=""
+elif ((SECURED)); then
+    KAFKA_HOME_DIR="$LOCAL_DIR/kafka-secured"
+    OTHER_DEFAULT_HOME="$LOCAL_DIR/kafka"
 else
     KAFKA_HOME_DIR="$LOCAL_DIR/kafka"
+    OTHER_DEFAULT_HOME="$LOCAL_DIR/kafka-secured"
 fi
+# What the storage was formatted for: "plaintext", or "scram" and the sha256 of
+# the users file (an instance formatted before this stamp existed is plaintext).
+SECURITY_STAMP="$KAFKA_HOME_DIR/security.stamp"
 CLUSTER_ID_FILE="$KAFKA_HOME_DIR/cluster.id"
 
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}" # seconds until every node must answer
@@ -69,8 +89,10 @@ BROKERS="${KAFKA_BROKERS:-1}"
 REPLICATION_FACTOR=$((BROKERS < 3 ? BROKERS : 3))
 MIN_ISR=$((REPLICATION_FACTOR > 1 ? REPLICATION_FACTOR - 1 : 1))
 
-# The broker ports, one per node (node i is BROKER_PORTS[i-1]).
+# The broker ports, one per node (node i is BROKER_PORTS[i-1]); a secured
+# instance's defaults are two above, past the PLAINTEXT one's controller port.
 BROKER_PORTS=()
+DEFAULT_PORT=$((SECURED ? 9094 : 9092))
 load_ports() {
     local port i seen=" "
     if [[ -n "${KAFKA_PORTS:-}" ]]; then
@@ -78,9 +100,9 @@ load_ports() {
         ((${#BROKER_PORTS[@]} == BROKERS)) ||
             die "KAFKA_PORTS names ${#BROKER_PORTS[@]} port(s) for $BROKERS node(s): give one broker port per node"
     elif ((BROKERS == 1)); then
-        BROKER_PORTS=(9092)
+        BROKER_PORTS=("$DEFAULT_PORT")
     elif ((BROKERS <= 5)); then
-        for ((i = 1; i <= BROKERS; i++)); do BROKER_PORTS+=($((i * 10000 + 9092))); done
+        for ((i = 1; i <= BROKERS; i++)); do BROKER_PORTS+=($((i * 10000 + DEFAULT_PORT))); done
     else
         die "set KAFKA_PORTS (one broker port per node) for more than 5 nodes"
     fi
@@ -139,14 +161,15 @@ node_pid() {
     echo "$pid"
 }
 
-# Every node directory of the instance, whatever KAFKA_BROKERS says now: the
-# single node's (the instance directory itself) and node1/ .. nodeN/.
+# Every node directory of the instance (or of the instance in directory $1),
+# whatever KAFKA_BROKERS says now: the single node's (the instance directory
+# itself) and node1/ .. nodeN/.
 all_node_dirs() {
-    local dir
-    if [[ -f "$KAFKA_HOME_DIR/server.properties" || -f "$KAFKA_HOME_DIR/kafka.pid" ]]; then
-        echo "$KAFKA_HOME_DIR"
+    local home="${1:-$KAFKA_HOME_DIR}" dir
+    if [[ -f "$home/server.properties" || -f "$home/kafka.pid" ]]; then
+        echo "$home"
     fi
-    for dir in "$KAFKA_HOME_DIR"/node[0-9]*; do
+    for dir in "$home"/node[0-9]*; do
         if [[ -d "$dir" ]]; then echo "$dir"; fi
     done
 }
@@ -200,19 +223,36 @@ quorum_voters() {
     echo "$out"
 }
 
+# The config template, and under KAFKA_SECURED=1 without the keys that
+# secured.properties.in sets, followed by it: each key is set once.
+config_template() {
+    if ((SECURED)); then
+        awk -F= 'NR == FNR { if ($0 ~ /^[a-z]/) secured[$1] = 1; next } !($1 in secured)' \
+            "$SECURED_TEMPLATE" "$TEMPLATE"
+        cat "$SECURED_TEMPLATE"
+    else
+        cat "$TEMPLATE"
+    fi
+}
+
 render_config() {
-    local node="$1" dir port
+    local node="$1" dir port config
     dir="$(node_dir "$node")"
     port="$(broker_port "$node")"
     mkdir -p "$dir/data"
-    sed -e "s|@NODE_ID@|$node|g" \
+    config_template | sed -e "s|@NODE_ID@|$node|g" \
         -e "s|@BROKER_PORT@|$port|g" \
         -e "s|@CONTROLLER_PORT@|$((port + 1))|g" \
         -e "s|@QUORUM_VOTERS@|$(sed_escape "$(quorum_voters)")|g" \
         -e "s|@LOG_DIRS@|$(sed_escape "$dir/data")|g" \
         -e "s|@REPLICATION_FACTOR@|$REPLICATION_FACTOR|g" \
-        -e "s|@MIN_ISR@|$MIN_ISR|g" \
-        "$TEMPLATE" >"$dir/server.properties.tmp"
+        -e "s|@MIN_ISR@|$MIN_ISR|g" >"$dir/server.properties.tmp"
+    if ((SECURED)); then
+        # In bash, not sed: a password never appears on a command line.
+        chmod 600 "$dir/server.properties.tmp"
+        config="$(cat "$dir/server.properties.tmp")"
+        printf '%s\n' "${config//@ADMIN_PASSWORD@/$(kafka_password admin)}" >"$dir/server.properties.tmp"
+    fi
     local unfilled
     unfilled="$(grep -v '^#' "$dir/server.properties.tmp" | grep -o '@[A-Z_]*@' | head -n1 || true)"
     [[ -z "$unfilled" ]] || die "$TEMPLATE has a placeholder kafka.sh does not fill: $unfilled"
@@ -244,8 +284,8 @@ format_storage() {
         [[ -f "$dir/data/meta.properties" ]] && continue
         [[ -n "${id:-}" ]] || id="$(cluster_id)"
         note "formatting $dir/data (cluster id $id, node $node)"
-        java -Dlog4j2.configurationFile="$LOG4J_CONFIG" -cp "$LIBS/*" \
-            kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" >>"$dir/kafka.log" 2>&1 &
+        (umask 077 && storage_tool_args "$dir" "$id" >"$dir/format.args")
+        java -Dlog4j2.configurationFile="$LOG4J_CONFIG" "@$dir/format.args" >>"$dir/kafka.log" 2>&1 &
         pids+=("$!")
         nodes+=("$node")
     done
@@ -256,7 +296,50 @@ format_storage() {
             failed+=" ${nodes[$i]}"
         fi
     done
+    for node in "$@"; do rm -f "$(node_dir "$node")/format.args"; done
     [[ -z "$failed" ]] || die "formatting the storage of node(s)$failed failed (log above, kafka.log of each)"
+    if ((${#pids[@]} > 0)); then security_stamp >"$SECURITY_STAMP"; fi
+}
+
+# The StorageTool's command line for the node in DIR, one quoted argument a line:
+# java reads it from a file (java @file), readable by its owner only, because
+# under KAFKA_SECURED=1 it holds every user's password (--add-scram), which a
+# command line would show to every user of the machine.
+storage_tool_args() {
+    local dir="$1" id="$2" name arg args
+    args=(-cp "$LIBS/*" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties")
+    if ((SECURED)); then
+        for name in "${KAFKA_PRINCIPALS[@]}"; do
+            args+=(--add-scram "SCRAM-SHA-512=[name=$name,password=$(kafka_password "$name")]")
+        done
+    fi
+    for arg in "${args[@]}"; do printf '"%s"\n' "${arg//\\/\\\\}"; done
+}
+
+security_stamp() {
+    if ((SECURED)); then
+        echo "scram $(sha256sum <"$KAFKA_USERS_FILE" | cut -d' ' -f1)"
+    else
+        echo "plaintext"
+    fi
+}
+
+# Refuses an instance whose storage was formatted for other users, or none: its
+# brokers could not authenticate each other, or would serve clients unchecked.
+check_security_stamp() {
+    local dir formatted="" have want
+    while IFS= read -r dir; do
+        if [[ -f "$dir/data/meta.properties" ]]; then formatted=1; fi
+    done < <(all_node_dirs)
+    [[ -n "$formatted" ]] || return 0
+    have="$(cat "$SECURITY_STAMP" 2>/dev/null || echo plaintext)"
+    want="$(security_stamp)"
+    [[ "$have" != "$want" ]] || return 0
+    case "$have,$want" in
+    plaintext,*) die "$KAFKA_HOME_DIR was formatted without KAFKA_SECURED=1: it has no users. Use another KAFKA_HOME_DIR (the default under KAFKA_SECURED=1 is .local/kafka-secured), or 'kafka.sh stop' it and delete it to start afresh" ;;
+    *,plaintext) die "$KAFKA_HOME_DIR was formatted for KAFKA_SECURED=1: set it, or use another KAFKA_HOME_DIR" ;;
+    *) die "the passwords in $KAFKA_USERS_FILE are not those $KAFKA_HOME_DIR was formatted with: restore that file, or 'kafka.sh stop' the instance and delete $KAFKA_HOME_DIR to start afresh" ;;
+    esac
 }
 
 # Starts node NODE in the background and prints its pid.
@@ -289,8 +372,11 @@ launch_node() {
 wait_ready() {
     local args=() pid
     for pid in "$@"; do args+=(--pid "$pid"); done
-    "$VENV_PYTHON" "$ROOT/deploy/local/wait_kafka.py" --bootstrap "$(bootstrap_string)" \
-        --brokers "$BROKERS" --each --timeout "$START_TIMEOUT" "${args[@]}"
+    (
+        use_kafka_principal admin # the clients of a secured instance must authenticate
+        exec "$VENV_PYTHON" "$ROOT/deploy/local/wait_kafka.py" --bootstrap "$(bootstrap_string)" \
+            --brokers "$BROKERS" --each --timeout "$START_TIMEOUT" "${args[@]}"
+    )
 }
 
 show_log_tails() {
@@ -304,10 +390,12 @@ show_log_tails() {
 }
 
 cmd_start() {
-    require_java
     require_venv # the readiness check uses the project's aiokafka
     [[ -f "$TEMPLATE" ]] || die "missing $TEMPLATE"
     load_ports
+    if ((SECURED)); then ensure_kafka_users; fi
+    check_security_stamp
+    require_java
     cmd_fetch
 
     local node dir pid running_port pids=() to_start=() started=()
@@ -317,7 +405,7 @@ cmd_start() {
         pid="$(node_pid "$dir")"
         if [[ -n "$pid" ]]; then
             note "$(node_name "$dir") already running (pid $pid)"
-            running_port="$(sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*|\1|p' "$dir/server.properties")"
+            running_port="$(sed -n 's|^listeners=[A-Z_]*://127.0.0.1:\([0-9]*\),.*|\1|p' "$dir/server.properties")"
             [[ "$running_port" == "$(broker_port "$node")" ]] ||
                 die "$(node_name "$dir") runs on port ${running_port:-?}, not $(broker_port "$node") as KAFKA_PORTS/KAFKA_BROKERS say: 'kafka.sh stop' it first, or use its ports"
             pids+=("$pid")
@@ -369,7 +457,12 @@ cmd_stop() {
         [[ -n "$pid" ]] || continue
         stopping=$((stopping + 1))
         (stop_pid "$pid" "$(node_name "$dir")" "$STOP_TIMEOUT" && rm -f "$dir/kafka.pid") &
-    done < <(all_node_dirs)
+    done < <(
+        all_node_dirs
+        # The default instances are both stopped whatever KAFKA_SECURED says, so
+        # `make down` leaves nothing running.
+        if [[ -n "$OTHER_DEFAULT_HOME" ]]; then all_node_dirs "$OTHER_DEFAULT_HOME"; fi
+    )
     wait
     if ((stopping == 0)); then note "not running"; else note "stopped"; fi
 }

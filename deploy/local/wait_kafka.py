@@ -15,6 +15,8 @@ only the node's own answer says that it is back.
 
 Exit 0 when ready; 1 with a message after the timeout, or as soon as one of
 the processes given by --pid has died (no point waiting for a crashed broker).
+A secured Kafka is asked with the KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_* settings
+of the environment (shared/kafka/security.py), as every client of ours.
 """
 
 from __future__ import annotations
@@ -30,9 +32,13 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from process_alive import pid_alive
 
+from shared.kafka.security import KafkaSecurityError, security_options
+
 
 async def _describe(bootstrap: str, request_timeout_ms: int) -> dict[str, Any]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms, **security_options()
+    )
     try:
         await admin.start()
         cluster: dict[str, Any] = await admin.describe_cluster()
@@ -94,6 +100,11 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--pid", type=int, action="append", default=[])
     args = parser.parse_args()
+    try:
+        security_options()  # unusable settings never become usable: say so at once
+    except KafkaSecurityError as exc:
+        print(f"[wait_kafka] ERROR: {exc}", file=sys.stderr)
+        return 1
     # aiokafka logs every refused connection at ERROR: expected while waiting.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     started = time.monotonic()

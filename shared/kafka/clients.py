@@ -2,6 +2,7 @@
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from shared.kafka.security import security_options
 from shared.kafka.topic_specs import DLQ_MAX_MESSAGE_BYTES
 
 
@@ -29,6 +30,7 @@ def durable_producer(
         # Room for a dead letter of the largest input record; each topic's own
         # max.message.bytes still bounds what the broker takes.
         max_request_size=DLQ_MAX_MESSAGE_BYTES,
+        **security_options(),
     )
 
 
@@ -43,6 +45,7 @@ def group_consumer(bootstrap: str, group_id: str, *topics: str) -> AIOKafkaConsu
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        **security_options(),
     )
 
 
@@ -52,6 +55,7 @@ def offsets_reader(bootstrap: str) -> AIOKafkaConsumer:
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         isolation_level="read_committed",
+        **security_options(),
     )
 
 

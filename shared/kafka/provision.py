@@ -19,7 +19,9 @@ checked, never silently accepted as they are:
 
 Environment: `KAFKA_BOOTSTRAP_SERVERS` (default localhost:9092),
 `KAFKA_PARTITIONS` (default 3), `KAFKA_REPLICATION_FACTOR` (default 1: the
-local single broker; a 3-broker cluster wants 3).
+local single broker; a 3-broker cluster wants 3), and on a secured cluster a
+super user's `KAFKA_SECURITY_PROTOCOL` / `KAFKA_SASL_*` / `KAFKA_SSL_*`
+(shared/kafka/security.py); `python -m shared.kafka.acls` then applies the ACLs.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 
+from shared.kafka.security import security_options
 from shared.kafka.topic_configs import enforce_configs
 from shared.kafka.topic_specs import (
     ProvisioningError,
@@ -60,7 +63,9 @@ async def provision_topics(bootstrap: str, partitions: int, replication_factor: 
             f"the replication factor must be at least 1, not {replication_factor}"
         )
     specs = topic_specs()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="consent-provision")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="consent-provision", **security_options()
+    )
     await admin.start()
     try:
         await _create_missing(admin, specs, partitions, replication_factor)

@@ -9,6 +9,7 @@ from typing import Literal
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from shared.kafka.clients import end_offsets
+from shared.kafka.security import security_options
 
 # (start, stop) per partition: the offsets from `start` up to, not including, `stop`.
 Ranges = Mapping[TopicPartition, tuple[int, int]]
@@ -29,6 +30,7 @@ def range_consumer(
         isolation_level="read_committed",
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=32 * 1024 * 1024,
+        **security_options(),
     )
 
 

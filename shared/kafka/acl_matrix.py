@@ -1,0 +1,139 @@
+"""Who may do what on a secured cluster (docs/security.md): one principal per service
+and one for the producers of other systems, each allowed only what it does.
+
+A principal is its SASL user name (`User:<name>`). The super user (`admin`, the
+broker's `super.users`) provisions topics and these ACLs and needs none of its
+own; anything not granted here is refused (`allow.everyone.if.no.acl.found=false`).
+
+No principal is granted IdempotentWrite on the cluster: since Kafka 3.0 (KIP-679)
+Write on any topic allows an idempotent producer. Read and Write each imply
+Describe, on a topic, a group or a transactional id alike.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+
+from shared.topics import (
+    CONSENT_EVENTS,
+    MESSAGES_DECISIONS,
+    MESSAGES_DEFERRED,
+    MESSAGES_OUTBOUND,
+    MESSAGES_REQUESTS,
+    WHATSAPP_INBOUND,
+    dlq,
+)
+
+
+class Resource(IntEnum):
+    """Kafka's ResourceType codes."""
+
+    TOPIC = 2
+    GROUP = 3
+    TRANSACTIONAL_ID = 5
+
+
+class Operation(IntEnum):
+    """Kafka's AclOperation codes."""
+
+    READ = 3
+    WRITE = 4
+    DESCRIBE = 8
+
+
+class Pattern(IntEnum):
+    """Kafka's PatternType codes."""
+
+    LITERAL = 3
+    PREFIXED = 4
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one principal does: the topics it consumes, produces to, or only asks the
+    offsets of, the consumer groups it commits in, its transactional ids' prefix."""
+
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    describes: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    transactional_id_prefix: str | None = None
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """One ALLOW ACL, from any host."""
+
+    principal: str
+    resource: Resource
+    name: str
+    pattern: Pattern
+    operation: Operation
+
+
+# The groups are the services' defaults (INBOUND_GROUP_ID, CONSENT_GROUP_ID,
+# DISPATCHER_GROUP_ID, DISPATCHER_SENDER_GROUP_ID): a deployment that renames
+# one renames it here too. Each service writes the dead-letter topic of what it reads.
+MATRIX: Mapping[str, Access] = {
+    # Webhooks in; the events and confirmation requests their replies make.
+    "inbound": Access(
+        reads=(WHATSAPP_INBOUND,),
+        writes=(WHATSAPP_INBOUND, dlq(WHATSAPP_INBOUND), CONSENT_EVENTS, MESSAGES_REQUESTS),
+        groups=("inbound",),
+    ),
+    # The projector, and the rebuild, which reads the log without a group.
+    "consent": Access(
+        reads=(CONSENT_EVENTS,),
+        writes=(dlq(CONSENT_EVENTS),),
+        groups=("consent-projector",),
+    ),
+    # The gate decides in a transaction (its offsets committed in it); the fence asks
+    # consent.events.v1 for its end offsets; the optional sender reads outbound and
+    # records a platform's refusal as a consent event.
+    "dispatcher": Access(
+        reads=(MESSAGES_REQUESTS, MESSAGES_DEFERRED, MESSAGES_OUTBOUND),
+        writes=(
+            MESSAGES_OUTBOUND,
+            MESSAGES_DECISIONS,
+            MESSAGES_DEFERRED,
+            CONSENT_EVENTS,
+            dlq(MESSAGES_REQUESTS),
+            dlq(MESSAGES_DEFERRED),
+            dlq(MESSAGES_OUTBOUND),
+        ),
+        describes=(CONSENT_EVENTS,),
+        groups=("dispatcher", "dispatcher-sender"),
+        transactional_id_prefix="dispatcher-",
+    ),
+    # Replays the log between offsets, without a group.
+    "audit": Access(reads=(CONSENT_EVENTS, MESSAGES_REQUESTS, MESSAGES_DECISIONS)),
+    # Other systems: consent they collected, and what they want sent.
+    "producer": Access(writes=(CONSENT_EVENTS, MESSAGES_REQUESTS)),
+}
+
+
+def _allowed(access: Access) -> list[tuple[Resource, str, Pattern, Operation]]:
+    literal = Pattern.LITERAL
+    allowed = [(Resource.TOPIC, t, literal, Operation.READ) for t in access.reads]
+    allowed += [(Resource.TOPIC, t, literal, Operation.WRITE) for t in access.writes]
+    allowed += [(Resource.TOPIC, t, literal, Operation.DESCRIBE) for t in access.describes]
+    allowed += [(Resource.GROUP, g, literal, Operation.READ) for g in access.groups]
+    if access.transactional_id_prefix is not None:
+        prefix = access.transactional_id_prefix
+        allowed.append((Resource.TRANSACTIONAL_ID, prefix, Pattern.PREFIXED, Operation.WRITE))
+    return allowed
+
+
+def grants(matrix: Mapping[str, Access] = MATRIX) -> list[Grant]:
+    """Returns every ACL the matrix asks for, sorted."""
+    found = {
+        Grant(f"User:{name}", *allowed)
+        for name, access in matrix.items()
+        for allowed in _allowed(access)
+    }
+    return sorted(found)
+
+
+def writers(topic: str, matrix: Mapping[str, Access] = MATRIX) -> set[str]:
+    """Names the principals allowed to write `topic`."""
+    return {name for name, access in matrix.items() if topic in access.writes}
