@@ -26,7 +26,15 @@ from bench.figures import format_value
 from bench.machine import describe_machine
 from bench.processes import ROOT
 
-BENCHMARKS = ("dispatcher", "projection", "lookup", "inbound", "statuses", "audit")
+BENCHMARKS = (
+    "dispatcher",
+    "projection",
+    "lookup",
+    "inbound",
+    "statuses",
+    "audit",
+    "signatures",
+)
 
 
 def command(name: str, quick: bool, summary: Path) -> list[str] | None:

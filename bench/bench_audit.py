@@ -40,6 +40,7 @@ from shared.contract.purposes import Purpose
 from shared.contract.requests import SendRequest
 from shared.dispatch.facts import DispatchFacts
 from shared.dispatch.rules import FrequencyPolicy, decide_send
+from tests.support.signing import TRUST, signed_headers
 
 PURPOSES = [p.value for p in Purpose]
 SPAN = timedelta(days=30)
@@ -206,7 +207,9 @@ async def _produce(bootstrap: str, topics: Topics, generated: Generated) -> floa
     from aiokafka import AIOKafkaProducer
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    from shared.kafka.security import security_options
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security_options())
     await admin.start()
     try:
         await admin.create_topics(
@@ -223,6 +226,7 @@ async def _produce(bootstrap: str, topics: Topics, generated: Generated) -> floa
         enable_idempotence=True,
         linger_ms=20,
         max_batch_size=1024 * 1024,
+        **security_options(),
     )
     await producer.start()
     started = time.perf_counter()
@@ -238,8 +242,9 @@ async def _produce(bootstrap: str, topics: Topics, generated: Generated) -> floa
             pending.append(
                 await producer.send(
                     topics.events,
-                    e.event.model_dump_json().encode(),
+                    value := e.event.model_dump_json().encode(),
                     key=e.event.subject.encode(),
+                    headers=signed_headers(value),
                     partition=e.partition,
                     timestamp_ms=ms(e.log_time),
                 )
@@ -278,7 +283,9 @@ async def _produce(bootstrap: str, topics: Topics, generated: Generated) -> floa
 async def _delete(bootstrap: str, topics: Topics) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    from shared.kafka.security import security_options
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security_options())
     await admin.start()
     try:
         await admin.delete_topics([topics.events, topics.requests, topics.decisions])
@@ -301,7 +308,7 @@ async def bench_e2e(report: Report, bootstrap: str, decisions: int) -> bool:
     try:  # the topics are the run's own: removed at its end, also on failure
         produced = await _produce(bootstrap, topics, generated)
         report.note(f"produced {records:,} records to three fresh topics in {produced:.1f}s")
-        replayed = await replay(bootstrap, ReplayScope(), topics, progress=False)
+        replayed = await replay(bootstrap, ReplayScope(), topics, trust=TRUST, progress=False)
         started = time.perf_counter()
         result = audit(replayed.history, _policy(generated))
         recompute = time.perf_counter() - started

@@ -61,9 +61,11 @@ from shared.contract.purposes import Purpose
 from shared.db.pool import open_pool
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import durable_producer, group_consumer
+from shared.kafka.security import security_options
 from shared.kafka.topic_specs import EVENT_LOG_CONFIGS
 from shared.service_runner import tune_cyclic_gc
 from shared.topics import dlq
+from tests.support.signing import PSEUDONYM_KEY, TRUST, VERIFY_KEYS
 
 PROFILES = ROOT / ".local" / "bench-logs"  # where BENCH_PYSPY profiles go
 CHUNK = 5000  # services.consent.rebuild reads in chunks of this many records
@@ -122,6 +124,7 @@ async def raw_consume(
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        **security_options(),
     )
     await consumer.start()
     count = 0
@@ -159,7 +162,7 @@ async def project(
     """The consent service's projector loop against `topic`. Projector names the
     tracked topic through its module's CONSENT_EVENTS (it takes no topic parameter),
     so that one name is rebound for the duration."""
-    settings = ConsentSettings()
+    settings = ConsentSettings(event_verify_keys=VERIFY_KEYS, pseudonym_key=PSEUDONYM_KEY)
     tune_cyclic_gc()  # as the service runs (shared.service_runner.serve)
     saved = vars(projector_module)["CONSENT_EVENTS"]
     setattr(projector_module, "CONSENT_EVENTS", topic)  # noqa: B010 (a module's Final name)
@@ -167,7 +170,7 @@ async def project(
     producer = durable_producer(bootstrap)
     consumer = group_consumer(bootstrap, group)
     try:
-        projector = Projector(ConsentStore(pool), consumer, producer)
+        projector = Projector(ConsentStore(pool), consumer, producer, TRUST)
         await producer.start()
         await consumer.start()
         first: list[float] = []
@@ -219,7 +222,7 @@ async def _until(done: Callable[[], bool], task: "asyncio.Task[None]") -> None:
 
 async def rebuild(bootstrap: str, topic: str) -> tuple[float, Rebuilt]:
     started = time.perf_counter()
-    rebuilt = await rebuild_states(bootstrap, topic=topic)
+    rebuilt = await rebuild_states(bootstrap, topic=topic, trust=TRUST)
     return time.perf_counter() - started, rebuilt
 
 
@@ -253,7 +256,7 @@ async def alternate(
 
 
 async def run(report: Report, n: int, subjects_n: int, repeats: int) -> None:
-    settings = ConsentSettings()
+    settings = ConsentSettings(event_verify_keys=VERIFY_KEYS, pseudonym_key=PSEUDONYM_KEY)
     bootstrap = settings.kafka_bootstrap_servers
     rid = run_id()
     topic = f"bench.{rid}.consent-events"

@@ -8,6 +8,8 @@ from types import TracebackType
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.kafka.clients import assign_from_end
+from shared.kafka.security import security_options
+from tests.support.signing import signed_headers
 
 Record = tuple[bytes | None, bytes]  # key, value: serialised before the clock starts
 
@@ -23,6 +25,7 @@ def bulk_producer(bootstrap: str) -> AIOKafkaProducer:
         max_batch_size=1024 * 1024,
         max_request_size=8 * 1024 * 1024,
         request_timeout_ms=60_000,
+        **security_options(),
     )
 
 
@@ -34,7 +37,9 @@ async def produce_bulk(bootstrap: str, topic: str, records: Iterable[Record]) ->
     try:
         pending: list[asyncio.Future[object]] = []
         for key, value in records:
-            pending.append(await producer.send(topic, value=value, key=key))
+            # Events that claim WhatsApp are signed, as inbound writes them.
+            headers = signed_headers(value)
+            pending.append(await producer.send(topic, value=value, key=key, headers=headers))
             if len(pending) >= 20_000:
                 await asyncio.gather(*pending)
                 pending.clear()
@@ -58,6 +63,7 @@ class Arrivals:
             enable_auto_commit=False,
             isolation_level="read_committed",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **security_options(),
         )
         self.count = 0
         self.first_at = 0.0

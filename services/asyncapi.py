@@ -92,12 +92,14 @@ def inbound_broker() -> KafkaBroker:
     # Imported here so that importing shared/ never imports a service.
     from services.inbound.main import build_broker
     from services.inbound.settings import InboundSettings
+    from shared.consent.authenticity import SigningKey
 
     # The broker is only described: placeholders stand in for the secrets it never uses.
     settings = InboundSettings(
         kafka_bootstrap_servers=DOCUMENTED_SERVER,
         whatsapp_app_secret=SecretStr("documents-only-" + "x" * 32),
         whatsapp_verify_token=SecretStr("documents-only-token"),
+        signing_key=SecretStr(SigningKey.generate("documents-only").setting()),
     )
     broker, _ = build_broker(settings)
 

@@ -14,18 +14,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiokafka.errors import KafkaError
+from pydantic import ValidationError
 
 from services.audit.history import AuditPolicy
 from services.audit.page import write_report
 from services.audit.recompute import audit
 from services.audit.replay import Replayed, ReplayError, ReplayScope, Topics, replay
 from services.audit.report import AuditReport, Scope, build_report, console_summary
+from shared.consent.authenticity import Trust
 from shared.dispatch.quiet_hours import QuietHoursPolicy
 from shared.dispatch.rules import FrequencyPolicy
 from shared.dispatch.timing import ALWAYS_OPEN
 from shared.identifiers import mask_identifier, normalize_identifier
 from shared.phone import InvalidPhoneNumberError
-from shared.settings import CommonSettings, FrequencySettings, QuietHoursSettings
+from shared.settings import (
+    CommonSettings,
+    FrequencySettings,
+    QuietHoursSettings,
+    TrustSettings,
+)
 
 EXIT_CLEAN, EXIT_VIOLATION, EXIT_ERROR = 0, 1, 2
 
@@ -33,6 +40,7 @@ EXIT_CLEAN, EXIT_VIOLATION, EXIT_ERROR = 0, 1, 2
 @dataclass(frozen=True)
 class AuditOptions:
     bootstrap: str
+    trust: Trust  # whose signatures prove an event came from WhatsApp
     out: Path | None = Path("audit-report")
     since: datetime | None = None
     until: datetime | None = None
@@ -65,7 +73,9 @@ async def run_audit(options: AuditOptions) -> AuditRun:
         until=options.until,
         context=options.frequency.window,
     )
-    replayed = await replay(options.bootstrap, scope, options.topics, progress=options.progress)
+    replayed = await replay(
+        options.bootstrap, scope, options.topics, trust=options.trust, progress=options.progress
+    )
     policy = AuditPolicy(
         frequency=options.frequency,
         quiet_hours=options.quiet_hours,
@@ -173,8 +183,13 @@ def options_from(argv: Sequence[str] | None = None) -> AuditOptions:
         p.error("--frequency-limit and --frequency-window-seconds must be at least 1")
     if args.since and args.until and args.since >= args.until:
         p.error("--since must be before --until")
+    try:
+        trust = TrustSettings().trust()
+    except ValidationError as exc:
+        p.error("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()))
     return AuditOptions(
         bootstrap=args.bootstrap,
+        trust=trust,
         out=args.out,
         since=args.since,
         until=args.until,

@@ -29,6 +29,7 @@ class FindingKind(StrEnum):
     REQUEST_UNPROCESSABLE = "request_unprocessable"
     DISPATCHED_IN_QUIET_HOURS = "dispatched_in_quiet_hours"
     DEFERRED_WITHOUT_FINAL_DECISION = "deferred_without_final_decision"
+    FORGED_EVENT = "forged_event"
 
 
 class Severity(StrEnum):
@@ -54,6 +55,9 @@ SEVERITY: dict[FindingKind, Severity] = {
     FindingKind.DISPATCHED_IN_QUIET_HOURS: Severity.VIOLATION,
     # A lost reminder, like a request left undecided: nothing was sent.
     FindingKind.DEFERRED_WITHOUT_FINAL_DECISION: Severity.WARNING,
+    # Clause 4.4: only the user can lift their STOP. The projection refused the
+    # event, but whoever could write it to the log tried to speak for a user.
+    FindingKind.FORGED_EVENT: Severity.VIOLATION,
 }
 
 

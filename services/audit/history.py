@@ -56,6 +56,9 @@ class History:
     # was not read is then not a finding (its request may simply be older).
     requests_complete: bool = True
     unreadable: Counter[str] = field(default_factory=Counter)  # topic -> records
+    # Events that claim WhatsApp without its signature, with why: the projection
+    # refused them, and someone wrote them.
+    forged: list[tuple[LoggedEvent, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,12 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from services.audit.history import History, LoggedDecision, LoggedRequest
+from shared.consent.authenticity import UNAUTHENTICATED_SOURCE, Trust
 from shared.consent.logged_record import logged_event
 from shared.consent.people import connected, is_identity
+from shared.consent.state import LoggedEvent
 from shared.contract.decisions import DispatchDecision
+from shared.contract.event_parsing import parse_consent_event
 from shared.contract.events import IDENTITY_TYPES
 from shared.contract.requests import parse_send_request, salvage_purpose, salvage_request_id
 from shared.identifiers import normalize_identifier
@@ -91,8 +94,8 @@ def _phone(value: Any) -> str | None:
 class _Collector:
     """Turns records into the History's values, keeping only the scope's subjects."""
 
-    def __init__(self, topics: Topics, scope: ReplayScope, history: History) -> None:
-        self.topics, self.scope, self.history = topics, scope, history
+    def __init__(self, topics: Topics, scope: ReplayScope, history: History, trust: Trust) -> None:
+        self.topics, self.scope, self.history, self.trust = topics, scope, history, trust
         self.handlers: dict[str, Callable[[ConsumerRecord], None]] = {
             topics.events: self.event,
             topics.requests: self.request,
@@ -115,11 +118,25 @@ class _Collector:
         # a scope must be widened to.
         if not self.wanted(record, "subject") and not _names_identity(record.value):
             return
-        logged = logged_event(record)
+        logged = logged_event(record, self.trust)
         if isinstance(logged, Rejected):
             self.history.unreadable[record.topic] += 1
+            if logged.reason == UNAUTHENTICATED_SOURCE:
+                self._forged(record, logged)
             return
         self.history.events.append(logged)
+
+    def _forged(self, record: ConsumerRecord, refused: Rejected) -> None:
+        parsed = parse_consent_event(record.value)
+        if isinstance(parsed, Rejected):
+            return
+        # Identity events are read whoever they name: a forged one is this audit's
+        # finding only when it names someone in scope.
+        named = {parsed.subject, parsed.other_identifier}
+        if self.scope.subjects is not None and not named & self.scope.subjects:
+            return
+        placed = LoggedEvent.from_log(parsed, broker_time(record), record.partition, record.offset)
+        self.history.forged.append((placed, refused.detail))
 
     def request(self, record: ConsumerRecord) -> None:
         if not self.wanted(record, "recipient"):
@@ -165,23 +182,24 @@ async def replay(
     scope: ReplayScope,
     topics: Topics = Topics(),
     *,
+    trust: Trust,
     progress: bool | None = None,
 ) -> Replayed:
     """Reads the three topics into a History. `progress`: None shows a bar on stderr
     for long replays only. A scope of some subjects that turn out linked to others
     is read again, widened to them all."""
-    replayed = await _replay_once(bootstrap, scope, topics, progress)
+    replayed = await _replay_once(bootstrap, scope, topics, trust, progress)
     if scope.subjects is None:
         return replayed
     identity = [e for e in replayed.history.events if is_identity(e)]
     wider = connected(scope.subjects, identity)
     if wider == scope.subjects:
         return replayed
-    return await _replay_once(bootstrap, replace(scope, subjects=wider), topics, progress)
+    return await _replay_once(bootstrap, replace(scope, subjects=wider), topics, trust, progress)
 
 
 async def _replay_once(
-    bootstrap: str, scope: ReplayScope, topics: Topics, progress: bool | None
+    bootstrap: str, scope: ReplayScope, topics: Topics, trust: Trust, progress: bool | None
 ) -> Replayed:
     started = time.monotonic()
     consumer = range_consumer(bootstrap)
@@ -200,7 +218,7 @@ async def _replay_once(
         history.requests_complete = scope.since is None and all(
             start == 0 for tp, (start, _) in bounds.items() if tp.topic == topics.requests
         )
-        collector = _Collector(topics, scope, history)
+        collector = _Collector(topics, scope, history, trust)
         await _read(consumer, bounds, collector, result.read, progress)
     finally:
         await consumer.stop()

@@ -10,6 +10,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 
 from services.consent import metrics
 from services.consent.store import ConsentStore
+from shared.consent.authenticity import Trust
 from shared.consent.event_identity import Conflict
 from shared.consent.logged_record import logged_event
 from shared.consent.state import LoggedEvent
@@ -28,9 +29,14 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
     assignment the consumer seeks there: Kafka's committed offsets are only a hint."""
 
     def __init__(
-        self, store: ConsentStore, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer
+        self,
+        store: ConsentStore,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        trust: Trust,
     ) -> None:
         self.store = store
+        self.trust = trust
         self.consumer = consumer
         self.producer = producer
         self.applied: dict[int, int] = {}
@@ -55,7 +61,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
             if record.offset < self.applied.get(record.partition, 0):
                 continue  # already applied: a redelivery after a crash or rebalance
             positions[record.partition] = record.offset + 1
-            logged = logged_event(record)
+            logged = logged_event(record, self.trust)
             if isinstance(logged, Rejected):
                 rejects.append((record, logged))
                 continue

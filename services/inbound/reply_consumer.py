@@ -15,6 +15,7 @@ from services.inbound.domain.identities import LinksWritten, change_event, link_
 from services.inbound.domain.moments import reported_moment
 from services.inbound.domain.replies import reply_effects
 from services.inbound.domain.signals import Undeliverable, user_messaged_event
+from shared.consent.authenticity import SigningKey
 from shared.consent.platform_signals import DEFAULT_PROMOTIONAL, signal_event
 from shared.contract.events import ConsentEvent, EventType
 from shared.contract.purposes import Purpose
@@ -42,9 +43,11 @@ class ReplyProcessor:
         broker: KafkaBroker,
         keywords: KeywordConfig,
         confirmations: Mapping[Language, str],
+        signing_key: SigningKey,
         promotional: Sequence[Purpose] = DEFAULT_PROMOTIONAL,
     ) -> None:
         self.broker = broker
+        self.signing_key = signing_key
         self.keywords = keywords
         self.confirmations = confirmations
         self.links_written = LinksWritten()
@@ -77,9 +80,7 @@ class ReplyProcessor:
             c = effects.classification
             metrics.REPLIES.labels(c.kind.value, c.language.value if c.language else "").inc()
             if effects.event is not None:
-                await self.broker.publish(
-                    effects.event.model_dump_json().encode(), CONSENT_EVENTS, key=subject.encode()
-                )
+                await self._write(effects.event)
                 log.info("reply recorded", type=effects.event.type, event_id=effects.event.event_id)
             if effects.confirmation is not None:
                 await self.broker.publish(
@@ -149,10 +150,17 @@ class ReplyProcessor:
             self.undeliverable.clear(_canonical(identifier))
 
     async def _publish_event(self, event: ConsentEvent) -> None:
-        await self.broker.publish(
-            event.model_dump_json().encode(), CONSENT_EVENTS, key=event.subject.encode()
-        )
+        await self._write(event)
         metrics.PLATFORM_EVENTS.labels(event.type.value).inc()
+
+    async def _write(self, event: ConsentEvent) -> None:
+        """Publishes an event signed as what WhatsApp said: only such an event can lift a
+        STOP (shared/consent/authenticity.py)."""
+        value = event.model_dump_json().encode()
+        name, signature = self.signing_key.header(value)
+        await self.broker.publish(
+            value, CONSENT_EVENTS, key=event.subject.encode(), headers={name: signature.decode()}
+        )
 
     async def _record_identities(
         self, body: WebhookBody, received_at: datetime
@@ -181,9 +189,7 @@ class ReplyProcessor:
                     )
                 )
         for event in [*fresh.values(), *changes]:
-            await self.broker.publish(
-                event.model_dump_json().encode(), CONSENT_EVENTS, key=event.subject.encode()
-            )
+            await self._write(event)
             metrics.IDENTITY_EVENTS.labels(event.type.value).inc()
         for event in fresh.values():
             self.links_written.remember(event)

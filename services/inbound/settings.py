@@ -1,10 +1,10 @@
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.contract.limits import MAX_WEBHOOK_BYTES
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, read_signing_key
 
 
 class InboundSettings(CommonSettings):
@@ -20,6 +20,9 @@ class InboundSettings(CommonSettings):
     extra_opt_in_keywords: str = ""
     confirmation_text_en: str | None = None
     confirmation_text_ru: str | None = None
+    # `<key id>:<base64 Ed25519 private key>`: signs every event from WhatsApp, so that
+    # only what a user said can lift their STOP (shared/consent/authenticity.py).
+    signing_key: SecretStr = SecretStr("")
 
     @model_validator(mode="after")
     def _secrets_are_strong(self) -> Self:
@@ -31,10 +34,15 @@ class InboundSettings(CommonSettings):
             )
             if (weakness := secret_weakness(name, value.get_secret_value(), least))
         ]
+        try:
+            read_signing_key(self.signing_key, "INBOUND_SIGNING_KEY")
+        except ValueError as exc:
+            problems.append(str(exc))
         if problems:
             raise ValueError(
                 "; ".join(problems) + " (make up and make run generate local ones into "
-                ".local/secrets.env; anywhere else set Meta's app secret and your own token)"
+                ".local/secrets.env; anywhere else set Meta's app secret, your own token "
+                "and a signing key)"
             )
         return self
 

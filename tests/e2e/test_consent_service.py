@@ -47,6 +47,7 @@ from tests.support.kafka import TopicReader, private_topics
 from tests.support.private_db import private_database
 from tests.support.records import consent_event, unique_phone
 from tests.support.services import ROOT, ServiceProcess
+from tests.support.signing import SIGNING_ENV, TRUST, signed_headers
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -121,6 +122,7 @@ async def consent(
         {
             "DATABASE_URL": projection_url,
             "CONSENT_HTTP_PORT": str(port),
+            "CONSENT_ADMIN_PORT": str(_free_port()),
             "CONSENT_GROUP_ID": f"consent-e2e-{uuid.uuid4().hex[:8]}",
         },
     )
@@ -162,9 +164,9 @@ async def send(
     items: list[tuple[str, dict[str, Any] | bytes]],
     topic: str = CONSENT_EVENTS,
 ) -> list[Any]:
+    encoded = [(key, orjson.dumps(v) if isinstance(v, dict) else v) for key, v in items]
     futures = [
-        await producer.send(topic, orjson.dumps(v) if isinstance(v, dict) else v, key.encode())
-        for key, v in items
+        await producer.send(topic, v, key.encode(), headers=signed_headers(v)) for key, v in encoded
     ]
     return list(await asyncio.gather(*futures))
 
@@ -331,7 +333,9 @@ async def test_projection_after_kill_9_equals_a_rebuild_from_the_log(
         "SELECT subject, state FROM consent.subjects WHERE subject = ANY($1)", subjects
     )
     live = {row["subject"]: SubjectState.model_validate(row["state"]) for row in rows}
-    rebuilt = await rebuild_states(stack.kafka_bootstrap, subjects=subjects, from_offsets=start)
+    rebuilt = await rebuild_states(
+        stack.kafka_bootstrap, trust=TRUST, subjects=subjects, from_offsets=start
+    )
     assert rebuilt.rejected, f"the stream (seed {seed}) should hold rejects"
     assert live.keys() == rebuilt.states.keys(), f"seed {seed}"
     differing = sorted(s for s in live if live[s] != rebuilt.states[s])
@@ -396,7 +400,9 @@ async def _send_stream(
     producer: AIOKafkaProducer, items: list[tuple[str, bytes, int | None]]
 ) -> None:
     futures = [
-        await producer.send(CONSENT_EVENTS, value, key.encode(), partition=partition)
+        await producer.send(
+            CONSENT_EVENTS, value, key.encode(), partition=partition, headers=signed_headers(value)
+        )
         for key, value, partition in items
     ]
     await asyncio.gather(*futures)
@@ -427,7 +433,12 @@ async def rebuild_command(stack: Stack, url: str, *args: str) -> tuple[int, str]
         "services.consent.rebuild",
         *args,
         cwd=Path(ROOT),
-        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "DATABASE_URL": url},
+        env={
+            **os.environ,
+            **SIGNING_ENV,
+            "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+            "DATABASE_URL": url,
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -521,7 +532,7 @@ async def test_rebuild_refuses_to_write_when_the_projector_moved(
     pool = await open_pool(rebuild_url)
     try:
         before = await tracking_positions(pool, event_log)
-        rebuilt = await rebuild_states(stack.kafka_bootstrap, topic=event_log)
+        rebuilt = await rebuild_states(stack.kafka_bootstrap, trust=TRUST, topic=event_log)
         # What a live projector does meanwhile: it applies a record.
         await pool.execute(
             """INSERT INTO consent.tracking (topic, partition, next_offset) VALUES ($1, 99, 1)
@@ -538,7 +549,9 @@ async def test_rebuild_refuses_to_write_when_the_projector_moved(
             == 0
         )
 
-        scoped = await rebuild_states(stack.kafka_bootstrap, topic=event_log, subjects=[phone])
+        scoped = await rebuild_states(
+            stack.kafka_bootstrap, trust=TRUST, topic=event_log, subjects=[phone]
+        )
         assert set(scoped.states) == {phone}
         with pytest.raises(RebuildRefusedError, match="limited to some subjects"):
             await write_rebuilt(pool, scoped, tracked_before=before)
@@ -571,7 +584,9 @@ async def test_a_scoped_rebuild_reads_the_history_of_every_linked_identifier(
         topic=event_log,
     )
 
-    scoped = await rebuild_states(stack.kafka_bootstrap, topic=event_log, subjects=[bsuid])
+    scoped = await rebuild_states(
+        stack.kafka_bootstrap, trust=TRUST, topic=event_log, subjects=[bsuid]
+    )
 
     assert scoped.scope == {bsuid, other, phone}
     state = scoped.states[bsuid]

@@ -11,6 +11,7 @@ import pytest
 from services.audit.cli import AuditOptions, run_audit
 from tests.support.eventually import eventually
 from tests.support.records import unique_phone
+from tests.support.signing import TRUST
 from tests.support.whatsapp_world import (
     World,
     changed_number,
@@ -157,6 +158,7 @@ async def test_an_audit_of_one_identifier_reads_the_whole_persons_history(
     run = await run_audit(
         AuditOptions(
             bootstrap=world.stack.kafka_bootstrap,
+            trust=TRUST,
             out=tmp_path,
             subjects=frozenset({bsuid}),
             progress=False,

@@ -22,6 +22,7 @@ from shared.topics import CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_OUTBOUND,
 from tests.support.kafka import TopicReader, produce
 from tests.support.records import consent_granted, send_request, unique_phone
 from tests.support.services import ROOT, ServiceProcess
+from tests.support.signing import TRUST
 from tests.support.stack import Stack
 from tests.support.webhooks import signed, text_webhook
 
@@ -162,6 +163,7 @@ async def test_reminders_wait_for_the_window_survive_a_crash_and_meet_the_state_
     run = await run_audit(
         AuditOptions(
             bootstrap=stack.kafka_bootstrap,
+            trust=TRUST,
             out=None,
             subjects=frozenset({kept, stopped}),
             quiet_hours=QuietHoursPolicy.from_settings(windows),

@@ -43,6 +43,7 @@ from shared.topics import CONSENT_EVENTS, MESSAGES_DECISIONS, MESSAGES_REQUESTS
 from tests.support.kafka import TopicReader, private_topics
 from tests.support.records import consent_granted, opted_out, send_request, unique_phone
 from tests.support.services import ROOT, ServiceProcess
+from tests.support.signing import SIGNING_ENV, TRUST, signed_headers
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -69,8 +70,18 @@ class Planter:
     def _note(self, subject: str, planted_id: str) -> None:
         self.ids.setdefault(subject, set()).add(planted_id)
 
-    async def _send(self, topic: str, key: str, value: dict[str, Any]) -> None:
-        await (await self.producer.send(topic, orjson.dumps(value), key=key.encode()))
+    async def _send(
+        self, topic: str, key: str, value: dict[str, Any], *, signed: bool = True
+    ) -> None:
+        raw = orjson.dumps(value)
+        headers = signed_headers(raw) if signed else []
+        await (await self.producer.send(topic, raw, key=key.encode(), headers=headers))
+
+    async def forge(self, body: dict[str, Any]) -> str:
+        """Writes an event as anyone with access to the log could: unsigned."""
+        await self._send(PRIVATE.events, body["subject"], body, signed=False)
+        self._note(body["subject"], body["event_id"])
+        return str(body["event_id"])
 
     async def event(self, body: dict[str, Any]) -> str:
         await self._send(PRIVATE.events, body["subject"], body)
@@ -208,6 +219,7 @@ async def _planted(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Pl
     run = await run_audit(
         AuditOptions(
             bootstrap=stack.kafka_bootstrap,
+            trust=TRUST,
             out=out,
             subjects=frozenset(subjects.values()),
             confirmation_deadline=DEADLINE,
@@ -285,6 +297,14 @@ async def _plant(p: Planter, s: dict[str, str]) -> None:
         not_before=timed.not_before,
     )
 
+    forger = s["forged_event"]
+    await p.event(consent_granted(forger))
+    stop = await p.event(opted_out(forger))
+    await p.decide(await p.ask(confirmation(forger, stop)), SENT, Reason.OPT_OUT_CONFIRMATION, stop)
+    await p.forge({**opted_out(forger), "type": "OptedIn"})
+    # The dispatcher saw the projection, which refused the forgery: still opted out.
+    await p.decide(await p.ask(send_request(forger)), DROPPED, Reason.OPTED_OUT, stop)
+
     poison = s["request_unprocessable"]
     await p.event(consent_granted(poison))
     isolated = "unprocessable: RecursionError: maximum recursion depth exceeded"
@@ -328,6 +348,7 @@ def test_the_audit_command_exits_2_when_the_broker_cannot_be_reached(tmp_path: P
             str(tmp_path),
         ],
         cwd=ROOT,
+        env={**os.environ, **SIGNING_ENV},
         capture_output=True,
         text=True,
         timeout=120,
@@ -353,6 +374,7 @@ def _cli(stack: Stack, out: Path, *args: str) -> subprocess.CompletedProcess[str
         # The planted decisions were taken with no quiet hours: judged by the same.
         env={
             **os.environ,
+            **SIGNING_ENV,
             "KAFKA_TOPIC_PREFIX": PREFIX,
             "DISPATCHER_QUIET_HOURS": '{"default": "00:00-00:00"}',
         },
@@ -437,6 +459,17 @@ def test_a_late_confirmation_is_found_and_named(planted: Planted) -> None:
 def test_a_decision_without_its_request_is_found_and_named(planted: Planted) -> None:
     found = _only(planted, FindingKind.DECISION_WITHOUT_REQUEST)
     assert found.severity is Severity.WARNING
+
+
+def test_an_opt_in_forged_without_inbounds_signature_is_a_violation_and_not_replayed(
+    planted: Planted,
+) -> None:
+    found = _only(planted, FindingKind.FORGED_EVENT)
+    assert found.severity is Severity.VIOLATION
+    assert [e.type for e in found.events] == ["OptedIn"]
+    assert "no signature.ed25519 header" in found.detail
+    # Replayed as the projection applied it: the drop after the forgery agrees.
+    assert [f.kind for f in planted.findings_of("forged_event")] == [FindingKind.FORGED_EVENT]
 
 
 def test_the_planted_audit_fails_and_its_report_names_every_kind(planted: Planted) -> None:
@@ -565,7 +598,10 @@ async def test_the_audit_recomputes_every_decision_of_the_real_dispatcher(
             chunk = ops[start : start + 250]
             sent = [
                 await producer.send(
-                    t, orjson.dumps(v), key=(v.get("subject") or v["recipient"]).encode()
+                    t,
+                    raw := orjson.dumps(v),
+                    key=(v.get("subject") or v["recipient"]).encode(),
+                    headers=signed_headers(raw),
                 )
                 for t, v in chunk
             ]
@@ -586,6 +622,7 @@ async def test_the_audit_recomputes_every_decision_of_the_real_dispatcher(
     run = await run_audit(
         AuditOptions(
             bootstrap=stack.kafka_bootstrap,
+            trust=TRUST,
             out=tmp_path,
             subjects=frozenset(subjects),
             progress=False,

@@ -40,6 +40,7 @@ from shared.topics import (
 from tests.support.kafka import TopicReader, private_topics, produce
 from tests.support.private_db import private_database
 from tests.support.records import consent_event, send_request, unique_phone
+from tests.support.signing import TRUST
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -92,7 +93,7 @@ async def test_the_projector_dead_letters_a_poison_event_and_applies_the_one_beh
     # The private projection starts at the log's end, as a service would after a rebuild.
     ends = await end_offsets(consumer, CONSENT_EVENTS)
     await store.advance(CONSENT_EVENTS, ends)
-    projector = Projector(store, consumer, producer)
+    projector = Projector(store, consumer, producer, TRUST)
     loop = projector_loop(consumer, projector, private_pool, max_batch=100)
     consumer.subscribe([CONSENT_EVENTS], listener=loop.listener(projector))
     running = loop.start()

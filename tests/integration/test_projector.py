@@ -32,6 +32,7 @@ from shared.topics import CONSENT_EVENTS, dlq
 from tests.support.kafka import TopicReader
 from tests.support.private_db import private_database
 from tests.support.records import ABSENT, consent_event, unique_phone
+from tests.support.signing import FORGER_KEY, INBOUND_KEY, TRUST, signed_headers
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -86,7 +87,7 @@ async def log(stack: Stack, producer: AIOKafkaProducer) -> AsyncIterator["Log"]:
 
 @pytest.fixture
 def projector(store: ConsentStore, log: "Log") -> Projector:
-    return Projector(store, log.consumer, log.producer)
+    return Projector(store, log.consumer, log.producer, TRUST)
 
 
 class Log:
@@ -102,14 +103,16 @@ class Log:
         *values: bytes | dict[str, Any] | None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> list[ConsumerRecord]:
+        encoded = [orjson.dumps(v) if isinstance(v, dict) else v for v in values]
         futures = [
             await self.producer.send(
                 CONSENT_EVENTS,
-                value=orjson.dumps(v) if isinstance(v, dict) else v,
+                value=v,
                 key=key.encode(),
-                headers=headers or [],
+                # Signed as inbound signs, unless the test gives headers of its own.
+                headers=headers if headers is not None else signed_headers(v or b""),
             )
-            for v in values
+            for v in encoded
         ]
         sent = await asyncio.gather(*futures)
         return await self.read({(m.partition, m.offset) for m in sent})
@@ -350,7 +353,7 @@ async def test_redelivered_batch_changes_nothing(
     assert await snapshot(store, [alice, bob]) == applied
 
     # A restarted consumer that has not sought yet: only the database can tell.
-    restarted = Projector(store, log.consumer, log.producer)
+    restarted = Projector(store, log.consumer, log.producer, TRUST)
     await restarted.handle(records)
     await restarted.handle(records[1:3])
     assert await snapshot(store, [alice, bob]) == applied
@@ -637,7 +640,7 @@ async def test_two_instances_applying_one_subject_at_once_lose_nothing(
         )
     ]
     records = await log.read({(m.partition, m.offset) for m in sent})
-    first, second = (Projector(store, log.consumer, log.producer) for _ in range(2))
+    first, second = (Projector(store, log.consumer, log.producer, TRUST) for _ in range(2))
 
     await asyncio.gather(
         first.handle([r for r in records if r.partition == partitions[0]]),
@@ -675,7 +678,7 @@ async def test_on_assignment_the_consumer_starts_at_the_tracked_positions(
 
     # A new group has no committed offsets: without the seek it would start at the earliest.
     consumer = group_consumer(stack.kafka_bootstrap, f"consent-test-{uuid.uuid4().hex[:8]}")
-    projector = Projector(store, consumer, log.producer)
+    projector = Projector(store, consumer, log.producer, TRUST)
     await consumer.start()
     loop = BatchConsumer(
         consumer, projector.handle, name="test", on_poll=projector.track_idle_positions
@@ -694,3 +697,69 @@ async def test_on_assignment_the_consumer_starts_at_the_tracked_positions(
         await consumer.stop()
     assert await store.subject(before) is None
     assert await events_rows(store, before) == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param([], id="unsigned"),
+        pytest.param("forged", id="signed-by-an-untrusted-key"),
+        pytest.param("other-bytes", id="signature-of-another-event"),
+    ],
+)
+async def test_an_opt_in_without_inbounds_signature_is_dead_lettered_and_lifts_nothing(
+    stack: Stack,
+    store: ConsentStore,
+    log: Log,
+    projector: Projector,
+    phone: str,
+    headers: list[tuple[str, bytes]] | str,
+) -> None:
+    """Clause 4.4: only the user can lift their STOP. Anyone able to write to the log
+    could otherwise write an OptedIn with source whatsapp_reply for any number."""
+    await projector.handle(
+        await log.produce(
+            phone,
+            event(phone, occurred_at=at(-5), purposes=["event_reminder"]),
+            event(phone, "OptedOut", occurred_at=at(-2)),
+        )
+    )
+    forged = event(phone, "OptedIn", occurred_at=at(-1))
+    raw = orjson.dumps(forged)
+    if headers == "forged":
+        headers = [FORGER_KEY.header(raw)]
+    elif headers == "other-bytes":
+        headers = [INBOUND_KEY.header(orjson.dumps({**forged, "event_id": "another"}))]
+    assert isinstance(headers, list)
+    dead_letters = await TopicReader(stack.kafka_bootstrap, dlq(CONSENT_EVENTS)).start()
+    try:
+        [record] = await log.produce(phone, forged, headers=headers)
+        await projector.handle([record])
+
+        def letters(records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+            at = (str(record.partition).encode(), str(record.offset).encode())
+            return [
+                r
+                for r in records
+                if (_header(r, "source.partition"), _header(r, "source.offset")) == at
+            ]
+
+        # The running consent service, when an end-to-end test started it, may
+        # dead-letter the same record beside this projector.
+        letter = letters(await dead_letters.wait_for(lambda rs: bool(letters(rs)), timeout=15))[0]
+    finally:
+        await dead_letters.stop()
+    assert letter.value == raw
+    assert _header(letter, "error.reason") == b"unauthenticated_source"
+    state = await store.subject(phone)
+    assert state is not None
+    assert state.status is Status.OPTED_OUT
+    assert forged["event_id"] not in [r["event_id"] for r in await events_rows(store, phone)]
+    assert (await store.tracking(CONSENT_EVENTS))[record.partition] >= record.offset + 1
+
+    # The same opt-in as inbound writes it, signed: the user's own START counts.
+    await projector.handle(
+        await log.produce(phone, {**forged, "event_id": forged["event_id"] + "s"})
+    )
+    lifted = await store.subject(phone)
+    assert lifted is not None and lifted.status is Status.OPTED_IN

@@ -26,6 +26,7 @@ from shared.topics import CONSENT_EVENTS, dlq
 from tests.support.kafka import TopicReader, private_topics
 from tests.support.private_db import private_database
 from tests.support.records import consent_event
+from tests.support.signing import TRUST
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -94,7 +95,7 @@ async def test_an_evidence_nested_300_levels_is_dead_lettered_and_the_next_event
     try:
         records = await read_back(consumer, topic, 2)
 
-        await Projector(store, consumer, producer).handle(records)
+        await Projector(store, consumer, producer, TRUST).handle(records)
 
         [letter] = await dead_letters.wait_for(lambda rs: bool(rs), timeout=15)
     finally:

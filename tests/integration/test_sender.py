@@ -38,6 +38,7 @@ from shared.topics import MESSAGES_OUTBOUND, dlq
 from tests.support.fake_graph_api import FakeGraphApi, Reply
 from tests.support.kafka import TopicReader
 from tests.support.records import unique_phone
+from tests.support.signing import DISPATCHER_KEY
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -178,7 +179,9 @@ async def running_sender(
     consumer.assign(list(start))
     for tp, offset in start.items():
         consumer.seek(tp, offset)
-    sender = Sender(SendStore(pool), api, dlq_producer, policy, **options)
+    sender = Sender(
+        SendStore(pool), api, dlq_producer, policy, signing_key=DISPATCHER_KEY, **options
+    )
     loop = BatchConsumer(consumer, sender.handle, name="test-sender")
     task = asyncio.create_task(loop.run())
     try:
@@ -211,6 +214,7 @@ def wired_settings(stack: Stack, graph: FakeGraphApi, **options: Any) -> Dispatc
         graph_api_url=graph.url,
         phone_number_id=graph.phone_number_id,
         access_token=SecretStr(graph.token),
+        signing_key=SecretStr(DISPATCHER_KEY.setting()),
         **options,
     )
 

@@ -33,6 +33,9 @@ async def run(
     """Runs the command: prints a summary to stdout and returns the exit status."""
     pool: Any = None
     try:
+        # The owner's DATABASE_URL, not the projector's role: the rebuild locks
+        # consent.events in EXCLUSIVE mode and deletes the subjects that no longer
+        # fold, which no service role may do (docs/security.md).
         pool = await open_pool(settings.database_url, max_size=2)
         if source == "table" and verify:
             return await _verify_table(pool, topic, progress)
@@ -44,6 +47,7 @@ async def run(
             tracked_before = await tracking_positions(pool, topic)
             rebuilt = await rebuild_states(
                 settings.kafka_bootstrap_servers,
+                trust=settings.trust(),
                 topic=topic,
                 keep_rejects_from=None if verify else tracked_before,
                 progress=progress,

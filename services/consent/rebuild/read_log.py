@@ -13,6 +13,7 @@ from services.consent.rebuild.rebuilt import (
     cyclic_gc_paused,
     progress_bar,
 )
+from shared.consent.authenticity import Trust
 from shared.consent.event_identity import event_id_of
 from shared.consent.logged_record import logged_event
 from shared.consent.people import connected
@@ -35,6 +36,7 @@ from shared.topics import CONSENT_EVENTS
 async def rebuild_states(
     bootstrap: str,
     *,
+    trust: Trust,
     topic: str = CONSENT_EVENTS,
     subjects: Collection[str] | None = None,
     from_offsets: Mapping[int, int] | None = None,
@@ -56,7 +58,7 @@ async def rebuild_states(
         with cyclic_gc_paused(), progress_bar(total, progress, "log") as bar:
             batches = read_ranges(consumer, ranges, max_records=CHUNK, progress=bar.update)
             try:
-                read = await _read_events(rebuilt, batches, keep_rejects_from)
+                read = await _read_events(rebuilt, batches, keep_rejects_from, trust)
             except ReadStalledError as exc:
                 raise RebuildRefusedError(
                     f"no progress reading {topic} for {STALL_S:.0f}s"
@@ -69,7 +71,7 @@ async def rebuild_states(
                 rebuilt.rejected.clear()
                 rebuilt.unseen_rejects.clear()
                 batches = read_ranges(consumer, ranges, max_records=CHUNK, progress=bar.update)
-                read = await _read_events(rebuilt, batches, keep_rejects_from)
+                read = await _read_events(rebuilt, batches, keep_rejects_from, trust)
             # One per event_id as the events table keeps: the first in the log.
             rebuilt.events = list(first_per_id(read, event_id_of).values())
             del read  # the repeated records: not held while the rebuild is
@@ -83,6 +85,7 @@ async def _read_events(
     rebuilt: Rebuilt,
     batches: AsyncIterator[list[ConsumerRecord]],
     keep_rejects_from: Mapping[int, int] | None,
+    trust: Trust,
 ) -> list[LoggedEvent]:
     """Reads the events, validated and clamped; the rejects counted, and kept when at or
     past `keep_rejects_from`."""
@@ -93,7 +96,7 @@ async def _read_events(
         for record in records:
             if scope is not None and not _may_concern(record.value, scope):
                 continue
-            logged = logged_event(record)
+            logged = logged_event(record, trust)
             if isinstance(logged, Rejected):
                 rebuilt.rejected[logged.reason] += 1
                 if keep_rejects_from is not None and record.offset >= keep_rejects_from.get(

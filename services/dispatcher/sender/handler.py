@@ -19,6 +19,7 @@ from services.dispatcher.sender.admission import Admitted, Refused, admit, looku
 from services.dispatcher.sender.graph_api import GraphApi
 from services.dispatcher.sender.retry_policy import AnswerClass, SendPolicy, classify, retry_cause
 from services.dispatcher.sender.store import SendRow, SendStore
+from shared.consent.authenticity import SigningKey
 from shared.consent.platform_signals import DEFAULT_PROMOTIONAL, signal_event
 from shared.contract.purposes import Purpose
 from shared.contract.webhook import SIGNAL_CODES, PlatformSignal
@@ -39,6 +40,7 @@ class Sender:
         producer: AIOKafkaProducer,
         policy: SendPolicy,
         *,
+        signing_key: SigningKey,
         concurrency: int = 8,
         resend_in_flight: bool = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -51,6 +53,7 @@ class Sender:
         self.resend_in_flight = resend_in_flight
         self.sleep = sleep
         self.promotional = promotional
+        self.signing_key = signing_key
         self._slots = asyncio.Semaphore(concurrency)
 
     async def handle(self, batch: Sequence[ConsumerRecord]) -> None:
@@ -165,11 +168,12 @@ class Sender:
         event = signal_event(signal, datetime.now(UTC), self.promotional)
         if event is None:
             return
+        value = event.model_dump_json().encode()
         sent = await self.producer.send(
             CONSENT_EVENTS,
-            value=event.model_dump_json().encode(),
+            value=value,
             key=event.subject.encode(),
-            headers=[],
+            headers=[self.signing_key.header(value)],
         )
         await sent
         metrics.SENDER_PLATFORM_SIGNALS.labels(code).inc()

@@ -15,7 +15,9 @@ from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import durable_producer
 from shared.kafka.dlq import send_to_dlq
 from shared.kafka.running_consumer import RunningConsumer
+from shared.kafka.security import security_options
 from shared.service_runner import close_all
+from shared.settings import read_signing_key
 from shared.topics import MESSAGES_OUTBOUND
 
 
@@ -30,6 +32,7 @@ def sender_consumer(bootstrap: str, group_id: str, offset_reset: str) -> AIOKafk
         auto_offset_reset=offset_reset,
         isolation_level="read_committed",
         max_poll_interval_ms=900_000,
+        **security_options(),
     )
 
 
@@ -80,6 +83,7 @@ async def start_sender(settings: DispatcherSettings, pool: Any) -> RunningSender
         concurrency=settings.sender_concurrency,
         resend_in_flight=settings.sender_resend_in_flight,
         promotional=settings.promotional_purposes,
+        signing_key=read_signing_key(settings.signing_key, "DISPATCHER_SIGNING_KEY"),
     )
     loop = BatchConsumer(
         consumer,

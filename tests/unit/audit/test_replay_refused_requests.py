@@ -8,6 +8,7 @@ from aiokafka import ConsumerRecord
 from services.audit.history import History
 from services.audit.replay import ReplayScope, Topics, _Collector
 from tests.support.contract_examples import CONTRACT_REQUEST
+from tests.support.signing import TRUST
 
 TOPICS = Topics()
 
@@ -24,7 +25,7 @@ def test_a_request_too_deep_to_decode_is_owed_its_invalid_request_decision() -> 
     )
     history = History()
 
-    _Collector(TOPICS, ReplayScope(), history).request(record(deep))
+    _Collector(TOPICS, ReplayScope(), history, TRUST).request(record(deep))
 
     [owed] = history.requests
     assert owed.request_id == CONTRACT_REQUEST["request_id"]
@@ -37,7 +38,7 @@ def test_a_refused_object_keeps_its_purpose() -> None:
     value = orjson.dumps({**CONTRACT_REQUEST, "recipient": "12345"})
     history = History()
 
-    _Collector(TOPICS, ReplayScope(), history).request(record(value))
+    _Collector(TOPICS, ReplayScope(), history, TRUST).request(record(value))
 
     [owed] = history.requests
     assert (owed.rejection, owed.purpose) == ("invalid_phone", CONTRACT_REQUEST["purpose"])

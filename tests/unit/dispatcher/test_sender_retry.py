@@ -28,6 +28,7 @@ from services.dispatcher.sender.retry_policy import (
     retry_after_seconds,
 )
 from services.dispatcher.sender.store import SendRow
+from tests.support.signing import DISPATCHER_KEY, TRUST
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -302,6 +303,7 @@ class Harness:
             self.producer,
             SendPolicy(max_attempts=sender_options.pop("max_attempts", 6), backoff_base=0.5),
             sleep=sleep,
+            signing_key=DISPATCHER_KEY,
             **sender_options,
         )
         self.sender = DispatchedFirst(self.store, self.sender_alone)
@@ -447,8 +449,10 @@ async def test_a_refusal_with_a_platform_code_is_written_to_the_consent_log_befo
     h = Harness(ScriptedGraph(_error(400, code)))
     record = _record("r1")
     await h.sender.handle([record])
-    (signal_topic, signal_key, signal, _), (dlq_topic, *_) = h.producer.sent
+    (signal_topic, signal_key, signal, signed), (dlq_topic, *_) = h.producer.sent
     assert (signal_topic, dlq_topic) == ("consent.events.v1", "messages.outbound.v1.dlq")
+    # Signed as inbound signs the same codes from statuses: the readers believe it.
+    assert TRUST.keyring.problem(signal or b"", signed.items()) is None
     event = orjson.loads(signal or b"")
     assert signal_key == event["subject"].encode() == record.key
     assert (event["type"], event["source"], event["purposes"]) == (

@@ -8,6 +8,7 @@ from shared.consent.event_identity import Recorded, conflicts, event_id_of, spli
 from shared.consent.logged_record import logged_event
 from shared.kafka.log_order import broker_time, first_per_id
 from shared.rejection import Rejected
+from tests.support.signing import TRUST
 from tests.unit.domain.builders import T0, at, granted, logged, opted_out
 
 
@@ -17,6 +18,7 @@ class Record:
     timestamp: int
     partition: int = 1
     offset: int = 7
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def test_the_first_record_per_id_in_log_order_is_kept_whatever_the_arrival_order() -> None:
@@ -63,7 +65,7 @@ def test_a_record_becomes_a_logged_event_placed_and_clamped_at_its_broker_time()
     event = granted(occurred_at=at(10))
     record = Record(event.model_dump_json().encode(), int(at(5).timestamp() * 1000))
 
-    result = logged_event(record)
+    result = logged_event(record, TRUST)
 
     assert not isinstance(result, Rejected)
     assert (result.log_time, result.partition, result.offset) == (at(5), 1, 7)
@@ -72,7 +74,7 @@ def test_a_record_becomes_a_logged_event_placed_and_clamped_at_its_broker_time()
 
 
 def test_an_unusable_record_is_rejected() -> None:
-    result = logged_event(Record(b'{"type": "Nonsense"}', 0))
+    result = logged_event(Record(b'{"type": "Nonsense"}', 0), TRUST)
 
     assert isinstance(result, Rejected)
     assert result.reason == "unknown_type"

@@ -28,6 +28,7 @@ from shared.contract.requests import SendRequest, parse_send_request, salvage_re
 from shared.contract.webhook import WebhookBody, inbound_replies, parse_webhook
 from shared.rejection import Rejected
 from tests.support.contract_examples import CONTRACT_GRANT, CONTRACT_REQUEST
+from tests.support.signing import INBOUND_KEY
 from tests.support.webhooks import text_webhook
 
 NUL = '"\\u0000"'
@@ -176,6 +177,7 @@ def test_inbound_accepts_over_http_no_larger_a_body_than_its_consumer_reads(
 ) -> None:
     monkeypatch.setenv("WHATSAPP_APP_SECRET", "0123456789abcdef0123456789abcdef")
     monkeypatch.setenv("WHATSAPP_VERIFY_TOKEN", "a-verify-token-of-ours")
+    monkeypatch.setenv("INBOUND_SIGNING_KEY", INBOUND_KEY.setting())
     assert InboundSettings().max_body_bytes == MAX_WEBHOOK_BYTES
     with pytest.raises(ValueError, match="max_body_bytes"):
         InboundSettings(max_body_bytes=MAX_WEBHOOK_BYTES + 1)

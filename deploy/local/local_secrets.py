@@ -1,0 +1,81 @@
+"""Completes the local stack's secrets file (.local/secrets.env): each secret missing
+from it is generated and appended, and none already there changes, so a file from an
+older checkout gains what newer services need and keeps what running ones use.
+
+    python deploy/local/local_secrets.py FILE
+
+Random values, readable by this user only: no public default exists, and the services
+refuse to start without them (the webhook's secrets, the Ed25519 keys that sign and
+verify events from WhatsApp, shared/consent/authenticity.py, and the key of the
+pseudonyms in the consent API's access records, shared/pseudonyms.py)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from shared.consent.authenticity import SigningKey
+
+Generated = Callable[[dict[str, str]], str]
+
+
+def _public_keys(known: dict[str, str]) -> str:
+    return ",".join(
+        SigningKey.parse(known[name], name).public_setting()
+        for name in ("INBOUND_SIGNING_KEY", "DISPATCHER_SIGNING_KEY")
+    )
+
+
+# In order: a value may be derived from those before it.
+SECRETS: dict[str, Generated] = {
+    "WHATSAPP_APP_SECRET": lambda _: secrets.token_hex(16),
+    "WHATSAPP_VERIFY_TOKEN": lambda _: secrets.token_urlsafe(24),
+    "INBOUND_SIGNING_KEY": lambda _: SigningKey.generate("local-inbound").setting(),
+    "DISPATCHER_SIGNING_KEY": lambda _: SigningKey.generate("local-dispatcher").setting(),
+    "EVENT_VERIFY_KEYS": _public_keys,
+    "PSEUDONYM_KEY": lambda _: base64.b64encode(secrets.token_bytes(32)).decode(),
+}
+
+
+def read(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def complete(path: Path) -> list[str]:
+    """Appends the missing secrets; returns their names."""
+    known = read(path)
+    added: list[str] = []
+    for name, generate in SECRETS.items():
+        if not known.get(name):
+            known[name] = generate(known)
+            added.append(name)
+    if added:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"{name}={value}" for name, value in known.items()]
+        temporary = path.with_suffix(".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write("\n".join(lines) + "\n")
+        temporary.replace(path)
+    return added
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: local_secrets.py FILE", file=sys.stderr)
+        return 2
+    added = complete(Path(argv[0]))
+    if added:
+        print(f"[secrets] generated {', '.join(added)} into {argv[0]}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

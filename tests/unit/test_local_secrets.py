@@ -1,0 +1,48 @@
+"""The local secrets file gains what is missing and keeps what is there."""
+
+import stat
+import sys
+from pathlib import Path
+
+from shared.consent.authenticity import Keyring, SigningKey
+from tests.support.services import ROOT
+
+sys.path.insert(0, str(ROOT / "deploy" / "local"))
+import local_secrets
+
+
+def test_a_missing_file_is_created_with_every_secret_readable_by_its_owner_only(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / ".local" / "secrets.env"
+
+    added = local_secrets.complete(path)
+
+    assert added == list(local_secrets.SECRETS)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    values = local_secrets.read(path)
+    ring = Keyring.parse(values["EVENT_VERIFY_KEYS"])
+    for name in ("INBOUND_SIGNING_KEY", "DISPATCHER_SIGNING_KEY"):
+        key = SigningKey.parse(values[name])
+        assert ring.problem(b"{}", [key.header(b"{}")]) is None
+
+
+def test_an_older_file_keeps_its_secrets_and_gains_the_keys(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.env"
+    path.write_text("WHATSAPP_APP_SECRET=kept-secret\nWHATSAPP_VERIFY_TOKEN=kept-token\n")
+
+    added = local_secrets.complete(path)
+    again = local_secrets.complete(path)
+
+    values = local_secrets.read(path)
+    assert (values["WHATSAPP_APP_SECRET"], values["WHATSAPP_VERIFY_TOKEN"]) == (
+        "kept-secret",
+        "kept-token",
+    )
+    assert added == [
+        "INBOUND_SIGNING_KEY",
+        "DISPATCHER_SIGNING_KEY",
+        "EVENT_VERIFY_KEYS",
+        "PSEUDONYM_KEY",
+    ]
+    assert again == []
