@@ -7,7 +7,10 @@
 # runs a three-broker Kafka cluster instead (127.0.0.1:19092,29092,39092;
 # topics with replication factor 3). Set KAFKA_BOOTSTRAP_SERVERS and/or
 # DATABASE_URL to use servers of your own instead: the matching local server
-# is then neither installed nor started.
+# is then neither installed nor started. KAFKA_SECURED=1 runs a secured Kafka
+# instead (SASL/SCRAM-SHA-512 and ACLs, 127.0.0.1:9094, under .local/kafka-secured;
+# docs/security.md): provisioning runs as its super user, and each service, the
+# audit and the rebuild as their own principal.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -33,6 +36,9 @@ PY_DIRS = $(notdir $(wildcard $(addprefix $(ROOT)/,shared services tests bench c
 LOCAL_KAFKA = $(if $(strip $(KAFKA_BOOTSTRAP_SERVERS)),,KAFKA_BOOTSTRAP_SERVERS="$$("$(LOCAL)/kafka.sh" bootstrap)")
 LOCAL_RF = $(if $(strip $(KAFKA_BOOTSTRAP_SERVERS)),,KAFKA_REPLICATION_FACTOR="$${KAFKA_REPLICATION_FACTOR:-$$("$(LOCAL)/kafka.sh" replication-factor)}")
 LOCAL_PG = $(if $(strip $(DATABASE_URL)),,DATABASE_URL="$$("$(LOCAL)/postgres.sh" url)")
+# `$(KAFKA_AS) NAME &&` before a command: under KAFKA_SECURED=1 it connects to the
+# local Kafka as principal NAME (deploy/local/lib.sh); otherwise it does nothing.
+KAFKA_AS = source "$(LOCAL)/lib.sh" && use_kafka_principal
 
 .PHONY: help venv deps infra-up up down run lint typecheck test demo bench audit rebuild chaos
 
@@ -41,6 +47,7 @@ help:
 	@echo "make deps       venv + Kafka jars + PostgreSQL packages"
 	@echo "make infra-up   PostgreSQL and Kafka running and ready, migrations applied, topics provisioned"
 	@echo "                (KAFKA_BROKERS=3 make up|run|infra-up: a three-broker Kafka cluster)"
+	@echo "                (KAFKA_SECURED=1 make up|run|infra-up: Kafka with SASL/SCRAM and ACLs)"
 	@echo "make up         infra-up + the three services in the background, ready"
 	@echo "make down       stop the services, Kafka and PostgreSQL"
 	@echo "make run        infra-up + the three services in the foreground (Ctrl-C stops them)"
@@ -83,7 +90,10 @@ infra-up: deps
 		"$(PY)" "$(LOCAL)/wait_kafka.py" --timeout 60; \
 	fi
 	@cd "$(ROOT)" && $(LOCAL_PG) "$(PY)" -m shared.db.migrate
-	@cd "$(ROOT)" && $(LOCAL_KAFKA) $(LOCAL_RF) "$(PY)" -m shared.kafka.provision
+	@cd "$(ROOT)" && $(KAFKA_AS) admin && $(LOCAL_KAFKA) $(LOCAL_RF) "$(PY)" -m shared.kafka.provision
+	@if [[ "$${KAFKA_SECURED:-0}" == 1 ]]; then \
+		cd "$(ROOT)" && $(KAFKA_AS) admin && $(LOCAL_KAFKA) "$(PY)" -m shared.kafka.acls; \
+	fi
 
 up: infra-up
 	@"$(LOCAL)/services.sh" start
@@ -114,21 +124,24 @@ test: deps infra-up lint typecheck
 
 # The scripted story on the running system (make up first if it is not running).
 demo: up
-	@cd "$(ROOT)" && source "$(LOCAL)/lib.sh" && load_local_secrets && \
+	@cd "$(ROOT)" && source "$(LOCAL)/lib.sh" && load_local_secrets && use_kafka_principal admin && \
 		$(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m demo
 
-# Replays the log; ARGS="--since 2026-11-27T00:00:00Z --subject +79161234567 --out DIR".
+# Replays the log, verifying events from WhatsApp with EVENT_VERIFY_KEYS (the local
+# stack's from .local/secrets.env unless set); ARGS="--since 2026-11-27T00:00:00Z --subject +79161234567 --out DIR".
 audit: infra-up
-	@cd "$(ROOT)" && $(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m services.audit $(ARGS)
+	@cd "$(ROOT)" && source "$(LOCAL)/lib.sh" && load_local_secrets && use_kafka_principal audit && \
+		$(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m services.audit $(ARGS)
 
 # Every benchmark, sides alternated in one run; ARGS=--quick for a smoke run.
 bench: infra-up
 	@"$(LOCAL)/services.sh" stop
-	@cd "$(ROOT)" && $(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m bench $(ARGS)
+	@cd "$(ROOT)" && $(KAFKA_AS) admin && $(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m bench $(ARGS)
 
 # ARGS=--verify compares the rebuilt state with the live one instead of writing.
 rebuild: infra-up
-	@cd "$(ROOT)" && $(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m services.consent.rebuild $(ARGS)
+	@cd "$(ROOT)" && source "$(LOCAL)/lib.sh" && load_local_secrets && use_kafka_principal consent && \
+		$(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m services.consent.rebuild $(ARGS)
 
 # Fault injection on a stack of its own (3 Kafka brokers on 19192/29192/31192,
 # PostgreSQL on 55433, the services on 18081-18083, all under .local/chaos/), so it

@@ -164,6 +164,7 @@ async def bench_webhooks(
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
         "INBOUND_HTTP_PORT": str(port),
+        "INBOUND_ADMIN_PORT": str(free_port()),
         "INBOUND_GROUP_ID": group,
         "WHATSAPP_APP_SECRET": secret,
         "WHATSAPP_VERIFY_TOKEN": f"bench-verify-{rid}",

@@ -41,6 +41,7 @@ from bench.private import (
     topic_prefix,
 )
 from bench.processes import ROOT, BenchProcess
+from shared.kafka.security import security_options
 from shared.settings import CommonSettings
 from shared.topics import CONSENT_EVENTS, MESSAGES_REQUESTS, WHATSAPP_INBOUND, dlq
 from tests.support.records import consent_granted
@@ -150,6 +151,7 @@ async def bench(report: Report, stops: int, rate: int) -> None:
     inbound_env = {
         **common,
         "INBOUND_HTTP_PORT": str(free_port()),
+        "INBOUND_ADMIN_PORT": str(free_port()),
         "INBOUND_GROUP_ID": groups["inbound"],
         "WHATSAPP_APP_SECRET": f"bench-secret-{rid}-{uuid.uuid4().hex}",
         "WHATSAPP_VERIFY_TOKEN": f"bench-verify-{rid}-{uuid.uuid4().hex}",
@@ -159,9 +161,12 @@ async def bench(report: Report, stops: int, rate: int) -> None:
         **common,
         "DATABASE_URL": settings.database_url,
         "CONSENT_HTTP_PORT": str(consent_port),
+        "CONSENT_ADMIN_PORT": str(free_port()),
         "CONSENT_GROUP_ID": groups["consent"],
     }
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, **security_options()
+    )
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
     async with private_topics(bootstrap, specs):
         await producer.start()

@@ -76,6 +76,7 @@ def dispatcher_process(b: Bench, label: str, group: str, port: int) -> BenchProc
         "DISPATCHER_GROUP_ID": group,
         "DISPATCHER_INSTANCE_ID": f"bench-{b.rid}-{label}",
         "DISPATCHER_HTTP_PORT": str(port),
+        "DISPATCHER_ADMIN_PORT": str(free_port()),
         "DISPATCHER_SENDER_ENABLED": "false",
         "DISPATCHER_MAX_BATCH": str(b.max_batch),
         "KAFKA_TOPIC_PREFIX": b.topics.prefix,

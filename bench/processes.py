@@ -14,6 +14,8 @@ from types import TracebackType
 import httpx
 
 from bench.machine import rss_bytes
+from shared.db.roles import without_role_urls
+from tests.support.signing import SIGNING_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +26,9 @@ class BenchProcess:
     ) -> None:
         self.name = name
         self.args = [sys.executable, "-m", *module_args]
-        self.env = {**os.environ, "LOG_FORMAT": "json", **env}
+        # A benchmark's DATABASE_URL is its private database: a role URL of the
+        # caller's, which would win over it, must not follow.
+        self.env = {**without_role_urls(os.environ), "LOG_FORMAT": "json", **SIGNING_ENV, **env}
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -3,7 +3,9 @@ and a PostgreSQL under .local/chaos/, started and stopped through the project's
 scripts (deploy/local/kafka.sh, postgres.sh) with the env that points them there."""
 
 import asyncio
+import base64
 import os
+import secrets
 import shutil
 import sys
 import time
@@ -13,6 +15,9 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 
 from chaos.observed import CommandResult
+from shared.consent.authenticity import SigningKey
+from shared.db.roles import without_role_urls
+from shared.kafka.security import security_options
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAOS_DIR = ROOT / ".local" / "chaos"
@@ -27,8 +32,16 @@ PG_PORT = 55433
 HTTP_PORTS = {"inbound": 18081, "consent": 18082, "dispatcher": 18083}
 
 # What the caller's environment may hold that would point a script or a service at
-# another stack (the default one, or a test's).
-_FOREIGN = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "KAFKA_HOME_DIR", "PG_HOME_DIR")
+# another stack (the default one, or a test's). The run's brokers are PLAINTEXT
+# whatever KAFKA_SECURED says: its faults are about availability, not access.
+_FOREIGN = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "DATABASE_URL",
+    "KAFKA_HOME_DIR",
+    "PG_HOME_DIR",
+    "KAFKA_SECURED",
+    "KAFKA_USERS_FILE",
+)
 
 
 class StackError(RuntimeError):
@@ -36,7 +49,9 @@ class StackError(RuntimeError):
 
 
 def _base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in _FOREIGN}
+    # The run's services connect as its DATABASE_URL's owner: a role URL of the
+    # caller's would point them at the usual database.
+    return {k: v for k, v in without_role_urls(os.environ).items() if k not in _FOREIGN}
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,10 @@ async def run_command(argv: list[str], env: dict[str, str], log_path: Path, time
 class ChaosStack:
     def __init__(self, app_secret: str, log_dir: Path = LOG_DIR) -> None:
         self.app_secret = app_secret
+        # Keys of the run's own, as `make up` generates local ones.
+        self.inbound_key = SigningKey.generate("chaos-inbound")
+        self.dispatcher_key = SigningKey.generate("chaos-dispatcher")
+        self.pseudonym_key = base64.b64encode(secrets.token_bytes(32)).decode()
         self.log_dir = log_dir
         self.bootstrap = ""
         self.database_url = ""
@@ -106,6 +125,12 @@ class ChaosStack:
             "LOG_FORMAT": "json",
             "WHATSAPP_APP_SECRET": self.app_secret,
             "WHATSAPP_VERIFY_TOKEN": f"chaos-verify-{self.app_secret}",
+            "INBOUND_SIGNING_KEY": self.inbound_key.setting(),
+            "DISPATCHER_SIGNING_KEY": self.dispatcher_key.setting(),
+            "EVENT_VERIFY_KEYS": ",".join(
+                k.public_setting() for k in (self.inbound_key, self.dispatcher_key)
+            ),
+            "PSEUDONYM_KEY": self.pseudonym_key,
             "INBOUND_HTTP_PORT": str(HTTP_PORTS["inbound"]),
             "CONSENT_HTTP_PORT": str(HTTP_PORTS["consent"]),
             "DISPATCHER_HTTP_PORT": str(HTTP_PORTS["dispatcher"]),
@@ -173,7 +198,9 @@ class ChaosStack:
 
     async def consent_events_leader(self, topic: str, partition: int) -> int:
         """The node number (1-3, as kafka.sh counts them) leading the partition."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap, request_timeout_ms=10_000, **security_options()
+        )
         await admin.start()
         try:
             cluster = await admin.describe_cluster()

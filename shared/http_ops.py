@@ -7,8 +7,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 log = structlog.get_logger(__name__)
@@ -65,6 +67,35 @@ def ops_router(readiness: ReadinessCheck) -> APIRouter:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def service_apps(
+    title: str, lifespan: Any, readiness: ReadinessCheck, *, ops_on_public_port: bool
+) -> tuple[FastAPI, FastAPI]:
+    """The public app (the service's own routes, no docs) and the admin app (metrics,
+    health, readiness, and the public app's OpenAPI document and docs), served on the
+    admin listener by shared/service_runner.py."""
+    public = FastAPI(
+        title=title, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    if ops_on_public_port:
+        public.include_router(ops_router(readiness))
+    admin = FastAPI(title=f"{title} (admin)", docs_url=None, redoc_url=None, openapi_url=None)
+    admin.include_router(ops_router(readiness))
+
+    @admin.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(_public_openapi(public, title))
+
+    @admin.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} API")
+
+    return public, admin
+
+
+def _public_openapi(public: FastAPI, title: str) -> dict[str, Any]:
+    return get_openapi(title=title, version=public.version, routes=public.routes)
 
 
 async def all_ready(*checks: Awaitable[bool]) -> bool:

@@ -7,10 +7,18 @@ from typing import Literal, Self
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.consent.authenticity import (
+    InvalidKeyError,
+    Keyring,
+    SigningKey,
+    Trust,
+    UnsignedRestrictions,
+)
 from shared.consent.platform_signals import DEFAULT_PROMOTIONAL
 from shared.contract.purposes import Purpose
 from shared.dispatch.quiet_hours import QuietHoursPolicy
 from shared.dispatch.rules import FrequencyPolicy
+from shared.kafka.security import kafka_security
 
 LOCAL_DATABASE_URL = "postgresql://consent:consent@127.0.0.1:55432/consent"
 
@@ -37,6 +45,16 @@ class CommonSettings(BaseSettings):
         default="console", validation_alias=AliasChoices("LOG_FORMAT")
     )
     http_host: str = "127.0.0.1"
+    # The admin listener: metrics, health, readiness and the API's docs, which the
+    # internet must not see (inbound's public port faces Meta). Port 0: the public
+    # port plus 1000 (8081 -> 9081).
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(default=0, ge=0, le=65535)
+    # The contract serves /healthz, /readyz and /metrics on the public ports too;
+    # false keeps them on the admin listener only.
+    ops_on_public_port: bool = Field(
+        default=True, validation_alias=AliasChoices("OPS_ON_PUBLIC_PORT")
+    )
     # What a platform's marketing stop (user_preferences, WhatsApp 131050) revokes:
     # clause 3.2 purposes, comma-separated. Inbound reads it for webhooks, the
     # sender for its own refused sends (shared/consent/platform_signals.py says
@@ -51,6 +69,14 @@ class CommonSettings(BaseSettings):
         return tuple(Purpose(p.strip()) for p in self.promotional.split(",") if p.strip())
 
     @model_validator(mode="after")
+    def _kafka_security_is_usable(self) -> Self:
+        # The KAFKA_SECURITY_PROTOCOL and KAFKA_SASL_* / KAFKA_SSL_* variables
+        # (shared/kafka/security.py): a service refuses to start, naming the
+        # variable, rather than fail at its first connection.
+        kafka_security()
+        return self
+
+    @model_validator(mode="after")
     def _promotional_are_purposes(self) -> Self:
         names = [p.strip() for p in self.promotional.split(",") if p.strip()]
         unknown = [n for n in names if n not in _PURPOSE_NAMES]
@@ -63,6 +89,54 @@ class CommonSettings(BaseSettings):
 
 
 _PURPOSE_NAMES = frozenset(p.value for p in Purpose)
+
+
+class TrustSettings(BaseSettings):
+    """Reads whose signatures the readers of the log believe (shared/consent/authenticity.py):
+    the projector, the rebuild and the audit, from the same unprefixed variables.
+
+    `EVENT_VERIFY_KEYS`: `<key id>:<base64 Ed25519 public key>`, comma-separated; list
+    the new key beside the old while a writer's key is rotated. No default: without a
+    key no event from WhatsApp could lift a STOP, so the readers refuse to start."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    event_verify_keys: str = Field(default="", validation_alias=AliasChoices("EVENT_VERIFY_KEYS"))
+    unsigned_restrictions: UnsignedRestrictions = Field(
+        default=UnsignedRestrictions.APPLY,
+        validation_alias=AliasChoices("UNSIGNED_RESTRICTIONS"),
+    )
+
+    @model_validator(mode="after")
+    def _keys_are_readable(self) -> Self:
+        if not self.event_verify_keys.strip():
+            raise ValueError(
+                "EVENT_VERIFY_KEYS is not set: the public keys of inbound (and of the "
+                "dispatcher's sender) that sign events from WhatsApp (make up and make run "
+                "generate local ones into .local/secrets.env)"
+            )
+        try:
+            Keyring.parse(self.event_verify_keys)
+        except InvalidKeyError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def trust(self) -> Trust:
+        return Trust(Keyring.parse(self.event_verify_keys), self.unsigned_restrictions)
+
+
+def read_signing_key(setting: SecretStr, name: str) -> SigningKey:
+    """Reads a writer's private key, refusing a missing or unreadable one by name."""
+    value = setting.get_secret_value().strip()
+    if not value:
+        raise ValueError(
+            f"{name} is not set: the Ed25519 key that signs events from WhatsApp "
+            "(make up and make run generate a local one into .local/secrets.env)"
+        )
+    try:
+        return SigningKey.parse(value, name)
+    except InvalidKeyError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class FrequencySettings(BaseSettings):

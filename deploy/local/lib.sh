@@ -154,22 +154,14 @@ stop_pid() {
     done
 }
 
-# The local stack's webhook secrets: generated once into .local/secrets.env
-# (random, readable by this user only) and exported, unless the environment
-# already sets them. No public default exists: inbound refuses to start without.
+# The local stack's secrets (the webhook's, and the keys that sign and verify
+# events from WhatsApp): each generated once into .local/secrets.env (random,
+# readable by this user only) and exported, unless the environment already sets
+# it. No public default exists: the services refuse to start without them.
 load_local_secrets() {
     local file="$LOCAL_DIR/secrets.env"
-    if [[ ! -s "$file" ]]; then
-        mkdir -p "$LOCAL_DIR"
-        (
-            umask 077
-            "$VENV_PYTHON" -c 'import secrets
-print("WHATSAPP_APP_SECRET=" + secrets.token_hex(16))
-print("WHATSAPP_VERIFY_TOKEN=" + secrets.token_urlsafe(24))' >"$file.tmp"
-        )
-        mv "$file.tmp" "$file"
-        note "generated the local webhook secrets into $file"
-    fi
+    "$VENV_PYTHON" "$ROOT/deploy/local/local_secrets.py" "$file" ||
+        die "cannot write the local secrets into $file"
     local name value
     while IFS='=' read -r name value; do
         [[ -n "$name" && -z "${!name:-}" ]] && export "$name=$value"
@@ -187,4 +179,72 @@ export_local_addresses() {
         DATABASE_URL="$("$ROOT/deploy/local/postgres.sh" url)"
     fi
     export KAFKA_BOOTSTRAP_SERVERS DATABASE_URL
+}
+
+# The local secured Kafka (KAFKA_SECURED=1, deploy/local/kafka.sh): SASL/SCRAM-SHA-512
+# users for the super user, each service, and `producer` for the other systems
+# (the ACLs each gets: shared/kafka/acl_matrix.py). Their passwords are generated
+# once into KAFKA_USERS_FILE (default .local/kafka-users.env, readable by this
+# user only) as KAFKA_PASSWORD_<NAME>=...; the broker's storage is formatted with them.
+KAFKA_PRINCIPALS=(admin inbound consent dispatcher audit producer)
+KAFKA_USERS_FILE="$(realpath -m -- "${KAFKA_USERS_FILE:-$LOCAL_DIR/kafka-users.env}")"
+
+kafka_secured() {
+    case "${KAFKA_SECURED:-0}" in
+    1) return 0 ;;
+    0 | "") return 1 ;;
+    *) die "KAFKA_SECURED must be 1 (a secured local Kafka) or 0, not '$KAFKA_SECURED'" ;;
+    esac
+}
+
+# Adds a password for every principal the file lacks (none on later calls).
+ensure_kafka_users() {
+    local name missing=()
+    for name in "${KAFKA_PRINCIPALS[@]}"; do
+        grep -q "^KAFKA_PASSWORD_${name^^}=" "$KAFKA_USERS_FILE" 2>/dev/null || missing+=("$name")
+    done
+    ((${#missing[@]} > 0)) || return 0
+    mkdir -p "$(dirname "$KAFKA_USERS_FILE")"
+    (
+        umask 077
+        # Hex: nothing the StorageTool's --add-scram syntax or a JAAS line would parse.
+        "$VENV_PYTHON" -c 'import secrets, sys
+for name in sys.argv[1:]:
+    print(f"KAFKA_PASSWORD_{name.upper()}={secrets.token_hex(24)}")' "${missing[@]}" >>"$KAFKA_USERS_FILE"
+    )
+    note "generated the Kafka passwords of ${missing[*]} into $KAFKA_USERS_FILE"
+}
+
+# kafka_password NAME: prints principal NAME's password.
+kafka_password() {
+    local password
+    ensure_kafka_users
+    password="$(sed -n "s/^KAFKA_PASSWORD_${1^^}=//p" "$KAFKA_USERS_FILE" | tail -n1)"
+    [[ -n "$password" ]] || die "no password for the Kafka principal '$1' in $KAFKA_USERS_FILE"
+    echo "$password"
+}
+
+# use_kafka_principal NAME: under KAFKA_SECURED=1, exports the client settings
+# (shared/kafka/security.py) that make this shell's children principal NAME of the
+# local secured Kafka; otherwise does nothing. Call it in a subshell to give one
+# process its own principal.
+use_kafka_principal() {
+    kafka_secured || return 0
+    local password
+    password="$(kafka_password "$1")" || exit 1
+    export KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+    export KAFKA_SASL_USERNAME="$1" KAFKA_SASL_PASSWORD="$password"
+}
+
+# The local cluster's service roles (docs/security.md): each service's own URL
+# (`postgres.sh role-urls`), exported unless the environment sets it. None when
+# DATABASE_URL names another database: every service then connects as DATABASE_URL.
+export_local_role_urls() {
+    local urls name value
+    urls="$("$ROOT/deploy/local/postgres.sh" role-urls)" ||
+        die "no service roles for the local PostgreSQL: run 'deploy/local/postgres.sh start' (make infra-up)"
+    while IFS='=' read -r name value; do
+        [[ -n "$name" && -z "${!name:-}" ]] && export "$name=$value"
+    done <<<"$urls"
+    return 0
 }

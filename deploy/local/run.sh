@@ -18,6 +18,7 @@ fi
 make -C "$ROOT" --no-print-directory infra-up
 
 export_local_addresses
+export_local_role_urls
 export LOG_FORMAT="${LOG_FORMAT:-console}"
 load_local_secrets
 export PYTHONUNBUFFERED=1
@@ -63,8 +64,12 @@ for name in "${SERVICES[@]}"; do
     # its last (shutdown) lines; it ends when the service closes the pipe.
     # With no job control, setsid runs in the background child itself
     # (no fork), so $! is the service's own pid.
-    setsid "$VENV_PYTHON" -m "services.$name" </dev/null \
-        > >(trap '' INT TERM; exec sed -u "s/^/$prefix/") 2>&1 &
+    # Under KAFKA_SECURED=1 each service is its own Kafka principal (lib.sh); the
+    # subshell execs, so $! is still the service's pid.
+    (
+        use_kafka_principal "$name"
+        exec setsid "$VENV_PYTHON" -m "services.$name" </dev/null
+    ) > >(trap '' INT TERM; exec sed -u "s/^/$prefix/") 2>&1 &
     PIDS[$name]=$!
 done
 targets=()

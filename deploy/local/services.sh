@@ -8,9 +8,12 @@
 # Pid files and logs: .local/services/<name>.pid and <name>.log.
 # Environment passed through, with local defaults: KAFKA_BOOTSTRAP_SERVERS
 # (the local Kafka instance's, `kafka.sh bootstrap`: 3 brokers under
-# KAFKA_BROKERS=3), DATABASE_URL (`postgres.sh url`), LOG_FORMAT (json by
+# KAFKA_BROKERS=3), DATABASE_URL (`postgres.sh url`), each service's role URL
+# (`postgres.sh role-urls`, none when DATABASE_URL names another database; see
+# docs/security.md), LOG_FORMAT (json by
 # default: these logs are for machines), and anything else the services read
-# (LOG_LEVEL, WHATSAPP_*, <SERVICE>_*).
+# (LOG_LEVEL, WHATSAPP_*, <SERVICE>_*). Under KAFKA_SECURED=1 each service gets
+# the SASL credentials of its own Kafka principal (KAFKA_SASL_USERNAME=<name>, ...).
 # Ports: 8081 inbound, 8082 consent, 8083 dispatcher, or the services' own
 # INBOUND_HTTP_PORT / CONSENT_HTTP_PORT / DISPATCHER_HTTP_PORT when set.
 set -euo pipefail
@@ -54,6 +57,7 @@ cmd_start() {
     require_venv
     mkdir -p "$SVC_DIR"
     export_local_addresses
+    export_local_role_urls
     export LOG_FORMAT="${LOG_FORMAT:-json}"
     load_local_secrets
     export PYTHONUNBUFFERED=1 # a crash's last lines must reach the log
@@ -79,9 +83,13 @@ cmd_start() {
         # setsid: own session, out of reach of a Ctrl-C in the terminal that
         # ran `make up`. The wrapper records the pid that then becomes python,
         # and runs it from the repo root, as `make run` does.
-        # shellcheck disable=SC2016  # expanded by the inner bash
-        setsid bash -c 'echo $$ >"$0"; cd "$1" && shift && exec "$@"' "$SVC_DIR/$name.pid" "$ROOT" \
-            "$VENV_PYTHON" -m "services.$name" </dev/null >>"$SVC_DIR/$name.log" 2>&1 &
+        # Under KAFKA_SECURED=1 each service is its own Kafka principal (lib.sh).
+        (
+            use_kafka_principal "$name"
+            # shellcheck disable=SC2016  # expanded by the inner bash
+            exec setsid bash -c 'echo $$ >"$0"; cd "$1" && shift && exec "$@"' "$SVC_DIR/$name.pid" "$ROOT" \
+                "$VENV_PYTHON" -m "services.$name" </dev/null >>"$SVC_DIR/$name.log" 2>&1
+        ) &
     done
     for name in "${to_start[@]}"; do
         for _ in {1..50}; do

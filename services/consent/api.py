@@ -1,11 +1,14 @@
-"""Serves a subject's current state and history (CONTRACT.md section 6)."""
+"""Serves a subject's current state and history (CONTRACT.md section 6), to callers
+whose token allows it, each read recorded (services/consent/access.py)."""
 
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 
+from services.consent.access import AccessLog, authorise
 from services.consent.store import ConsentStore
+from services.consent.tokens import Principal, Scope, Tokens
 from shared.consent.state import SubjectState
 from shared.identifiers import normalize_identifier
 from shared.phone import InvalidPhoneNumberError
@@ -18,6 +21,10 @@ def _subject(identifier: str) -> str:
         raise HTTPException(
             status_code=422, detail={"reason": "invalid_phone", "detail": str(exc)}
         ) from exc
+
+
+def _identifiers(subject: str, state: SubjectState | None) -> list[str]:
+    return list(state.identifiers) if state and state.identifiers else [subject]
 
 
 def consent_view(subject: str, state: SubjectState | None, now: datetime) -> dict[str, Any]:
@@ -76,19 +83,25 @@ def consent_view(subject: str, state: SubjectState | None, now: datetime) -> dic
     }
 
 
-def subjects_router(store: ConsentStore) -> APIRouter:
+def subjects_router(store: ConsentStore, tokens: Tokens, access: AccessLog) -> APIRouter:
     router = APIRouter(prefix="/v1/subjects", tags=["consent"])
+    reader = Depends(authorise(tokens, Scope.READ))
+    evidence_reader = Depends(authorise(tokens, Scope.EVIDENCE))
 
     @router.get("/{phone}/consent")
-    async def consent(phone: str) -> dict[str, Any]:
-        subject = _subject(phone)
-        return consent_view(subject, await store.subject(subject), datetime.now(UTC))
-
-    @router.get("/{phone}/events")
-    async def events(phone: str) -> dict[str, Any]:
+    async def consent(phone: str, caller: Principal = reader) -> dict[str, Any]:
         subject = _subject(phone)
         state = await store.subject(subject)
-        identifiers = list(state.identifiers) if state and state.identifiers else [subject]
+        now = datetime.now(UTC)
+        await access.record(caller, Scope.READ, subject, _identifiers(subject, state), now)
+        return consent_view(subject, state, now)
+
+    @router.get("/{phone}/events")
+    async def events(phone: str, caller: Principal = evidence_reader) -> dict[str, Any]:
+        subject = _subject(phone)
+        state = await store.subject(subject)
+        identifiers = _identifiers(subject, state)
+        await access.record(caller, Scope.EVIDENCE, subject, identifiers, datetime.now(UTC))
         rows = await store.events(identifiers)
         return {
             "subject": subject,

@@ -8,13 +8,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
+from services.consent.access import AccessLog
 from services.consent.api import subjects_router
 from services.consent.projector import Projector
 from services.consent.settings import ConsentSettings
 from services.consent.store import ConsentStore
-from shared.db.migrate import apply_migrations
-from shared.db.pool import open_pool
-from shared.http_ops import all_ready, broker_ready, database_ready, ops_router
+from shared.db.migrated import open_migrated_pool
+from shared.http_ops import all_ready, broker_ready, database_ready, service_apps
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import durable_producer, group_consumer
 from shared.kafka.running_consumer import RunningConsumer
@@ -25,6 +25,7 @@ from shared.topics import CONSENT_EVENTS
 @dataclass
 class Running:
     pool: Any
+    api_pool: Any
     consumer: AIOKafkaConsumer
     projecting: RunningConsumer
 
@@ -45,17 +46,24 @@ def projector_loop(
     )
 
 
-def create_app(settings: ConsentSettings) -> FastAPI:
+def create_app(settings: ConsentSettings) -> tuple[FastAPI, FastAPI]:
     running: list[Running] = []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await apply_migrations(settings.database_url)
-        pool = await open_pool(settings.database_url, max_size=8)
+        # Two roles, two pools (docs/security.md): the query API cannot write what
+        # the projector may. One batch is applied at a time: the projector's pool
+        # serves it, the idle positions and the probes; the API's, the requests.
+        pool = await open_migrated_pool(settings.projector_url, max_size=4)
+        try:
+            api_pool = await open_migrated_pool(settings.api_url, max_size=8)
+        except BaseException:
+            await pool.close()
+            raise
         store = ConsentStore(pool)
         producer = durable_producer(settings.kafka_bootstrap_servers)
         consumer = group_consumer(settings.kafka_bootstrap_servers, settings.group_id)
-        projector = Projector(store, consumer, producer)
+        projector = Projector(store, consumer, producer, settings.trust())
         await producer.start()
         await consumer.start()
         loop = projector_loop(consumer, projector, pool, settings.max_batch)
@@ -64,13 +72,19 @@ def create_app(settings: ConsentSettings) -> FastAPI:
         # what a batch in flight here is about to commit.
         consumer.subscribe([CONSENT_EVENTS], listener=loop.listener(projector))
         projecting = loop.start()
-        running.append(Running(pool, consumer, projecting))
-        app.include_router(subjects_router(store))
+        running.append(Running(pool, api_pool, consumer, projecting))
+        app.include_router(
+            subjects_router(
+                ConsentStore(api_pool),
+                settings.tokens(),
+                AccessLog(api_pool, settings.pseudonyms()),
+            )
+        )
         try:
             yield
         finally:
             await projecting.stop()
-            await close_all(consumer.stop, producer.stop, pool.close)
+            await close_all(consumer.stop, producer.stop, pool.close, api_pool.close)
 
     async def readiness() -> dict[str, bool]:
         if not running:
@@ -78,16 +92,19 @@ def create_app(settings: ConsentSettings) -> FastAPI:
         r = running[0]
         return {
             "database": await database_ready(r.pool),
+            "api_database": await database_ready(r.api_pool),
             "broker": await broker_ready(r.consumer),
             "consumer_assigned": bool(r.consumer.assignment()),
             "projector_running": r.projecting.healthy,
         }
 
-    app = FastAPI(title="consent", lifespan=lifespan)
-    app.include_router(ops_router(readiness))
-    return app
+    app, admin = service_apps(
+        "consent", lifespan, readiness, ops_on_public_port=settings.ops_on_public_port
+    )
+    return app, admin
 
 
 def main() -> None:
     settings = ConsentSettings()
-    serve(create_app(settings), settings, settings.http_port)
+    app, admin = create_app(settings)
+    serve(app, settings, settings.http_port, admin)

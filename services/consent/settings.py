@@ -1,11 +1,52 @@
+from typing import Self
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import CommonSettings
+from services.consent.tokens import InvalidTokensError, Tokens
+from shared.pseudonyms import InvalidPseudonymKeyError, Pseudonymizer
+from shared.settings import CommonSettings, TrustSettings
 
 
-class ConsentSettings(CommonSettings):
+class ConsentSettings(CommonSettings, TrustSettings):
     model_config = SettingsConfigDict(env_prefix="CONSENT_", extra="ignore", populate_by_name=True)
 
     http_port: int = 8082
     group_id: str = "consent-projector"
     max_batch: int = 1000
+    # The projector's and the query API's own roles (docs/security.md), one pool
+    # each: CONSENT_PROJECTOR_DATABASE_URL, CONSENT_API_DATABASE_URL. Unset, the
+    # owner's DATABASE_URL serves both, as it did before the roles.
+    projector_database_url: str = ""
+    api_database_url: str = ""
+
+    # Who may read the API, as token hashes with scopes (services/consent/tokens.py);
+    # empty: loopback callers only.
+    api_tokens: str = ""
+    # The key of the pseudonyms that stand for identifiers in the access records.
+    pseudonym_key: SecretStr = Field(
+        default=SecretStr(""), validation_alias=AliasChoices("PSEUDONYM_KEY")
+    )
+
+    @model_validator(mode="after")
+    def _access_readable(self) -> Self:
+        try:
+            Tokens.parse(self.api_tokens)
+            Pseudonymizer.parse(self.pseudonym_key.get_secret_value())
+        except (InvalidTokensError, InvalidPseudonymKeyError) as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def tokens(self) -> Tokens:
+        return Tokens.parse(self.api_tokens)
+
+    def pseudonyms(self) -> Pseudonymizer:
+        return Pseudonymizer.parse(self.pseudonym_key.get_secret_value())
+
+    @property
+    def projector_url(self) -> str:
+        return self.projector_database_url or self.database_url
+
+    @property
+    def api_url(self) -> str:
+        return self.api_database_url or self.database_url

@@ -17,9 +17,8 @@ from services.dispatcher.gate.release import Release
 from services.dispatcher.gate.store import GateStore
 from services.dispatcher.sender.runner import RunningSender, start_sender
 from services.dispatcher.settings import DispatcherSettings
-from shared.db.migrate import apply_migrations
-from shared.db.pool import open_pool
-from shared.http_ops import all_ready, broker_ready, database_ready, ops_router
+from shared.db.migrated import open_migrated_pool
+from shared.http_ops import all_ready, broker_ready, database_ready, service_apps
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import consumer_lag, durable_producer, group_consumer, offsets_reader
 from shared.kafka.running_consumer import RunningConsumer
@@ -61,13 +60,12 @@ def gate_loop(consumer: AIOKafkaConsumer, gate: Gate, pool: Any, max_batch: int)
     )
 
 
-def create_app(settings: DispatcherSettings) -> FastAPI:
+def create_app(settings: DispatcherSettings) -> tuple[FastAPI, FastAPI]:
     running: list[Running] = []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await apply_migrations(settings.database_url)
-        pool = await open_pool(settings.database_url, max_size=8)
+        pool = await open_migrated_pool(settings.service_database_url, max_size=8)
         store = GateStore(pool)
         # Kafka 4 answers a transactional produce from a pre-KIP-890 client (aiokafka)
         # with a retriable error while the previous transaction completes: retry
@@ -134,11 +132,13 @@ def create_app(settings: DispatcherSettings) -> FastAPI:
             checks["sending"] = r.sender.healthy
         return checks
 
-    app = FastAPI(title="dispatcher", lifespan=lifespan)
-    app.include_router(ops_router(readiness))
-    return app
+    app, admin = service_apps(
+        "dispatcher", lifespan, readiness, ops_on_public_port=settings.ops_on_public_port
+    )
+    return app, admin
 
 
 def main() -> None:
     settings = DispatcherSettings()
-    serve(create_app(settings), settings, settings.http_port)
+    app, admin = create_app(settings)
+    serve(app, settings, settings.http_port, admin)

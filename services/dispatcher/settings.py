@@ -2,10 +2,15 @@ import socket
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import CommonSettings, FrequencySettings, QuietHoursSettings
+from shared.settings import (
+    CommonSettings,
+    FrequencySettings,
+    QuietHoursSettings,
+    read_signing_key,
+)
 
 
 class DispatcherSettings(CommonSettings, FrequencySettings, QuietHoursSettings):
@@ -15,6 +20,16 @@ class DispatcherSettings(CommonSettings, FrequencySettings, QuietHoursSettings):
 
     http_port: int = 8083
     group_id: str = "dispatcher"
+    # Its own role (docs/security.md); unset, the owner's DATABASE_URL. Not a field
+    # named database_url: that one is DATABASE_URL, the contract's.
+    role_database_url: str = Field(
+        default="", validation_alias=AliasChoices("DISPATCHER_DATABASE_URL")
+    )
+
+    @property
+    def service_database_url(self) -> str:
+        return self.role_database_url or self.database_url
+
     # Names the Kafka transactional.id: stable across restarts of one instance
     # (so a restarted instance fences its zombie), distinct between instances.
     instance_id: str = ""
@@ -57,6 +72,8 @@ class DispatcherSettings(CommonSettings, FrequencySettings, QuietHoursSettings):
     sender_concurrency: int = Field(default=8, ge=1)
     sender_max_batch: int = 50
     sender_resend_in_flight: bool = True
+    # `<key id>:<base64 Ed25519 private key>` (shared/consent/authenticity.py).
+    signing_key: SecretStr = SecretStr("")
 
     @model_validator(mode="after")
     def _graph_api_over_tls(self) -> Self:
@@ -79,4 +96,12 @@ class DispatcherSettings(CommonSettings, FrequencySettings, QuietHoursSettings):
                 "DISPATCHER_SENDER_ENABLED=true needs DISPATCHER_PHONE_NUMBER_ID "
                 "and DISPATCHER_ACCESS_TOKEN"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _sender_can_sign(self) -> Self:
+        # The sender writes what a refused send says of the user to the consent log,
+        # signed as inbound signs what WhatsApp's webhooks say.
+        if self.sender_enabled:
+            read_signing_key(self.signing_key, "DISPATCHER_SIGNING_KEY")
         return self

@@ -9,18 +9,21 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity
 
 from services.inbound.domain.classifier import DEFAULT_KEYWORDS, KeywordConfig, Language
 from services.inbound.domain.replies import DEFAULT_CONFIRMATIONS
 from services.inbound.reply_consumer import ReplyProcessor
 from services.inbound.settings import InboundSettings
 from services.inbound.webhook import webhook_router
-from shared.http_ops import broker_ready, ops_router
+from shared.http_ops import broker_ready, service_apps
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import bootstrap_addresses, group_consumer
 from shared.kafka.running_consumer import RunningConsumer
+from shared.kafka.security import kafka_security
 from shared.kafka.topic_specs import DLQ_MAX_MESSAGE_BYTES
 from shared.service_runner import serve
+from shared.settings import read_signing_key
 from shared.topics import WHATSAPP_INBOUND
 
 
@@ -41,7 +44,12 @@ def keywords_from(settings: InboundSettings) -> KeywordConfig:
     )
 
 
-def build_broker(settings: InboundSettings) -> tuple[KafkaBroker, ReplyProcessor]:
+def build_broker(
+    settings: InboundSettings, security: BaseSecurity | None = None
+) -> tuple[KafkaBroker, ReplyProcessor]:
+    """`security` is the service's (KAFKA_SECURITY_PROTOCOL, ...); None for a broker
+    that is only described (services/asyncapi.py), so the documents never depend
+    on the environment they are generated in."""
     broker = KafkaBroker(
         bootstrap_addresses(settings.kafka_bootstrap_servers),
         # FastStream's own access logger has a handler of its own and does not
@@ -51,13 +59,18 @@ def build_broker(settings: InboundSettings) -> tuple[KafkaBroker, ReplyProcessor
         enable_idempotence=True,
         acks="all",
         max_request_size=DLQ_MAX_MESSAGE_BYTES,  # a dead letter of the largest webhook record
+        security=security,
     )
     confirmations = {
         Language.EN: settings.confirmation_text_en or DEFAULT_CONFIRMATIONS[Language.EN],
         Language.RU: settings.confirmation_text_ru or DEFAULT_CONFIRMATIONS[Language.RU],
     }
     processor = ReplyProcessor(
-        broker, keywords_from(settings), confirmations, settings.promotional_purposes
+        broker,
+        keywords_from(settings),
+        confirmations,
+        read_signing_key(settings.signing_key, "INBOUND_SIGNING_KEY"),
+        settings.promotional_purposes,
     )
     return broker, processor
 
@@ -68,8 +81,8 @@ class Running:
     replying: RunningConsumer
 
 
-def create_app(settings: InboundSettings) -> FastAPI:
-    broker, processor = build_broker(settings)
+def create_app(settings: InboundSettings) -> tuple[FastAPI, FastAPI]:
+    broker, processor = build_broker(settings, kafka_security().broker_security())
     running: list[Running] = []
 
     @asynccontextmanager
@@ -105,8 +118,9 @@ def create_app(settings: InboundSettings) -> FastAPI:
             "replies_running": r.replying.healthy,
         }
 
-    app = FastAPI(title="inbound", lifespan=lifespan)
-    app.include_router(ops_router(readiness))
+    app, admin = service_apps(
+        "inbound", lifespan, readiness, ops_on_public_port=settings.ops_on_public_port
+    )
     app.include_router(
         webhook_router(
             broker,
@@ -115,9 +129,10 @@ def create_app(settings: InboundSettings) -> FastAPI:
             settings.max_body_bytes,
         )
     )
-    return app
+    return app, admin
 
 
 def main() -> None:
     settings = InboundSettings()
-    serve(create_app(settings), settings, settings.http_port)
+    app, admin = create_app(settings)
+    serve(app, settings, settings.http_port, admin)

@@ -11,6 +11,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.kafka.clients import assign_from_end
+from shared.kafka.security import security_options
+from tests.support.signing import signed_headers
 
 
 class TopicReader:
@@ -23,6 +25,7 @@ class TopicReader:
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
             isolation_level="read_committed",
+            **security_options(),
         )
         self.records: list[ConsumerRecord] = []
 
@@ -51,18 +54,31 @@ class TopicReader:
         return [orjson.loads(r.value) for r in self.records]
 
 
-async def produce(bootstrap: str, topic: str, items: list[tuple[str | None, Any]]) -> list[Any]:
-    """Each value is JSON-encoded unless it is bytes; returns the acknowledgements."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+async def produce(
+    bootstrap: str,
+    topic: str,
+    items: list[tuple[str | None, Any]],
+    *,
+    sign: bool = True,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> list[Any]:
+    """Each value is JSON-encoded unless it is bytes; returns the acknowledgements. An
+    event that claims WhatsApp is signed as inbound signs it, unless `sign` is False
+    or `headers` are given instead."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **security_options()
+    )
     await producer.start()
     try:
+        encoded = [(k, v if isinstance(v, bytes) else orjson.dumps(v)) for k, v in items]
         futures = [
             await producer.send(
                 topic,
-                value=value if isinstance(value, bytes) else orjson.dumps(value),
+                value=value,
                 key=key.encode() if key else None,
+                headers=headers if headers is not None else signed_headers(value) if sign else [],
             )
-            for key, value in items
+            for key, value in encoded
         ]
         return list(await asyncio.gather(*futures))
     finally:
@@ -75,7 +91,7 @@ async def private_topics(
 ) -> AsyncIterator[None]:
     """Topics of a test's own (name -> configs), with `partitions` each, deleted after:
     what a test produces there, no service running beside it reads."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security_options())
     await admin.start()
     try:
         await admin.create_topics(

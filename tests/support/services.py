@@ -8,6 +8,9 @@ from pathlib import Path
 
 import httpx
 
+from shared.db.roles import without_role_urls
+from tests.support.db_roles import local_role_urls
+from tests.support.signing import SIGNING_ENV
 from tests.support.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,11 +21,16 @@ class ServiceProcess:
     def __init__(self, name: str, stack: Stack, log_dir: Path, extra_env: dict[str, str]) -> None:
         self.name = name
         self.port = PORTS[name]
+        # Each service as its own role on the database it is given (docs/security.md):
+        # the suite proves the roles suffice; DATABASE_URL stays the owner's fallback.
+        database = extra_env.get("DATABASE_URL", stack.database_url)
         self.env = {
-            **os.environ,
+            **without_role_urls(os.environ),
             "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
             "DATABASE_URL": stack.database_url,
+            **local_role_urls(database),
             "LOG_FORMAT": "json",
+            **SIGNING_ENV,
             **extra_env,
         }
         self.log_path = log_dir / f"{name}.log"

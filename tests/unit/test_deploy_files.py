@@ -6,6 +6,7 @@ import re
 import shlex
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -23,6 +24,20 @@ CONTRACT_ENV = (
     "LOG_FORMAT",
 )
 ENV_PREFIX = {"inbound": "INBOUND_", "consent": "CONSENT_", "dispatcher": "DISPATCHER_"}
+# docs/security.md: the owner's DATABASE_URL goes to `migrate` alone; each service
+# that uses the database connects as the login roles of deploy/postgres/roles.sql.
+# What a service refuses to start without, beyond the contract's variables: the keys
+# of signed events and of the access records' pseudonyms.
+KEYS_ENV = ("INBOUND_SIGNING_KEY", "DISPATCHER_SIGNING_KEY", "EVENT_VERIFY_KEYS", "PSEUDONYM_KEY")
+SERVICE_ENV = (*(var for var in CONTRACT_ENV if var != "DATABASE_URL"), *KEYS_ENV)
+ROLE_URLS = {
+    "inbound": {},
+    "consent": {
+        "CONSENT_PROJECTOR_DATABASE_URL": "consent_projector_login",
+        "CONSENT_API_DATABASE_URL": "consent_api_login",
+    },
+    "dispatcher": {"DISPATCHER_DATABASE_URL": "consent_dispatcher_login"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -74,16 +89,71 @@ def _exec_form(arguments: str) -> list[str]:
 
 
 def test_compose_defines_the_whole_stack(compose: dict[str, Any]) -> None:
-    assert {"kafka", "postgres", "provision", *PORTS} <= set(compose["services"])
+    assert {"kafka", "postgres", "migrate", "provision", *PORTS} <= set(compose["services"])
 
 
 @pytest.mark.parametrize("name", sorted(PORTS))
 def test_service_gets_every_contract_variable(compose: dict[str, Any], name: str) -> None:
     env = _environment(compose["services"][name])
-    missing = [var for var in CONTRACT_ENV if not env.get(var)]
+    missing = [var for var in SERVICE_ENV if not env.get(var)]
     assert not missing, f"{name} lacks {missing}"
     assert env["KAFKA_BOOTSTRAP_SERVERS"].split(":")[0] == "kafka"
-    assert "@postgres:" in env["DATABASE_URL"]
+
+
+@pytest.mark.parametrize("name", sorted(PORTS))
+def test_service_connects_as_its_own_roles_never_the_owner(
+    compose: dict[str, Any], name: str
+) -> None:
+    env = _environment(compose["services"][name])
+    assert "DATABASE_URL" not in env
+    for variable, login in ROLE_URLS[name].items():
+        url = urlsplit(env[variable])
+        assert (url.username, url.hostname, url.path) == (login, "postgres", "/consent")
+    owner = _environment(compose["services"]["postgres"])["POSTGRES_USER"]
+    assert not any(f"//{user}:" in value for value in env.values() for user in (owner, "consent"))
+
+
+def test_only_migrate_holds_the_owners_url(compose: dict[str, Any]) -> None:
+    migrate = compose["services"]["migrate"]
+    assert _command(migrate["command"]) == ["python", "-m", "shared.db.migrate"]
+    url = urlsplit(_environment(migrate)["DATABASE_URL"])
+    assert (url.username, url.hostname, url.path) == ("consent", "postgres", "/consent")
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "build" in migrate
+
+
+def test_postgres_superuser_only_initialises_the_roles(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    env = _environment(postgres)
+    # The image's superuser is not the owner the migrations run as.
+    assert env["POSTGRES_USER"] != "consent"
+    assert env["POSTGRES_DB"] == "consent"
+    init = (ROOT / "deploy" / "postgres" / "init-roles.sh").read_text("utf-8")
+    mounts = dict(str(v).split(":", 2)[:2] for v in postgres["volumes"] if str(v).startswith("./"))
+    assert mounts["./deploy/postgres/init-roles.sh"].startswith("/docker-entrypoint-initdb.d/")
+    assert f"-f {mounts['./deploy/postgres/roles.sql']}" in init
+    assert "NOSUPERUSER" in init
+    # What init-roles.sh reads, compose passes.
+    assert set(re.findall(r"\$(CONSENT_[A-Z_]+_PASSWORD)", init)) <= set(env)
+
+
+@pytest.mark.parametrize("name", sorted(PORTS))
+def test_a_role_password_is_the_one_its_role_was_made_with(
+    compose: dict[str, Any], name: str
+) -> None:
+    made = _environment(compose["services"]["postgres"]).values()
+    for variable in ROLE_URLS[name]:
+        password = urlsplit(_environment(compose["services"][name])[variable]).password
+        assert password in made
+
+
+@pytest.mark.parametrize("name", ["kafka", "postgres", *sorted(PORTS)])
+def test_every_port_is_published_on_loopback_only(compose: dict[str, Any], name: str) -> None:
+    for port in compose["services"][name].get("ports") or []:
+        if isinstance(port, dict):
+            assert port.get("host_ip") == "127.0.0.1", port
+        else:
+            assert str(port).startswith("127.0.0.1:"), port
 
 
 @pytest.mark.parametrize("name", sorted(PORTS))
@@ -120,6 +190,8 @@ def test_service_starts_after_its_dependencies_are_ready(
     depends_on = compose["services"][name]["depends_on"]
     assert depends_on["kafka"]["condition"] == "service_healthy"
     assert depends_on["postgres"]["condition"] == "service_healthy"
+    # The services check the schema, they no longer migrate it.
+    assert depends_on["migrate"]["condition"] == "service_completed_successfully"
     assert depends_on["provision"]["condition"] == "service_completed_successfully"
 
 
@@ -147,18 +219,9 @@ def test_kafka_is_a_single_kraft_node_the_containers_can_reach(compose: dict[str
     assert "healthcheck" in kafka
 
 
-def test_postgres_matches_the_services_database_url(compose: dict[str, Any]) -> None:
+def test_postgres_is_the_image_the_services_were_tried_with(compose: dict[str, Any]) -> None:
     postgres = compose["services"]["postgres"]
     assert str(postgres["image"]).startswith("postgres:15")
-    env = _environment(postgres)
-    assert (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]) == (
-        "consent",
-        "consent",
-        "consent",
-    )
-    for name in PORTS:
-        url = _environment(compose["services"][name])["DATABASE_URL"]
-        assert url == "postgresql://consent:consent@postgres:5432/consent"
     assert "healthcheck" in postgres
 
 
@@ -169,7 +232,7 @@ def test_image_is_python_3_11_slim_with_the_package_installed(
     runs = " ".join(args for word, args in dockerfile if word == "RUN")
     assert re.search(r"pip install (\S+ )*\.(\s|$)", runs)
     copied = " ".join(args for word, args in dockerfile if word == "COPY")
-    # shared.db.migrate applies these at startup; a wheel does not carry them.
+    # `migrate` applies these and the services check them; a wheel does not carry them.
     assert "deploy/migrations" in copied
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.db.roles import ROLE_URL_VARIABLES
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "local"
 
@@ -109,3 +111,49 @@ def test_a_second_postgres_that_does_not_run_is_reported_so(tmp_path: Path) -> N
     assert run("postgres.sh", "status", **env).returncode == 3
     assert run("postgres.sh", "crash", **env).returncode == 0
     assert run("postgres.sh", "stop", **env).returncode == 0
+
+
+# Each service's variable and login role (deploy/postgres/roles.sql), in order.
+ROLE_LOGINS = {
+    "CONSENT_PROJECTOR_DATABASE_URL": "consent_projector_login",
+    "CONSENT_API_DATABASE_URL": "consent_api_login",
+    "DISPATCHER_DATABASE_URL": "consent_dispatcher_login",
+    "AUDIT_DATABASE_URL": "consent_audit_login",
+}
+
+
+def test_postgres_role_urls_give_each_service_its_role(tmp_path: Path) -> None:
+    passwords = tmp_path / "pg-roles.env"
+    passwords.write_text("".join(f"{login}=pw-{login}\n" for login in ROLE_LOGINS.values()))
+    done = run("postgres.sh", "role-urls", PG_PORT="55433", PG_ROLES_FILE=str(passwords))
+    assert done.returncode == 0
+    assert done.stdout.splitlines() == [
+        f"{variable}=postgresql://{login}:pw-{login}@127.0.0.1:55433/consent"
+        for variable, login in ROLE_LOGINS.items()
+    ]
+    # The variables the services read (shared/db/roles.py).
+    assert tuple(ROLE_LOGINS) == ROLE_URL_VARIABLES
+    # The local cluster's own URL, given explicitly, is still the local cluster.
+    same = run(
+        "postgres.sh",
+        "role-urls",
+        PG_ROLES_FILE=str(passwords),
+        DATABASE_URL="postgresql://consent:consent@127.0.0.1:55432/consent",
+    )
+    assert len(same.stdout.splitlines()) == 4
+
+
+def test_postgres_role_urls_leave_a_database_of_ones_own_to_database_url(tmp_path: Path) -> None:
+    done = run(
+        "postgres.sh",
+        "role-urls",
+        PG_ROLES_FILE=str(tmp_path / "none.env"),
+        DATABASE_URL="postgresql://user:pw@db:5432/consent",
+    )
+    assert (done.returncode, done.stdout) == (0, "")
+
+
+def test_postgres_role_urls_need_the_passwords_start_generates(tmp_path: Path) -> None:
+    done = run("postgres.sh", "role-urls", PG_ROLES_FILE=str(tmp_path / "none.env"))
+    assert done.returncode != 0
+    assert "postgres.sh start" in done.stderr

@@ -1,0 +1,157 @@
+"""The consent API answers only callers whose token has the right scope, and records
+every read (who, whom, when) with pseudonyms, never the number: on a real PostgreSQL."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from services.consent import access_log
+from services.consent.access import AccessLog
+from services.consent.api import subjects_router
+from services.consent.store import ConsentStore
+from services.consent.tokens import Tokens, new_token, token_hash
+from tests.support.records import unique_phone
+from tests.support.signing import PSEUDONYM_KEY, PSEUDONYMS
+from tests.support.stack import Stack
+
+READER, AUDITOR = new_token(), new_token()
+TOKENS = Tokens.parse(
+    "{"
+    f'"crm": {{"sha256": "{token_hash(READER)}", "scopes": ["consent:read"]}},'
+    f'"dpo": {{"sha256": "{token_hash(AUDITOR)}", '
+    '"scopes": ["consent:read", "consent:evidence"]}'
+    "}"
+)
+LOOPBACK, REMOTE = ("127.0.0.1", 50000), ("203.0.113.7", 50000)
+
+
+def _app(pool: Any, tokens: Tokens) -> FastAPI:
+    app = FastAPI()
+    app.include_router(subjects_router(ConsentStore(pool), tokens, AccessLog(pool, PSEUDONYMS)))
+    return app
+
+
+@pytest.fixture
+async def client(pool: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=_app(pool, TOKENS), client=REMOTE)
+    async with httpx.AsyncClient(transport=transport, base_url="http://consent") as http:
+        yield http
+
+
+async def _reads_of(pool: Any, phone: str) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT principal, scope, subject, identifiers FROM consent.access_log"
+        " WHERE $1 = ANY(identifiers) ORDER BY id",
+        PSEUDONYMS.of(phone),
+    )
+    return [dict(r) for r in rows]
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "reason"),
+    [
+        ({}, 401, "missing_token"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, 401, "invalid_token"),
+        (_bearer("cst_" + "x" * 43), 401, "invalid_token"),
+        (_bearer(READER), 403, "insufficient_scope"),
+    ],
+)
+async def test_evidence_is_refused_without_a_token_of_its_scope_and_nothing_is_recorded(
+    client: httpx.AsyncClient,
+    pool: Any,
+    headers: dict[str, str],
+    status: int,
+    reason: str,
+) -> None:
+    phone = unique_phone()
+
+    answer = await client.get(f"/v1/subjects/{phone}/events", headers=headers)
+
+    assert answer.status_code == status
+    assert answer.json()["detail"]["reason"] == reason
+    assert answer.headers["www-authenticate"].startswith("Bearer error=")
+    assert await _reads_of(pool, phone) == []
+
+
+async def test_each_read_is_recorded_with_who_and_when_and_pseudonyms_only(
+    client: httpx.AsyncClient, pool: Any
+) -> None:
+    phone = unique_phone()
+
+    state = await client.get(f"/v1/subjects/{phone}/consent", headers=_bearer(READER))
+    history = await client.get(f"/v1/subjects/{phone}/events", headers=_bearer(AUDITOR))
+
+    assert (state.status_code, history.status_code) == (200, 200)
+    reads = await _reads_of(pool, phone)
+    assert [(r["principal"], r["scope"]) for r in reads] == [
+        ("crm", "consent:read"),
+        ("dpo", "consent:evidence"),
+    ]
+    assert all(r["subject"] == PSEUDONYMS.of(phone) for r in reads)
+    stored = await pool.fetch(
+        "SELECT * FROM consent.access_log WHERE subject = $1", PSEUDONYMS.of(phone)
+    )
+    digits = phone.lstrip("+")
+    assert stored and all(digits not in str(dict(row)) for row in stored)
+
+
+async def test_without_configured_tokens_only_this_machine_is_answered(pool: Any) -> None:
+    phone = unique_phone()
+    unconfigured = _app(pool, Tokens.parse(""))
+    answers = {}
+    for name, peer in (("local", LOOPBACK), ("remote", REMOTE)):
+        transport = httpx.ASGITransport(app=unconfigured, client=peer)
+        async with httpx.AsyncClient(transport=transport, base_url="http://consent") as http:
+            answers[name] = await http.get(f"/v1/subjects/{phone}/events")
+
+    assert answers["local"].status_code == 200
+    assert answers["remote"].status_code == 401
+    assert answers["remote"].json()["detail"]["reason"] == "missing_token"
+    [read] = await _reads_of(pool, phone)
+    assert read["principal"].startswith("local-operator")
+
+
+async def test_a_read_that_cannot_be_recorded_is_not_answered(pool: Any) -> None:
+    """Accountability first: a read the log does not show never happened."""
+
+    class Unrecorded(AccessLog):
+        async def record(self, *args: Any, **kwargs: Any) -> None:
+            raise RuntimeError(f"access log unavailable {uuid.uuid4()}")
+
+    app = FastAPI()
+    app.include_router(subjects_router(ConsentStore(pool), TOKENS, Unrecorded(pool, PSEUDONYMS)))
+    transport = httpx.ASGITransport(app=app, client=REMOTE, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://consent") as http:
+        answer = await http.get(f"/v1/subjects/{unique_phone()}/consent", headers=_bearer(READER))
+
+    assert answer.status_code == 500
+    assert "subject" not in answer.text
+
+
+async def test_the_access_log_command_lists_who_read_a_person(
+    client: httpx.AsyncClient,
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    phone = unique_phone()
+    await client.get(f"/v1/subjects/{phone}/consent", headers=_bearer(READER))
+    monkeypatch.setenv("PSEUDONYM_KEY", PSEUDONYM_KEY)
+    monkeypatch.setenv("DATABASE_URL", stack.database_url)
+    monkeypatch.delenv("AUDIT_DATABASE_URL", raising=False)
+
+    status = await asyncio.to_thread(access_log.main, [phone])
+
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert status == 0
+    assert len(lines) == 1 and "  crm  consent:read  " in lines[0]
+    assert phone not in lines[0]  # masked
