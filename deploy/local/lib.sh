@@ -162,9 +162,13 @@ load_local_secrets() {
     local file="$LOCAL_DIR/secrets.env"
     "$VENV_PYTHON" "$ROOT/deploy/local/local_secrets.py" "$file" ||
         die "cannot write the local secrets into $file"
-    local name value
-    while IFS='=' read -r name value; do
-        [[ -n "$name" && -z "${!name:-}" ]] && export "$name=$value"
+    # Split at the first '=' by hand: `IFS='=' read` drops a value's trailing '=',
+    # which is base64's padding.
+    local line name value
+    while IFS= read -r line; do
+        name="${line%%=*}"
+        value="${line#*=}"
+        [[ -n "$name" && "$line" == *=* && -z "${!name:-}" ]] && export "$name=$value"
     done <"$file"
     return 0
 }

@@ -1,6 +1,8 @@
 """The local secrets file gains what is missing and keeps what is there."""
 
+import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -46,3 +48,19 @@ def test_an_older_file_keeps_its_secrets_and_gains_the_keys(tmp_path: Path) -> N
         "PSEUDONYM_KEY",
     ]
     assert again == []
+
+
+def test_the_scripts_export_the_secrets_whole_base64_padding_included(tmp_path: Path) -> None:
+    script = (
+        f'source "{ROOT}/deploy/local/lib.sh"; LOCAL_DIR="{tmp_path}"; load_local_secrets; '
+        'printf "%s\\n" "$PSEUDONYM_KEY" "$INBOUND_SIGNING_KEY"'
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in local_secrets.SECRETS}
+    done = subprocess.run(
+        ["bash", "-c", script], env=clean, capture_output=True, text=True, check=True
+    )
+
+    written = local_secrets.read(tmp_path / "secrets.env")
+    exported = done.stdout.split()
+    assert exported == [written["PSEUDONYM_KEY"], written["INBOUND_SIGNING_KEY"]]
+    assert exported[0].endswith("=")  # 32 bytes in base64 end in padding
