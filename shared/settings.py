@@ -13,6 +13,7 @@ from shared.consent.authenticity import (
     SigningKey,
     Trust,
     UnsignedRestrictions,
+    parse_positions,
 )
 from shared.consent.platform_signals import DEFAULT_PROMOTIONAL
 from shared.contract.purposes import Purpose
@@ -95,9 +96,13 @@ class TrustSettings(BaseSettings):
     """Reads whose signatures the readers of the log believe (shared/consent/authenticity.py):
     the projector, the rebuild and the audit, from the same unprefixed variables.
 
-    `EVENT_VERIFY_KEYS`: `<key id>:<base64 Ed25519 public key>`, comma-separated; list
-    the new key beside the old while a writer's key is rotated. No default: without a
-    key no event from WhatsApp could lift a STOP, so the readers refuse to start."""
+    `EVENT_VERIFY_KEYS`: `<key id>:<base64 Ed25519 public key>[:<Type>+<Type>...]`,
+    comma-separated; list the new key beside the old while a writer's key is rotated,
+    and limit a writer's key to the event types it makes. No default: without a key no
+    event from WhatsApp could lift a STOP, so the readers refuse to start.
+
+    `EVENT_SIGNATURES_FROM`: `<partition>:<offset>` pairs of consent.events.v1, for a
+    log written before signing: its earlier records count as they did then."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
@@ -105,6 +110,9 @@ class TrustSettings(BaseSettings):
     unsigned_restrictions: UnsignedRestrictions = Field(
         default=UnsignedRestrictions.APPLY,
         validation_alias=AliasChoices("UNSIGNED_RESTRICTIONS"),
+    )
+    event_signatures_from: str = Field(
+        default="", validation_alias=AliasChoices("EVENT_SIGNATURES_FROM")
     )
 
     @model_validator(mode="after")
@@ -117,12 +125,17 @@ class TrustSettings(BaseSettings):
             )
         try:
             Keyring.parse(self.event_verify_keys)
+            parse_positions(self.event_signatures_from)
         except InvalidKeyError as exc:
             raise ValueError(str(exc)) from None
         return self
 
     def trust(self) -> Trust:
-        return Trust(Keyring.parse(self.event_verify_keys), self.unsigned_restrictions)
+        return Trust(
+            Keyring.parse(self.event_verify_keys),
+            self.unsigned_restrictions,
+            parse_positions(self.event_signatures_from),
+        )
 
 
 def read_signing_key(setting: SecretStr, name: str) -> SigningKey:

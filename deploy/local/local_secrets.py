@@ -19,15 +19,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shared.consent.authenticity import SigningKey
+from shared.consent.platform_signals import STATUS_SIGNAL_TYPES
 
 Generated = Callable[[dict[str, str]], str]
 
 
 def _public_keys(known: dict[str, str]) -> str:
-    return ",".join(
-        SigningKey.parse(known[name], name).public_setting()
-        for name in ("INBOUND_SIGNING_KEY", "DISPATCHER_SIGNING_KEY")
-    )
+    # The sender signs only the platform's refusals: its key may sign nothing else,
+    # so that it can never lift a STOP.
+    inbound = SigningKey.parse(known["INBOUND_SIGNING_KEY"], "INBOUND_SIGNING_KEY")
+    sender = SigningKey.parse(known["DISPATCHER_SIGNING_KEY"], "DISPATCHER_SIGNING_KEY")
+    return f"{inbound.public_setting()},{sender.public_setting(STATUS_SIGNAL_TYPES)}"
 
 
 # In order: a value may be derived from those before it.

@@ -24,6 +24,7 @@ def event_columns(topic: str, events: Sequence[LoggedEvent]) -> list[list[Any]]:
         [e.offset for e in events],
         [e.clamped for e in events],
         [e.event.model_dump_json() for e in events],
+        [e.authenticated for e in events],
     ]
 
 

@@ -19,11 +19,12 @@ TRACKING_CHANNEL = "consent_tracking"
 # The projector's statements (the rebuild upserts subjects with UPSERT_SUBJECTS too).
 _INSERT_EVENTS_RETURNING_IDS = """
 INSERT INTO consent.events
-    (event_id, subject, type, occurred_at, log_time, topic, partition, "offset", clamped, payload)
-SELECT i, s, k, o, t, tp, p, f, c, j::jsonb FROM unnest(
+    (event_id, subject, type, occurred_at, log_time, topic, partition, "offset", clamped, payload,
+     authenticated)
+SELECT i, s, k, o, t, tp, p, f, c, j::jsonb, a FROM unnest(
     $1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
-    $6::text[], $7::int[], $8::bigint[], $9::bool[], $10::text[]
-) AS u(i, s, k, o, t, tp, p, f, c, j)
+    $6::text[], $7::int[], $8::bigint[], $9::bool[], $10::text[], $11::bool[]
+) AS u(i, s, k, o, t, tp, p, f, c, j, a)
 ON CONFLICT DO NOTHING
 RETURNING event_id
 """
@@ -36,7 +37,7 @@ WHERE event_id = ANY($1::text[])
 _LOCK_SUBJECTS = "SELECT pg_advisory_xact_lock(hashtextextended(s, 0)) FROM unnest($1::text[]) AS s"
 
 _HISTORIES = """
-SELECT subject, payload, log_time, partition, "offset" FROM consent.events
+SELECT subject, payload, log_time, partition, "offset", authenticated FROM consent.events
 WHERE subject = ANY($1::text[])
 """
 
@@ -91,6 +92,7 @@ def to_logged(row: Any) -> LoggedEvent:
         log_time=row["log_time"],
         partition=row["partition"],
         offset=row["offset"],
+        authenticated=row["authenticated"],
     )
 
 

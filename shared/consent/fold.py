@@ -60,7 +60,7 @@ def _fold(
     # Each order key is computed once; sorting on it alone keeps log order on ties.
     keyed = sorted(((logged.order_key(), logged) for logged in first.values()), key=_KEY)
     for _, logged in keyed:
-        folding.apply(logged.event)
+        folding.apply(logged.event, logged.authenticated)
     return folding.state(), keyed[-1][0] if keyed else None
 
 
@@ -84,6 +84,7 @@ class _Folding:
         "grants",
         "held_until",
         "last_event_id",
+        "opt_out_authenticated",
         "opt_out_event_id",
         "opted_out",
         "opted_out_at",
@@ -109,6 +110,7 @@ class _Folding:
         self.suspended = dict(state.suspended)
         self.opted_out = state.opted_out
         self.opt_out_event_id = state.opt_out_event_id
+        self.opt_out_authenticated = state.opt_out_authenticated
         self.opted_out_at = state.opted_out_at
         self.last_event_id = state.last_event_id
         self.version = state.version
@@ -125,6 +127,7 @@ class _Folding:
             suspended=dict(self.suspended),
             opted_out=self.opted_out,
             opt_out_event_id=self.opt_out_event_id,
+            opt_out_authenticated=self.opt_out_authenticated,
             opted_out_at=self.opted_out_at,
             last_event_id=self.last_event_id,
             version=self.version,
@@ -134,14 +137,14 @@ class _Folding:
             failed_deliveries=dict(self.failed_deliveries),
         )
 
-    def apply(self, event: ConsentEvent) -> None:
+    def apply(self, event: ConsentEvent, authenticated: bool = True) -> None:
         match event.type:
             case EventType.CONSENT_GRANTED:
                 self._apply_grant(event)
             case EventType.CONSENT_REVOKED:
                 self._apply_revocation(event)
             case EventType.OPTED_OUT:
-                self._apply_opt_out(event)
+                self._apply_opt_out(event, authenticated)
                 self.failed_deliveries = {}
             case EventType.OPTED_IN:
                 self._apply_opt_in(event.occurred_at)
@@ -199,13 +202,14 @@ class _Folding:
                     grant=grant, revoked_at=event.occurred_at, event_id=event.event_id
                 )
 
-    def _apply_opt_out(self, event: ConsentEvent) -> None:
+    def _apply_opt_out(self, event: ConsentEvent, authenticated: bool) -> None:
         # Clause 4.3: everything stops. A second opt-out keeps what the first suspended,
         # so that one later START restores the same purposes.
         self.suspended.update(self.grants)
         self.grants = {}
         self.opted_out = True
         self.opt_out_event_id = event.event_id
+        self.opt_out_authenticated = authenticated
         self.opted_out_at = event.occurred_at
 
     def _apply_platform_stop(self, event: ConsentEvent) -> None:

@@ -23,7 +23,10 @@ def logged_event(record: HeadedRecord, trust: Trust) -> LoggedEvent | Rejected:
     parsed = parse_consent_event(record.value)
     if isinstance(parsed, Rejected):
         return parsed
-    refused = trust.judge(parsed, record.value or b"", record.headers or ())
-    if refused is not None:
-        return refused
-    return LoggedEvent.from_log(parsed, broker_time(record), record.partition, record.offset)
+    position = (record.partition, record.offset)
+    judged = trust.judge(parsed, record.value or b"", record.headers or (), position)
+    if isinstance(judged, Rejected):
+        return judged
+    return LoggedEvent.from_log(
+        parsed, broker_time(record), record.partition, record.offset, authenticated=judged
+    )

@@ -52,6 +52,11 @@ _EVENTS: dict[str, tuple[EventType, str]] = {
     MARKETING_LIMIT_CODE: (EventType.DELIVERY_LIMITED, WHATSAPP_STATUS),
     UNDELIVERABLE_CODE: (EventType.DELIVERY_FAILED, WHATSAPP_STATUS),
 }
+# What the send call's errors can become: all that the dispatcher's sender signs, so
+# the readers may limit its key to these (EVENT_VERIFY_KEYS).
+STATUS_SIGNAL_TYPES = frozenset(
+    kind for kind, source in _EVENTS.values() if source == WHATSAPP_STATUS
+)
 
 
 def signal_event(

@@ -23,13 +23,22 @@ class LoggedEvent:
     partition: int
     offset: int
     clamped: bool = False  # occurred_at was later than log_time and was set to it
+    # False only for an event that claims to come from WhatsApp without a valid
+    # signature of the service that heard it: a restriction, taken on trust because a
+    # forged one can only stop messages (shared/consent/authenticity.py).
+    authenticated: bool = True
 
     @classmethod
     def from_log(
-        cls, event: ConsentEvent, log_time: datetime, partition: int, offset: int
+        cls,
+        event: ConsentEvent,
+        log_time: datetime,
+        partition: int,
+        offset: int,
+        authenticated: bool = True,
     ) -> "LoggedEvent":
         bounded = event.clamped_to(log_time)
-        return cls(bounded, log_time, partition, offset, bounded is not event)
+        return cls(bounded, log_time, partition, offset, bounded is not event, authenticated)
 
     def order_key(self) -> OrderKey:
         # Contract section 2: occurred_at (never later than the broker's clock),
@@ -89,6 +98,10 @@ class SubjectState(BaseModel):
     opted_out: bool = False
     opt_out_event_id: str | None = None
     opted_out_at: datetime | None = None
+    # Whether the current opt-out is proved to be the person's own STOP: only such an
+    # opt-out gets its one confirmation, or a forged STOP could make the gate send any
+    # text to any number, once per forgery. True on states stored before the field.
+    opt_out_authenticated: bool = True
     last_event_id: str | None = None
     version: int = 0
     # The IANA time zone the latest grant naming one gave: quiet hours are reckoned

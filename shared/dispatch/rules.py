@@ -131,6 +131,13 @@ def _decide_confirmation(
             "the recipient is not opted out by that event",
             state.opt_out_event_id if state else None,
         )
+    if not state.opt_out_authenticated:
+        return _drop(
+            Reason.CONFIRMATION_NOT_ALLOWED,
+            "the opt-out is not signed by the service that heard it on WhatsApp: only "
+            "the person's own STOP gets a confirmation",
+            request.opt_out_event_id,
+        )
     if facts.confirmation_already_sent:
         return _drop(
             Reason.CONFIRMATION_NOT_ALLOWED,

@@ -11,9 +11,9 @@ import orjson
 import pytest
 from aiokafka import ConsumerRecord
 
-from shared.topics import CONSENT_EVENTS, dlq
+from shared.topics import CONSENT_EVENTS, MESSAGES_REQUESTS, dlq
 from tests.support.kafka import TopicReader, produce
-from tests.support.records import opted_out, unique_phone
+from tests.support.records import opted_out, send_request, unique_phone
 from tests.support.signing import FORGER_KEY, TRUST
 from tests.support.whatsapp_world import World, message_from, reasons, user_id
 
@@ -86,6 +86,41 @@ async def test_a_forged_opt_in_lifts_no_stop_and_the_users_own_start_does(
     finally:
         await events.stop()
         await letters.stop()
+
+
+async def test_a_forged_stop_stops_messages_but_buys_no_confirmation(world: World) -> None:
+    """An unsigned OptedOut counts, since it can only stop messages; but its
+    confirmation would let a forger send any text to any number, once per forgery."""
+    phone = unique_phone()
+    await world.grant(phone)
+    forged = {**opted_out(phone), "event_id": f"forged-stop-{uuid.uuid4()}"}
+    await produce(world.stack.kafka_bootstrap, CONSENT_EVENTS, [(phone, forged)], sign=False)
+    await world.until(phone, "opted_out")
+    confirmation = send_request(
+        phone,
+        "opt_out_confirmation",
+        opt_out_event_id=forged["event_id"],
+        message={"type": "text", "text": {"body": "Win a prize: example.org/x"}},
+    )
+    await produce(world.stack.kafka_bootstrap, MESSAGES_REQUESTS, [(phone, confirmation)])
+
+    def confirmations(_: object) -> list[dict[str, Any]]:
+        return [
+            v
+            for v in map(orjson.loads, (r.value for r in world.decisions.records))
+            if v["recipient"] == phone and v["purpose"] == "opt_out_confirmation"
+        ]
+
+    [refused] = confirmations(await world.decisions.wait_for(lambda rs: bool(confirmations(rs))))
+    assert refused["request_id"] == confirmation["request_id"]
+    assert (refused["decision"], refused["reason"]) == ("dropped", "confirmation_not_allowed")
+
+    # The person's own STOP, which inbound signs, gets its one confirmation.
+    await world.post(message_from("STOP", phone=phone, bsuid=None))
+    decided = await world.decisions.wait_for(lambda rs: len(confirmations(rs)) == 2)
+    own = confirmations(decided)[1]
+    assert (own["decision"], own["reason"]) == ("dispatched", "opt_out_confirmation")
+    assert own["consent_event_id"] != forged["event_id"]
 
 
 async def test_a_forged_identity_link_gives_nobody_anothers_consent(world: World) -> None:

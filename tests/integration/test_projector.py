@@ -22,6 +22,8 @@ from prometheus_client import REGISTRY
 
 from services.consent.projector import Projector
 from services.consent.store import ConsentStore
+from shared.consent.authenticity import parse_positions
+from shared.consent.signing_cutover import current_ends, setting
 from shared.consent.state import Status
 from shared.contract.purposes import Purpose
 from shared.db.pool import open_pool
@@ -763,3 +765,42 @@ async def test_an_opt_in_without_inbounds_signature_is_dead_lettered_and_lifts_n
     )
     lifted = await store.subject(phone)
     assert lifted is not None and lifted.status is Status.OPTED_IN
+
+
+async def test_an_unsigned_opt_out_stops_and_stays_unauthenticated_through_a_refold(
+    store: ConsentStore, log: Log, projector: Projector, phone: str
+) -> None:
+    """The projection keeps whether the opt-out was proved: it decides whether the
+    opt-out gets a confirmation, and a refold reads it back from consent.events."""
+    await projector.handle(
+        await log.produce(phone, event(phone, occurred_at=at(-5), purposes=["event_reminder"]))
+    )
+    [stop] = await log.produce(phone, event(phone, "OptedOut", occurred_at=at(-2)), headers=[])
+    await projector.handle([stop])
+    state = await store.subject(phone)
+    assert state is not None and state.opted_out and not state.opt_out_authenticated
+
+    # A late older grant refolds the whole history from the table.
+    await projector.handle(
+        await log.produce(phone, event(phone, occurred_at=at(-4), purposes=["customer_support"]))
+    )
+    refolded = await store.subject(phone)
+    assert refolded is not None and refolded.opted_out and not refolded.opt_out_authenticated
+    rows = {r["type"]: r["authenticated"] for r in await events_rows(store, phone)}
+    assert rows == {"ConsentGranted": True, "OptedOut": False}
+
+    # The person's own STOP, signed as inbound signs it, is proved.
+    await projector.handle(await log.produce(phone, event(phone, "OptedOut", occurred_at=at(-1))))
+    signed = await store.subject(phone)
+    assert signed is not None and signed.opted_out and signed.opt_out_authenticated
+
+
+async def test_the_signing_cutover_names_positions_past_every_record_so_far(
+    stack: Stack, log: Log, phone: str
+) -> None:
+    [record] = await log.produce(phone, event(phone))
+
+    printed = setting(await current_ends(stack.kafka_bootstrap))
+
+    # Other tests may write meanwhile: at least up to this record, never before it.
+    assert parse_positions(printed)[record.partition] > record.offset

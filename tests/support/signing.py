@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from shared.consent.authenticity import SIGNED_SOURCES, Keyring, SigningKey, Trust
+from shared.consent.platform_signals import STATUS_SIGNAL_TYPES
 from shared.pseudonyms import Pseudonymizer
 
 INBOUND_KEY = SigningKey.parse("test-inbound:" + "aW5ib3VuZC10ZXN0LWtleS0wMDAwMDAwMDAwMDAwMDA=")
@@ -16,7 +17,9 @@ DISPATCHER_KEY = SigningKey.parse(
 # A key nobody trusts: what a forger holds.
 FORGER_KEY = SigningKey.parse("test-inbound:" + "Zm9yZ2VyLXRlc3Qta2V5LTAwMDAwMDAwMDAwMDAwMDA=")
 
-VERIFY_KEYS = ",".join(k.public_setting() for k in (INBOUND_KEY, DISPATCHER_KEY))
+# As make writes them (deploy/local/local_secrets.py): the sender's key may sign only
+# the platform's refusals.
+VERIFY_KEYS = f"{INBOUND_KEY.public_setting()},{DISPATCHER_KEY.public_setting(STATUS_SIGNAL_TYPES)}"
 TRUST = Trust(Keyring.parse(VERIFY_KEYS))
 
 # The key of the pseudonyms in the consent API's access records (shared/pseudonyms.py).

@@ -31,7 +31,8 @@ async def rebuild_states_from_table(
     total = await conn.fetchval(f"SELECT count(*) FROM consent.events WHERE {where}", *args)
     events: list[LoggedEvent] = []
     query = (
-        f'SELECT subject, payload, log_time, partition, "offset" FROM consent.events WHERE {where}'
+        'SELECT subject, payload, log_time, partition, "offset", authenticated '
+        f"FROM consent.events WHERE {where}"
     )
     with cyclic_gc_paused(), progress_bar(total, progress, "table") as bar:
         async for row in conn.cursor(query, *args, prefetch=CHUNK):

@@ -90,14 +90,16 @@ async def write_rebuilt(
 _STAGE_EVENTS = """
 CREATE TEMP TABLE rebuilt_event (
     event_id text, subject text, type text, occurred_at timestamptz, log_time timestamptz,
-    topic text, partition integer, "offset" bigint, clamped boolean, payload text
+    topic text, partition integer, "offset" bigint, clamped boolean, payload text,
+    authenticated boolean
 ) ON COMMIT DROP
 """
 _INSERT_STAGED_EVENTS = """
 INSERT INTO consent.events
-    (event_id, subject, type, occurred_at, log_time, topic, partition, "offset", clamped, payload)
+    (event_id, subject, type, occurred_at, log_time, topic, partition, "offset", clamped, payload,
+     authenticated)
 SELECT event_id, subject, type, occurred_at, log_time, topic, partition, "offset", clamped,
-       payload::jsonb
+       payload::jsonb, authenticated
 FROM rebuilt_event
 ON CONFLICT DO NOTHING
 """

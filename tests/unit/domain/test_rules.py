@@ -2,6 +2,7 @@
 
 One test (or table) per reason of CONTRACT.md section 4."""
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from shared.dispatch.rules import FrequencyPolicy, Verdict
 from tests.unit.domain.builders import (
     EVERY_PURPOSE,
     SUBJECT,
+    arrived,
     at,
     decide,
     fold,
@@ -116,6 +118,34 @@ def test_confirmation_of_the_second_opt_out_is_its_own_notification() -> None:
     state = fold(opted_out(event_id="stop-1"), opted_out(event_id="stop-2", occurred_at=at(1)))
 
     verdict = decide(state, request(OPT_OUT_CONFIRMATION, opt_out_event_id="stop-2"))
+
+    assert dispatched(verdict, Reason.OPT_OUT_CONFIRMATION)
+
+
+def test_an_opt_out_taken_unsigned_stops_everything_but_gets_no_confirmation() -> None:
+    # A forged STOP may stop messages, never make the gate send a text of the
+    # forger's choosing: the confirmation is the person's, for their own STOP.
+    grant, stop = arrived(
+        granted(REMINDER, occurred_at=at(0)), opted_out(event_id="stop", occurred_at=at(1))
+    )
+    state = fold_subject(SUBJECT, [grant, replace(stop, authenticated=False)])
+
+    confirmation = decide(state, request(OPT_OUT_CONFIRMATION, opt_out_event_id="stop"), now=at(2))
+    reminder = decide(state, request(REMINDER), now=at(2))
+
+    assert dropped(confirmation, Reason.CONFIRMATION_NOT_ALLOWED)
+    assert "only the person's own STOP gets a confirmation" in (confirmation.detail or "")
+    assert dropped(reminder, Reason.OPTED_OUT)
+
+
+def test_a_signed_opt_out_after_an_unsigned_one_gets_its_confirmation() -> None:
+    first, second = arrived(
+        opted_out(event_id="forged", occurred_at=at(1)),
+        opted_out(event_id="own", occurred_at=at(2)),
+    )
+    state = fold_subject(SUBJECT, [replace(first, authenticated=False), second])
+
+    verdict = decide(state, request(OPT_OUT_CONFIRMATION, opt_out_event_id="own"), now=at(3))
 
     assert dispatched(verdict, Reason.OPT_OUT_CONFIRMATION)
 
