@@ -103,7 +103,16 @@ def inbound_broker() -> KafkaBroker:
     )
     broker, _ = build_broker(settings)
 
-    @broker.subscriber(WHATSAPP_INBOUND, group_id="inbound")
+    @broker.subscriber(
+        WHATSAPP_INBOUND,
+        group_id="inbound",
+        description="A WhatsApp Cloud API webhook body, unchanged "
+        "(docs/schemas/whatsapp-webhook). Key: the first message's sender (wa_id digits). "
+        "Header x-hub-signature-256: Meta's X-Hub-Signature-256 of the value, as the "
+        "webhook receiver got it (a gateway forwards Meta's). Under "
+        "INBOUND_TOPIC_TRUST=meta_signed a record it does not sign makes only unsigned "
+        "restrictions and goes to the DLQ as unauthenticated_source.",
+    )
     async def on_webhook(body: bytes) -> None:
         """Receives a WhatsApp Cloud API webhook body, unchanged (docs/schemas/whatsapp-webhook)."""
 
@@ -114,14 +123,16 @@ def inbound_broker() -> KafkaBroker:
         CONSENT_EVENTS,
         ConsentEvent,
         "One OptedOut or OptedIn per opt-out or opt-in reply (source whatsapp_reply); "
-        "event_id derives from the WhatsApp message id.",
+        "event_id derives from the WhatsApp message id. Signed (signature.ed25519), except "
+        "the restrictions of a record Meta's signature does not prove "
+        "(INBOUND_TOPIC_TRUST=meta_signed).",
         key="subject, E.164",
     )
     _publishes(
         broker,
         MESSAGES_REQUESTS,
         SendRequest,
-        "One opt_out_confirmation request per OptedOut, in the reply's language.",
+        "One opt_out_confirmation request per signed OptedOut, in the reply's language.",
         key="recipient, E.164",
     )
     _dead_letters(broker, WHATSAPP_INBOUND)

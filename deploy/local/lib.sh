@@ -186,11 +186,12 @@ export_local_addresses() {
 }
 
 # The local secured Kafka (KAFKA_SECURED=1, deploy/local/kafka.sh): SASL/SCRAM-SHA-512
-# users for the super user, each service, and `producer` for the other systems
-# (the ACLs each gets: shared/kafka/acl_matrix.py). Their passwords are generated
+# users for the super user and every principal of shared/kafka/acl_matrix.py's MATRIX
+# (each service, `producer` for the other systems, `gateway` for the webhook gateways;
+# tests/unit/test_acl_matrix.py keeps the two lists equal). Their passwords are generated
 # once into KAFKA_USERS_FILE (default .local/kafka-users.env, readable by this
 # user only) as KAFKA_PASSWORD_<NAME>=...; the broker's storage is formatted with them.
-KAFKA_PRINCIPALS=(admin inbound consent dispatcher audit producer)
+KAFKA_PRINCIPALS=(admin inbound consent dispatcher audit producer gateway)
 KAFKA_USERS_FILE="$(realpath -m -- "${KAFKA_USERS_FILE:-$LOCAL_DIR/kafka-users.env}")"
 
 kafka_secured() {

@@ -13,6 +13,7 @@ from faststream.security import BaseSecurity
 
 from services.inbound.domain.classifier import DEFAULT_KEYWORDS, KeywordConfig, Language
 from services.inbound.domain.replies import DEFAULT_CONFIRMATIONS
+from services.inbound.meta_signature import RecordTrust
 from services.inbound.reply_consumer import ReplyProcessor
 from services.inbound.settings import InboundSettings
 from services.inbound.webhook import webhook_router
@@ -71,6 +72,7 @@ def build_broker(
         confirmations,
         read_signing_key(settings.signing_key, "INBOUND_SIGNING_KEY"),
         settings.promotional_purposes,
+        RecordTrust(settings.topic_trust, settings.whatsapp_app_secret.get_secret_value().encode()),
     )
     return broker, processor
 

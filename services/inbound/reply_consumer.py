@@ -2,7 +2,7 @@
 then the confirmation request on messages.requests.v1, and what the webhook says about
 who is who into identity events. Committed only after all are acknowledged."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -13,9 +13,11 @@ from services.inbound import metrics
 from services.inbound.domain.classifier import KeywordConfig, Language
 from services.inbound.domain.identities import LinksWritten, change_event, link_event
 from services.inbound.domain.moments import reported_moment
+from services.inbound.domain.provenance import Provenance
 from services.inbound.domain.replies import reply_effects
 from services.inbound.domain.signals import Undeliverable, user_messaged_event
-from shared.consent.authenticity import SigningKey
+from services.inbound.meta_signature import ANY_WRITER, RecordTrust
+from shared.consent.authenticity import UNAUTHENTICATED_SOURCE, SigningKey
 from shared.consent.platform_signals import DEFAULT_PROMOTIONAL, signal_event
 from shared.contract.events import ConsentEvent, EventType
 from shared.contract.purposes import Purpose
@@ -45,8 +47,10 @@ class ReplyProcessor:
         confirmations: Mapping[Language, str],
         signing_key: SigningKey,
         promotional: Sequence[Purpose] = DEFAULT_PROMOTIONAL,
+        trust: RecordTrust = ANY_WRITER,
     ) -> None:
         self.broker = broker
+        self.trust = trust
         self.signing_key = signing_key
         self.keywords = keywords
         self.confirmations = confirmations
@@ -61,13 +65,18 @@ class ReplyProcessor:
             await self.process(record)
 
     async def process(self, record: ConsumerRecord) -> None:
+        provenance = self.trust.provenance(record.value, record.headers or ())
+        unproven = [(UNAUTHENTICATED_SOURCE, provenance.unproven or "")]
         body = parse_webhook(record.value)
         if isinstance(body, Rejected):
-            await self.dead_letter(record, body)
+            await self.dead_letter(
+                record, _rejection([*unproven, (body.reason, body.detail)]) or body
+            )
             return
         received_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-        unread = await self._record_identities(body, received_at)
-        unread += await self._record_signals(body, received_at)
+        # Links and changes of identity move consent between identifiers: proven only.
+        unread = await self._record_identities(body, received_at) if provenance.proven else []
+        unread += await self._record_signals(body, received_at, provenance)
         unresolved = []
         for reply in inbound_replies(body):
             subject = reply_subject(reply)
@@ -79,19 +88,30 @@ class ReplyProcessor:
             effects = reply_effects(reply, subject, received_at, self.keywords, self.confirmations)
             c = effects.classification
             metrics.REPLIES.labels(c.kind.value, c.language.value if c.language else "").inc()
-            if effects.event is not None:
-                await self._write(effects.event)
-                log.info("reply recorded", type=effects.event.type, event_id=effects.event.event_id)
-            if effects.confirmation is not None:
+            event = effects.event
+            if event is not None and provenance.admits(event):
+                await self._write(event, provenance.signs)
+                log.info(
+                    "reply recorded",
+                    type=event.type,
+                    event_id=event.event_id,
+                    signed=provenance.signs,
+                )
+            if effects.confirmation is not None and provenance.confirms:
                 await self.broker.publish(
                     effects.confirmation.model_dump_json().encode(),
                     MESSAGES_REQUESTS,
                     key=subject.encode(),
                 )
-            await self._record_reachable(reply, subject, effects.event is None, received_at)
+            if provenance.proven:  # only a proven message shows that its sender is reachable
+                await self._record_reachable(reply, subject, event is None, received_at)
         # The rest was processed all the same; the record goes to the DLQ once, with
         # every part we could not use, so that a person sees it.
-        problems = [("malformed_message", "; ".join(malformed_messages(body))), *unread]
+        problems = [
+            *unproven,
+            ("malformed_message", "; ".join(malformed_messages(body))),
+            *unread,
+        ]
         if unresolved:
             problems.append(
                 (
@@ -100,15 +120,11 @@ class ReplyProcessor:
                     "or business-scoped user id",
                 )
             )
-        found = [(reason, detail) for reason, detail in problems if detail]
-        if found:
-            await self.dead_letter(
-                record,
-                Rejected(reason=found[0][0], detail="; ".join(detail for _, detail in found)),
-            )
+        if (rejected := _rejection(problems)) is not None:
+            await self.dead_letter(record, rejected)
 
     async def _record_signals(
-        self, body: WebhookBody, received_at: datetime
+        self, body: WebhookBody, received_at: datetime, provenance: Provenance
     ) -> list[tuple[str, str]]:
         """Publishes what WhatsApp itself reported of users (shared/consent/platform_signals.py);
         returns, as (DLQ reason, detail), the reports that name no valid identifier."""
@@ -126,7 +142,11 @@ class ReplyProcessor:
                     )
                 )
                 continue
-            await self._publish_event(event)
+            if not provenance.admits(event):
+                continue
+            await self._publish_event(event, provenance.signs)
+            # Marked even unproven: the failure counts, so the person's next message
+            # must clear it.
             if event.type is EventType.DELIVERY_FAILED:
                 self.undeliverable.mark(event.subject)
         return unread
@@ -149,17 +169,21 @@ class ReplyProcessor:
         for identifier in marked:
             self.undeliverable.clear(_canonical(identifier))
 
-    async def _publish_event(self, event: ConsentEvent) -> None:
-        await self._write(event)
+    async def _publish_event(self, event: ConsentEvent, signed: bool = True) -> None:
+        await self._write(event, signed)
         metrics.PLATFORM_EVENTS.labels(event.type.value).inc()
 
-    async def _write(self, event: ConsentEvent) -> None:
-        """Publishes an event signed as what WhatsApp said: only such an event can lift a
-        STOP (shared/consent/authenticity.py)."""
+    async def _write(self, event: ConsentEvent, signed: bool = True) -> None:
+        """Publishes an event, signed as what WhatsApp said unless its record was not
+        proven to be Meta's: only a signed event can lift a STOP
+        (shared/consent/authenticity.py)."""
         value = event.model_dump_json().encode()
-        name, signature = self.signing_key.header(value)
+        headers = {}
+        if signed:
+            name, signature = self.signing_key.header(value)
+            headers[name] = signature.decode()
         await self.broker.publish(
-            value, CONSENT_EVENTS, key=event.subject.encode(), headers={name: signature.decode()}
+            value, CONSENT_EVENTS, key=event.subject.encode(), headers=headers
         )
 
     async def _record_identities(
@@ -198,7 +222,7 @@ class ReplyProcessor:
     async def dead_letter(self, record: ConsumerRecord, rejected: Rejected) -> None:
         metrics.DEAD_LETTERED.labels(rejected.reason).inc()
         log.warning("webhook dead-lettered", reason=rejected.reason, detail=rejected.detail)
-        headers = {k: v.decode(errors="replace") for k, v in dlq_headers(record, rejected)}
+        headers = _text_headers(dlq_headers(record, rejected))
         await self.broker.publish(
             record.value or b"", dlq(record.topic), key=record.key, headers=headers
         )
@@ -209,6 +233,21 @@ def reply_subject(reply: InboundReply) -> str | None:
     business-scoped user id: a STOP from a user whose number Meta does not share is
     still their STOP (the link, when it comes, joins it to the number)."""
     return first_identifier(reply.wa_id, reply.user_id)
+
+
+def _text_headers(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
+    """FastStream publishes text: a header without a value (Kafka allows one) travels
+    empty, bytes that are not UTF-8 with U+FFFD in their place. Never raising matters:
+    a dead letter that cannot be written would hold its partition forever."""
+    return {k: "" if v is None else v.decode(errors="replace") for k, v in headers}
+
+
+def _rejection(problems: list[tuple[str, str]]) -> Rejected | None:
+    """The first problem names the reason; the detail says every one."""
+    found = [(reason, detail) for reason, detail in problems if detail]
+    if not found:
+        return None
+    return Rejected(reason=found[0][0], detail="; ".join(detail for _, detail in found))
 
 
 def _canonical(identifier: str) -> str:

@@ -3,6 +3,7 @@ from typing import Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.inbound.meta_signature import TopicTrust
 from shared.contract.limits import MAX_WEBHOOK_BYTES
 from shared.settings import CommonSettings, read_signing_key
 
@@ -23,6 +24,11 @@ class InboundSettings(CommonSettings):
     # `<key id>:<base64 Ed25519 private key>`: signs every event from WhatsApp, so that
     # only what a user said can lift their STOP (shared/consent/authenticity.py).
     signing_key: SecretStr = SecretStr("")
+    # Which records of whatsapp.inbound.v1 speak for a user. `any`: every one, as the
+    # contract lets any gateway write the topic. `meta_signed`: only those whose
+    # `x-hub-signature-256` header is Meta's signature of the value; of the others only
+    # restrictions count (services/inbound/meta_signature.py).
+    topic_trust: TopicTrust = TopicTrust.ANY
 
     @model_validator(mode="after")
     def _secrets_are_strong(self) -> Self:

@@ -1,9 +1,7 @@
 """Serves POST/GET /webhooks/whatsapp: verifies, then makes the body durable on
 whatsapp.inbound.v1, or a signed body that is no webhook on its DLQ."""
 
-import hashlib
 import hmac
-import re
 
 import structlog
 from fastapi import APIRouter, Query, Request, Response
@@ -11,31 +9,16 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from faststream.kafka import KafkaBroker
 
 from services.inbound import metrics
+from services.inbound.meta_signature import RECORD_HEADER, signature_valid
 from shared.contract.webhook import WebhookBody, parse_webhook
 from shared.rejection import Rejected
 from shared.topics import WHATSAPP_INBOUND, dlq
 
 log = structlog.get_logger(__name__)
 
-_SIGNATURE = re.compile(rb"sha256=([0-9a-fA-F]{64})")
 # The parser's codes that keep their name at the door; any other shape problem
 # (a list, a number, `entry` of the wrong type) is simply not a webhook.
 _OWN_REASONS = {"invalid_json": 400, "too_deep": 400, "too_large": 413}
-
-
-def signature_valid(secret: bytes, body: bytes, header: str | None) -> bool:
-    """Returns True only when `header` is `sha256=<64 hex>`, the HMAC-SHA256 of `body`
-    under a non-empty `secret`; any other header, ASCII or not, is simply invalid."""
-    if not secret or not header:
-        return False  # an empty key is one every sender knows
-    try:
-        match = _SIGNATURE.fullmatch(header.encode("ascii"))
-    except UnicodeEncodeError:
-        return False
-    if match is None:
-        return False
-    expected = hmac.new(secret, body, hashlib.sha256).hexdigest().encode("ascii")
-    return hmac.compare_digest(expected, match.group(1).lower())
 
 
 def _refuse(status: int, reason: str, detail: str) -> JSONResponse:
@@ -87,7 +70,7 @@ def webhook_router(
             return PlainTextResponse(challenge)
         return PlainTextResponse("verification failed", status_code=403)
 
-    async def dead_letter(body: bytes, rejected: Rejected) -> Response:
+    async def dead_letter(body: bytes, signature: str, rejected: Rejected) -> Response:
         status, reason, detail = _answer(rejected)
         # Never on the topic, so no partition or offset: the source is the endpoint.
         headers = {
@@ -95,6 +78,7 @@ def webhook_router(
             "error.detail": rejected.detail[:1000],
             "source.topic": WHATSAPP_INBOUND,
             "source.endpoint": "POST /webhooks/whatsapp",
+            RECORD_HEADER: signature,
         }
         try:
             await broker.publish(body, dlq(WHATSAPP_INBOUND), headers=headers)
@@ -119,13 +103,17 @@ def webhook_router(
         body = bytes(raw)
         # The signature covers the raw bytes: verify before parsing anything, and only
         # a signed body may reach the DLQ, so nobody else can fill it.
-        if not signature_valid(app_secret, body, request.headers.get("x-hub-signature-256")):
+        signature = request.headers.get("x-hub-signature-256")
+        if signature is None or not signature_valid(app_secret, body, signature):
             return _refuse(401, "bad_signature", "X-Hub-Signature-256 missing, malformed or wrong")
         parsed = parse_webhook(body)
         if isinstance(parsed, Rejected):
-            return await dead_letter(body, parsed)
+            return await dead_letter(body, signature, parsed)
+        # Meta's header travels with the body, as sent: under INBOUND_TOPIC_TRUST=meta_signed
+        # the consumer believes only the records it signs (services/inbound/meta_signature.py).
+        headers = {RECORD_HEADER: signature}
         try:
-            await broker.publish(body, WHATSAPP_INBOUND, key=_sender_key(parsed))
+            await broker.publish(body, WHATSAPP_INBOUND, key=_sender_key(parsed), headers=headers)
         except Exception:  # any produce failure: Meta retries on 5xx
             log.exception("could not make a webhook body durable")
             return _refuse(503, "kafka_unavailable", "could not make the body durable")

@@ -109,6 +109,10 @@ MATRIX: Mapping[str, Access] = {
     "audit": Access(reads=(CONSENT_EVENTS, MESSAGES_REQUESTS, MESSAGES_DECISIONS)),
     # Other systems: consent they collected, and what they want sent.
     "producer": Access(writes=(CONSENT_EVENTS, MESSAGES_REQUESTS)),
+    # The contract's "any gateway" that forwards webhooks: the topic inbound reads, and
+    # nothing else. Under INBOUND_TOPIC_TRUST=meta_signed it must forward Meta's
+    # X-Hub-Signature-256 as the record's header, or only its opt-outs count.
+    "gateway": Access(writes=(WHATSAPP_INBOUND,)),
 }
 
 

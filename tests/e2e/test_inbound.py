@@ -6,6 +6,7 @@ import httpx
 import orjson
 import pytest
 
+from services.inbound.meta_signature import RECORD_HEADER
 from shared.topics import CONSENT_EVENTS, MESSAGES_REQUESTS, WHATSAPP_INBOUND
 from tests.support.kafka import TopicReader, produce
 from tests.support.services import ServiceProcess
@@ -53,6 +54,24 @@ async def test_signed_stop_gives_one_opt_out_and_one_confirmation_even_when_rede
     finally:
         await events.stop()
         await requests.stop()
+
+
+async def test_a_signed_webhook_is_kept_on_the_topic_with_metas_signature_header(
+    stack: Stack, services: dict[str, ServiceProcess], phone: str
+) -> None:
+    """What lets INBOUND_TOPIC_TRUST=meta_signed tell Meta's webhooks from a forger's."""
+    raw_topic = await TopicReader(stack.kafka_bootstrap, WHATSAPP_INBOUND).start()
+    try:
+        raw, headers = signed(text_webhook(phone[1:], "START"))
+        async with httpx.AsyncClient(base_url=services["inbound"].url) as http:
+            answer = await http.post("/webhooks/whatsapp", content=raw, headers=headers)
+        assert answer.status_code == 200
+        await raw_topic.wait_for(lambda rs: any(r.value == raw for r in rs))
+        [record] = [r for r in raw_topic.records if r.value == raw]
+        assert (record.key, record.value) == (phone[1:].encode(), raw)
+        assert (RECORD_HEADER, headers["X-Hub-Signature-256"].encode()) in record.headers
+    finally:
+        await raw_topic.stop()
 
 
 async def test_a_bad_signature_is_refused_and_nothing_is_published(

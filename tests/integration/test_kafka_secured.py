@@ -106,8 +106,10 @@ async def _write(kafka: SecuredKafka, principal: str, topic: str, **extra: Any) 
         ("producer", MESSAGES_DECISIONS, TopicAuthorizationFailedError),
         ("inbound", MESSAGES_OUTBOUND, TopicAuthorizationFailedError),
         ("inbound", MESSAGES_DECISIONS, TopicAuthorizationFailedError),
-        # Webhooks enter through inbound only.
+        # Webhooks enter through inbound or a gateway only, and a gateway writes nothing else.
         ("producer", WHATSAPP_INBOUND, TopicAuthorizationFailedError),
+        ("gateway", CONSENT_EVENTS, TopicAuthorizationFailedError),
+        ("gateway", MESSAGES_REQUESTS, TopicAuthorizationFailedError),
         # The projector reads the log, never writes it.
         ("consent", CONSENT_EVENTS, TopicAuthorizationFailedError),
         # Writing nothing at all, the audit may not even start a producer.
@@ -119,6 +121,10 @@ async def test_a_principal_is_refused_writes_the_matrix_does_not_grant(
 ) -> None:
     with pytest.raises(refusal):
         await _write(kafka, principal, topic)
+
+
+async def test_a_gateway_may_forward_webhooks(kafka: SecuredKafka) -> None:
+    await _write(kafka, "gateway", WHATSAPP_INBOUND)
 
 
 async def test_only_the_dispatcher_uses_the_dispatchers_transactional_ids(

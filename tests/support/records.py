@@ -1,6 +1,7 @@
 """Contract records as another system would write them."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,19 +99,26 @@ def consent_event(subject: str, kind: str = "ConsentGranted", /, **fields: Any) 
 
 
 def consumer_record(
-    topic: str, partition: int, offset: int, value: bytes = b"{}"
+    topic: str,
+    partition: int,
+    offset: int,
+    value: bytes = b"{}",
+    *,
+    key: bytes | None = None,
+    headers: Sequence[tuple[str, bytes | None]] = (),
+    timestamp_ms: int = 0,
 ) -> ConsumerRecord:
     """A record as a consumer hands it out, for the loop's logic without a broker."""
     return ConsumerRecord(
         topic=topic,
         partition=partition,
         offset=offset,
-        timestamp=0,
+        timestamp=timestamp_ms,
         timestamp_type=0,
-        key=None,
+        key=key,
         value=value,
         checksum=None,
-        serialized_key_size=0,
+        serialized_key_size=len(key or b""),
         serialized_value_size=len(value),
-        headers=(),
+        headers=tuple(headers),
     )

@@ -2,6 +2,9 @@
 policy: who may write what is sent and decided, what other systems may write, and
 that each service reads only what it consumes."""
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from services.consent.settings import ConsentSettings
@@ -21,6 +24,8 @@ from shared.topics import (
 )
 
 SERVICES = ("inbound", "consent", "dispatcher")
+# Where the local secured Kafka's SCRAM users are listed.
+LIB_SH = Path(__file__).resolve().parents[2] / "deploy" / "local" / "lib.sh"
 
 
 @pytest.mark.parametrize("topic", [MESSAGES_OUTBOUND, MESSAGES_DECISIONS, MESSAGES_DEFERRED])
@@ -32,8 +37,23 @@ def test_other_systems_write_consent_and_requests_and_nothing_else() -> None:
     assert MATRIX["producer"] == Access(writes=(CONSENT_EVENTS, MESSAGES_REQUESTS))
 
 
-def test_webhooks_enter_through_inbound_alone() -> None:
-    assert writers(WHATSAPP_INBOUND) == {"inbound"}
+def test_webhooks_enter_through_inbound_or_a_gateway_alone() -> None:
+    assert writers(WHATSAPP_INBOUND) == {"inbound", "gateway"}
+
+
+def test_a_gateway_writes_webhooks_and_nothing_else() -> None:
+    assert MATRIX["gateway"] == Access(writes=(WHATSAPP_INBOUND,))
+
+
+def test_the_local_secured_kafka_has_a_user_for_every_principal() -> None:
+    listed = subprocess.run(
+        ["bash", "-c", 'source "$0" && printf "%s\\n" "${KAFKA_PRINCIPALS[@]}"', str(LIB_SH)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert sorted(listed.stdout.split()) == sorted(["admin", *MATRIX])
 
 
 def test_the_audit_only_reads_the_log_it_replays() -> None:
@@ -64,6 +84,7 @@ def test_the_groups_are_those_the_services_join() -> None:
         },
         "audit": set(),
         "producer": set(),
+        "gateway": set(),
     }
     assert {name: set(access.groups) for name, access in MATRIX.items()} == joined
 

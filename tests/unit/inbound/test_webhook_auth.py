@@ -3,7 +3,6 @@ a signed body that is no webhook is refused with a reason and kept on the DLQ.""
 
 import hashlib
 import hmac
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -11,40 +10,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from services.inbound.webhook import signature_valid, webhook_router
+from services.inbound.meta_signature import signature_valid
+from services.inbound.webhook import webhook_router
 from shared.topics import WHATSAPP_INBOUND, dlq
+from tests.support.fake_broker import BROKER_SECRET, FakeBroker
 from tests.support.webhooks import APP_SECRET, signature_headers, signed, text_webhook
 
 URL = "/webhooks/whatsapp"
-BROKER_SECRET = "SASL password hunter2 at kafka-internal.corp:9093"
-
-
-@dataclass
-class Published:
-    value: bytes
-    topic: str
-    key: bytes | None
-    headers: dict[str, str] | None
-
-
-@dataclass
-class FakeBroker:
-    """Records what the router publishes; `failing_topics` raise as a broker down would."""
-
-    failing_topics: set[str] = field(default_factory=set)
-    sent: list[Published] = field(default_factory=list)
-
-    async def publish(
-        self,
-        message: bytes,
-        topic: str,
-        *,
-        key: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        if topic in self.failing_topics:
-            raise ConnectionError(BROKER_SECRET)
-        self.sent.append(Published(message, topic, key, headers))
 
 
 def client(broker: FakeBroker) -> TestClient:
@@ -72,6 +44,30 @@ def test_a_signed_webhook_is_published_keyed_by_its_sender() -> None:
     assert [(p.topic, p.value, p.key) for p in broker.sent] == [
         (WHATSAPP_INBOUND, raw, b"79161234567")
     ]
+
+
+def test_the_published_record_keeps_metas_header_exactly_as_sent() -> None:
+    broker = FakeBroker()
+    raw = orjson.dumps(text_webhook("79161234567", "STOP"))
+    # Upper-case hex verifies too: the record keeps what Meta sent, not a normal form.
+    header = "sha256=" + hmac.new(APP_SECRET, raw, hashlib.sha256).hexdigest().upper()
+
+    assert post(broker, raw, {"X-Hub-Signature-256": header}).status_code == 200
+
+    [published] = broker.sent
+    assert published.value == raw
+    assert published.headers == {"x-hub-signature-256": header}
+
+
+def test_the_dead_letter_copy_of_a_signed_body_keeps_metas_header_too() -> None:
+    broker = FakeBroker()
+    headers = signature_headers(b"[]")
+
+    assert post(broker, b"[]", headers).status_code == 400
+
+    [letter] = broker.sent
+    assert letter.headers is not None
+    assert letter.headers["x-hub-signature-256"] == headers["X-Hub-Signature-256"]
 
 
 def test_a_non_ascii_signature_is_refused_as_unauthenticated_not_a_server_error() -> None:
