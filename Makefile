@@ -40,7 +40,7 @@ LOCAL_PG = $(if $(strip $(DATABASE_URL)),,DATABASE_URL="$$("$(LOCAL)/postgres.sh
 # local Kafka as principal NAME (deploy/local/lib.sh); otherwise it does nothing.
 KAFKA_AS = source "$(LOCAL)/lib.sh" && use_kafka_principal
 
-.PHONY: help venv deps infra-up up down run lint typecheck test demo bench audit rebuild chaos
+.PHONY: help venv deps infra-up up down run lint typecheck test demo bench audit rebuild erase chaos
 
 help:
 	@echo "make venv       .venv with the project installed (reinstalls when pyproject.toml changes)"
@@ -55,6 +55,7 @@ help:
 	@echo "make typecheck  mypy --strict"
 	@echo "make test       everything needed, then the whole test suite on real Kafka and PostgreSQL"
 	@echo "make demo | bench | audit | rebuild"
+	@echo "make erase      record an erasure request: SUBJECT=<phone or BSUID> REQUESTED_BY=<who> [REASON=...]"
 	@echo "make chaos      the fault-injection run on a stack of its own (ARGS=\"--minutes N\")"
 
 # python3.11 by preference (the version CI and the lock of ranges were tried
@@ -142,6 +143,15 @@ bench: infra-up
 rebuild: infra-up
 	@cd "$(ROOT)" && source "$(LOCAL)/lib.sh" && load_local_secrets && use_kafka_principal consent && \
 		$(LOCAL_KAFKA) $(LOCAL_PG) "$(PY)" -m services.consent.rebuild $(ARGS)
+
+# Records a person's erasure request (docs/erasure.md): nothing is sent to them after.
+erase: infra-up
+	@if [[ -z "$(SUBJECT)" || -z "$(REQUESTED_BY)" ]]; then \
+		echo "usage: make erase SUBJECT=<phone or BSUID> REQUESTED_BY=<who asks> [REASON=<why>]" >&2; \
+		exit 2; \
+	fi
+	@cd "$(ROOT)" && $(KAFKA_AS) consent && $(LOCAL_KAFKA) "$(PY)" -m services.consent.erasure_request \
+		"$(SUBJECT)" --requested-by "$(REQUESTED_BY)" $(if $(REASON),--reason "$(REASON)")
 
 # Fault injection on a stack of its own (3 Kafka brokers on 19192/29192/31192,
 # PostgreSQL on 55433, the services on 18081-18083, all under .local/chaos/), so it

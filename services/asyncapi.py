@@ -154,6 +154,15 @@ def consent_broker() -> KafkaBroker:
     async def project(event: ConsentEvent) -> None:
         """Exists to be described only: the consent service consumes with aiokafka."""
 
+    _publishes(
+        broker,
+        CONSENT_EVENTS,
+        ConsentEvent,
+        "One ErasureRequested (source erasure_api) per accepted POST "
+        "/v1/subjects/{identifier}/erasure, and (source erasure_cli) per make erase; "
+        "evidence names who asked and why (docs/erasure.md).",
+        key="subject, E.164 or BSUID",
+    )
     _dead_letters(broker, CONSENT_EVENTS)
     return broker
 

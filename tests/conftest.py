@@ -3,9 +3,11 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from shared.db.migrate import apply_migrations
 from shared.db.pool import open_pool
+from shared.kafka.clients import durable_producer
 from shared.kafka.provision import provision_topics
 from tests.support.log_scan import MESSAGE_TEXTS, personal_data_in_logs
 from tests.support.records import ISSUED, unique_phone
@@ -28,6 +30,15 @@ async def pool(stack: Stack) -> AsyncIterator[object]:
     db = await open_pool(stack.database_url)
     yield db
     await db.close()
+
+
+@pytest.fixture(scope="session")
+async def producer(stack: Stack) -> AsyncIterator[AIOKafkaProducer]:
+    """An idempotent producer with acks=all, as the services build theirs."""
+    client = durable_producer(stack.kafka_bootstrap)
+    await client.start()
+    yield client
+    await client.stop()
 
 
 @pytest.fixture

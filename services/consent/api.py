@@ -4,12 +4,17 @@ whose token allows it, each read recorded (services/consent/access.py)."""
 from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.consent.access import AccessLog, authorise
 from services.consent.store import ConsentStore
 from services.consent.tokens import Principal, Scope, Tokens
+from shared.consent.erasure_requests import MAX_REASON_CHARS, erasure_requested, publish_event
 from shared.consent.state import SubjectState
+from shared.contract.events import ERASURE_API
 from shared.identifiers import normalize_identifier
 from shared.phone import InvalidPhoneNumberError
 
@@ -44,6 +49,8 @@ def consent_view(subject: str, state: SubjectState | None, now: datetime) -> dic
             "stopped_by_platform": [],
             "held_until": None,
             "failed_deliveries": 0,
+            "erasure_requested_at": None,
+            "erasure_event_id": None,
         }
     # What counts now: a purpose the platform holds back is not among them.
     counting = {p: g for p, g in state.grants.items() if p not in state.paused}
@@ -52,7 +59,8 @@ def consent_view(subject: str, state: SubjectState | None, now: datetime) -> dic
         for purpose, grant in counting.items()
     }
     live = any(not grant.expired_at(now) for grant in counting.values())
-    status = "opted_out" if state.opted_out else ("opted_in" if live else "unknown")
+    stopped = state.opted_out or state.erasure_event_id is not None
+    status = "opted_out" if stopped else ("opted_in" if live else "unknown")
     return {
         "subject": subject,
         "status": status,
@@ -80,13 +88,59 @@ def consent_view(subject: str, state: SubjectState | None, now: datetime) -> dic
         if state.held_until and state.held_until > now
         else None,
         "failed_deliveries": state.failed_deliveries.get(subject, 0),
+        # The person asked to be erased: nothing is sent to them (docs/erasure.md).
+        "erasure_requested_at": state.erasure_requested_at.isoformat()
+        if state.erasure_requested_at
+        else None,
+        "erasure_event_id": state.erasure_event_id,
     }
 
 
-def subjects_router(store: ConsentStore, tokens: Tokens, access: AccessLog) -> APIRouter:
+class ErasureRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(
+        default=None,
+        max_length=MAX_REASON_CHARS,
+        description="Why, e.g. the ticket of the person's request; kept with the event",
+    )
+
+
+def subjects_router(
+    store: ConsentStore, tokens: Tokens, access: AccessLog, producer: AIOKafkaProducer
+) -> APIRouter:
     router = APIRouter(prefix="/v1/subjects", tags=["consent"])
     reader = Depends(authorise(tokens, Scope.READ))
     evidence_reader = Depends(authorise(tokens, Scope.EVIDENCE))
+    eraser = Depends(authorise(tokens, Scope.ERASURE))
+
+    @router.post("/{identifier}/erasure", status_code=202)
+    async def request_erasure(
+        identifier: str,
+        body: ErasureRequest | None = None,
+        caller: Principal = eraser,
+    ) -> JSONResponse:
+        """Records the person's erasure request as an ErasureRequested event; from the
+        moment it is applied nothing is sent to any of their identifiers."""
+        subject = _subject(identifier)
+        reason = body.reason if body else None
+        event = erasure_requested(subject, ERASURE_API, caller.name, reason, datetime.now(UTC))
+        try:
+            await publish_event(producer, event)
+        except Exception:  # any produce failure: the caller may retry; a repeat is harmless
+            return JSONResponse(
+                status_code=503,
+                content={"reason": "kafka_unavailable", "detail": "the request was not recorded"},
+            )
+        return JSONResponse(
+            status_code=202,
+            content={
+                "subject": subject,
+                "event_id": event.event_id,
+                "status": "erasure_requested",
+                "detail": "recorded on consent.events.v1; nothing more is sent to this person",
+            },
+        )
 
     @router.get("/{phone}/consent")
     async def consent(phone: str, caller: Principal = reader) -> dict[str, Any]:

@@ -78,6 +78,7 @@ def create_app(settings: ConsentSettings) -> tuple[FastAPI, FastAPI]:
                 ConsentStore(api_pool),
                 settings.tokens(),
                 AccessLog(api_pool, settings.pseudonyms()),
+                producer,
             )
         )
         try:

@@ -30,6 +30,8 @@ import orjson
 class Scope(StrEnum):
     READ = "consent:read"
     EVIDENCE = "consent:evidence"
+    # Records a person's erasure request (docs/erasure.md): it stops every send to them.
+    ERASURE = "consent:erasure"
 
 
 class InvalidTokensError(ValueError):

@@ -80,6 +80,8 @@ class _Folding:
     millions). Only `state()` lets it out, frozen."""
 
     __slots__ = (
+        "erasure_event_id",
+        "erasure_requested_at",
         "failed_deliveries",
         "grants",
         "held_until",
@@ -118,6 +120,8 @@ class _Folding:
         self.paused = dict(state.paused)
         self.held_until = state.held_until
         self.failed_deliveries = dict(state.failed_deliveries)
+        self.erasure_event_id = state.erasure_event_id
+        self.erasure_requested_at = state.erasure_requested_at
 
     def state(self) -> SubjectState:
         return SubjectState(
@@ -135,6 +139,8 @@ class _Folding:
             paused=dict(self.paused),
             held_until=self.held_until,
             failed_deliveries=dict(self.failed_deliveries),
+            erasure_event_id=self.erasure_event_id,
+            erasure_requested_at=self.erasure_requested_at,
         )
 
     def apply(self, event: ConsentEvent, authenticated: bool = True) -> None:
@@ -162,6 +168,8 @@ class _Folding:
             case EventType.USER_MESSAGED:
                 # The person wrote: whatever was undeliverable reached them again.
                 self.failed_deliveries = {}
+            case EventType.ERASURE_REQUESTED:
+                self._apply_erasure_request(event)
         if event.type in CONSENT_TYPES:
             # The platform's signals are no consent history: a stranger Meta reported
             # on is still `no_consent` (clause 3.3).
@@ -211,6 +219,17 @@ class _Folding:
         self.opt_out_event_id = event.event_id
         self.opt_out_authenticated = authenticated
         self.opted_out_at = event.occurred_at
+
+    def _apply_erasure_request(self, event: ConsentEvent) -> None:
+        # Everything the person consented to ends, and nothing a STOP suspended can
+        # come back: they asked to be forgotten. The fact of an opt-out stays, as it
+        # will in the suppression entry that outlives the erasure. Only the first
+        # request counts: a repeat must not move the deadline.
+        self.grants, self.suspended, self.revoked, self.paused = {}, {}, {}, {}
+        self.timezone = None
+        if self.erasure_event_id is None:
+            self.erasure_event_id = event.event_id
+            self.erasure_requested_at = event.occurred_at
 
     def _apply_platform_stop(self, event: ConsentEvent) -> None:
         # Holds the named purposes back, granted or suspended by a STOP, and moves

@@ -118,10 +118,14 @@ class SubjectState(BaseModel):
     paused: dict[Purpose, PlatformStop] = {}
     held_until: datetime | None = None
     failed_deliveries: dict[str, int] = {}
+    # The person asked to be erased (ErasureRequested): nothing is sent to them from
+    # then on, whatever comes after, until the erasure is carried out.
+    erasure_event_id: str | None = None
+    erasure_requested_at: datetime | None = None
 
     @property
     def status(self) -> Status:
-        if self.opted_out:
+        if self.opted_out or self.erasure_event_id is not None:
             return Status.OPTED_OUT
         counting = any(purpose not in self.paused for purpose in self.grants)
         return Status.OPTED_IN if counting else Status.UNKNOWN

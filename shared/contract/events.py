@@ -31,10 +31,19 @@ class EventType(StrEnum):
     DELIVERY_LIMITED = "DeliveryLimited"
     DELIVERY_FAILED = "DeliveryFailed"
     USER_MESSAGED = "UserMessaged"
+    # The person asked for their personal data to be erased (GDPR Art. 17; docs/erasure.md):
+    # from then on nothing is sent to any of their identifiers.
+    ERASURE_REQUESTED = "ErasureRequested"
 
 
 CONSENT_TYPES = frozenset(
-    {EventType.CONSENT_GRANTED, EventType.CONSENT_REVOKED, EventType.OPTED_OUT, EventType.OPTED_IN}
+    {
+        EventType.CONSENT_GRANTED,
+        EventType.CONSENT_REVOKED,
+        EventType.OPTED_OUT,
+        EventType.OPTED_IN,
+        EventType.ERASURE_REQUESTED,
+    }
 )
 IDENTITY_TYPES = frozenset({EventType.IDENTITY_LINKED, EventType.IDENTIFIER_CHANGED})
 
@@ -56,6 +65,9 @@ WHATSAPP_WEBHOOK = "whatsapp_webhook"
 # webhook field, and the error codes of failed statuses (or of the send call).
 WHATSAPP_USER_PREFERENCES = "whatsapp_user_preferences"
 WHATSAPP_STATUS = "whatsapp_status"
+# Who recorded an erasure request: the consent API, or an operator's command.
+ERASURE_API = "erasure_api"
+ERASURE_CLI = "erasure_cli"
 
 _SIGNAL_SOURCES: dict[str, frozenset[str]] = {
     EventType.MARKETING_STOPPED: frozenset({WHATSAPP_USER_PREFERENCES, WHATSAPP_STATUS}),
@@ -63,6 +75,7 @@ _SIGNAL_SOURCES: dict[str, frozenset[str]] = {
     EventType.DELIVERY_LIMITED: frozenset({WHATSAPP_STATUS}),
     EventType.DELIVERY_FAILED: frozenset({WHATSAPP_STATUS}),
     EventType.USER_MESSAGED: frozenset({WHATSAPP_REPLY}),
+    EventType.ERASURE_REQUESTED: frozenset({ERASURE_API, ERASURE_CLI}),
 }
 
 # Events whose purposes mean nothing (ignored, whatever they hold), and those that
@@ -75,6 +88,7 @@ _PURPOSES_IGNORED = frozenset(
         EventType.DELIVERY_LIMITED,
         EventType.DELIVERY_FAILED,
         EventType.USER_MESSAGED,
+        EventType.ERASURE_REQUESTED,
     }
 )
 _REVOKING = frozenset({EventType.CONSENT_REVOKED, EventType.MARKETING_STOPPED})

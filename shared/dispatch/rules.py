@@ -61,6 +61,13 @@ def decide_send(
     frequency: FrequencyPolicy,
 ) -> Verdict:
     """`state` is None (or without history) when the recipient has never been seen."""
+    if state is not None and state.erasure_event_id is not None:
+        # Confirmations too: the person asked us to forget them, not to tell them so.
+        return _drop(
+            Reason.OPTED_OUT,
+            "the person asked for their data to be erased: nothing is sent to them",
+            state.erasure_event_id,
+        )
     if request.purpose == OPT_OUT_CONFIRMATION:
         return _decide_confirmation(state, request, facts)
     purpose = permitted_purpose(request.purpose)

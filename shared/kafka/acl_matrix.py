@@ -81,10 +81,11 @@ MATRIX: Mapping[str, Access] = {
         writes=(WHATSAPP_INBOUND, dlq(WHATSAPP_INBOUND), CONSENT_EVENTS, MESSAGES_REQUESTS),
         groups=("inbound",),
     ),
-    # The projector, and the rebuild, which reads the log without a group.
+    # The projector, and the rebuild, which reads the log without a group; the API
+    # and `make erase` record erasure requests on the log.
     "consent": Access(
         reads=(CONSENT_EVENTS,),
-        writes=(dlq(CONSENT_EVENTS),),
+        writes=(CONSENT_EVENTS, dlq(CONSENT_EVENTS)),
         groups=("consent-projector",),
     ),
     # The gate decides in a transaction (its offsets committed in it); the fence asks

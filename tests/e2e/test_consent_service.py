@@ -38,7 +38,7 @@ from services.consent.rebuild import (
 )
 from shared.consent.state import SubjectState
 from shared.db.pool import open_pool
-from shared.kafka.clients import durable_producer, end_offsets, offsets_reader
+from shared.kafka.clients import end_offsets, offsets_reader
 from shared.kafka.topic_specs import EVENT_LOG_CONFIGS
 from shared.phone import mask_phone
 from shared.topics import CONSENT_EVENTS, dlq
@@ -139,14 +139,6 @@ async def consent(
 async def http(consent: ServiceProcess) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=consent.url, timeout=5) as client:
         yield client
-
-
-@pytest.fixture(scope="module")
-async def producer(stack: Stack) -> AsyncIterator[AIOKafkaProducer]:
-    client = durable_producer(stack.kafka_bootstrap)
-    await client.start()
-    yield client
-    await client.stop()
 
 
 def _free_port() -> int:

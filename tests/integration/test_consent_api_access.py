@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from fastapi import FastAPI
 
 from services.consent import access_log
@@ -15,30 +17,35 @@ from services.consent.access import AccessLog
 from services.consent.api import subjects_router
 from services.consent.store import ConsentStore
 from services.consent.tokens import Tokens, new_token, token_hash
+from shared.topics import CONSENT_EVENTS
+from tests.support.kafka import TopicReader
 from tests.support.records import unique_phone
 from tests.support.signing import PSEUDONYM_KEY, PSEUDONYMS
 from tests.support.stack import Stack
 
-READER, AUDITOR = new_token(), new_token()
+READER, AUDITOR, ERASER = new_token(), new_token(), new_token()
 TOKENS = Tokens.parse(
     "{"
     f'"crm": {{"sha256": "{token_hash(READER)}", "scopes": ["consent:read"]}},'
     f'"dpo": {{"sha256": "{token_hash(AUDITOR)}", '
-    '"scopes": ["consent:read", "consent:evidence"]}'
+    '"scopes": ["consent:read", "consent:evidence"]},'
+    f'"privacy-desk": {{"sha256": "{token_hash(ERASER)}", "scopes": ["consent:erasure"]}}'
     "}"
 )
 LOOPBACK, REMOTE = ("127.0.0.1", 50000), ("203.0.113.7", 50000)
 
 
-def _app(pool: Any, tokens: Tokens) -> FastAPI:
+def _app(pool: Any, tokens: Tokens, producer: AIOKafkaProducer) -> FastAPI:
     app = FastAPI()
-    app.include_router(subjects_router(ConsentStore(pool), tokens, AccessLog(pool, PSEUDONYMS)))
+    app.include_router(
+        subjects_router(ConsentStore(pool), tokens, AccessLog(pool, PSEUDONYMS), producer)
+    )
     return app
 
 
 @pytest.fixture
-async def client(pool: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=_app(pool, TOKENS), client=REMOTE)
+async def client(pool: Any, producer: AIOKafkaProducer) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=_app(pool, TOKENS, producer), client=REMOTE)
     async with httpx.AsyncClient(transport=transport, base_url="http://consent") as http:
         yield http
 
@@ -104,9 +111,11 @@ async def test_each_read_is_recorded_with_who_and_when_and_pseudonyms_only(
     assert stored and all(digits not in str(dict(row)) for row in stored)
 
 
-async def test_without_configured_tokens_only_this_machine_is_answered(pool: Any) -> None:
+async def test_without_configured_tokens_only_this_machine_is_answered(
+    pool: Any, producer: AIOKafkaProducer
+) -> None:
     phone = unique_phone()
-    unconfigured = _app(pool, Tokens.parse(""))
+    unconfigured = _app(pool, Tokens.parse(""), producer)
     answers = {}
     for name, peer in (("local", LOOPBACK), ("remote", REMOTE)):
         transport = httpx.ASGITransport(app=unconfigured, client=peer)
@@ -120,7 +129,9 @@ async def test_without_configured_tokens_only_this_machine_is_answered(pool: Any
     assert read["principal"].startswith("local-operator")
 
 
-async def test_a_read_that_cannot_be_recorded_is_not_answered(pool: Any) -> None:
+async def test_a_read_that_cannot_be_recorded_is_not_answered(
+    pool: Any, producer: AIOKafkaProducer
+) -> None:
     """Accountability first: a read the log does not show never happened."""
 
     class Unrecorded(AccessLog):
@@ -128,7 +139,9 @@ async def test_a_read_that_cannot_be_recorded_is_not_answered(pool: Any) -> None
             raise RuntimeError(f"access log unavailable {uuid.uuid4()}")
 
     app = FastAPI()
-    app.include_router(subjects_router(ConsentStore(pool), TOKENS, Unrecorded(pool, PSEUDONYMS)))
+    app.include_router(
+        subjects_router(ConsentStore(pool), TOKENS, Unrecorded(pool, PSEUDONYMS), producer)
+    )
     transport = httpx.ASGITransport(app=app, client=REMOTE, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://consent") as http:
         answer = await http.get(f"/v1/subjects/{unique_phone()}/consent", headers=_bearer(READER))
@@ -155,3 +168,60 @@ async def test_the_access_log_command_lists_who_read_a_person(
     assert status == 0
     assert len(lines) == 1 and "  crm  consent:read  " in lines[0]
     assert phone not in lines[0]  # masked
+
+
+@pytest.mark.parametrize("token", [READER, AUDITOR], ids=["read", "evidence"])
+async def test_an_erasure_request_needs_the_erasure_scope(
+    client: httpx.AsyncClient, token: str
+) -> None:
+    answer = await client.post(f"/v1/subjects/{unique_phone()}/erasure", headers=_bearer(token))
+
+    assert answer.status_code == 403
+    assert answer.json()["detail"]["reason"] == "insufficient_scope"
+
+
+async def test_an_erasure_request_is_recorded_on_the_log_with_who_asked_and_why(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    phone = unique_phone()
+    events = await TopicReader(stack.kafka_bootstrap, CONSENT_EVENTS).start()
+    try:
+        answer = await client.post(
+            f"/v1/subjects/{phone[1:]}/erasure",  # wa_id digits: any written form
+            headers=_bearer(ERASER),
+            json={"reason": "ticket DSR-118"},
+        )
+        assert answer.status_code == 202
+        event_id = answer.json()["event_id"]
+
+        def recorded(records: list[ConsumerRecord]) -> list[dict[str, Any]]:
+            values = (orjson.loads(r.value) for r in records if r.key == phone.encode())
+            return [v for v in values if v["event_id"] == event_id]
+
+        [event] = recorded(await events.wait_for(lambda rs: bool(recorded(rs)), timeout=15))
+    finally:
+        await events.stop()
+    assert answer.json()["subject"] == phone
+    assert (event["type"], event["subject"], event["source"]) == (
+        "ErasureRequested",
+        phone,
+        "erasure_api",
+    )
+    assert event["evidence"] == {"requested_by": "privacy-desk", "reason": "ticket DSR-118"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/v1/subjects/not-a-number/erasure", None, 422),
+        ("/v1/subjects/+79161234567/erasure", {"reason": "x" * 501}, 422),
+        ("/v1/subjects/+79161234567/erasure", {"why": "unknown field"}, 422),
+    ],
+)
+async def test_an_unusable_erasure_request_is_refused_with_why(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any] | None, status: int
+) -> None:
+    answer = await client.post(path, headers=_bearer(ERASER), json=body)
+
+    assert answer.status_code == status
+    assert answer.json()["detail"]

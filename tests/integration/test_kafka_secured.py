@@ -110,8 +110,9 @@ async def _write(kafka: SecuredKafka, principal: str, topic: str, **extra: Any) 
         ("producer", WHATSAPP_INBOUND, TopicAuthorizationFailedError),
         ("gateway", CONSENT_EVENTS, TopicAuthorizationFailedError),
         ("gateway", MESSAGES_REQUESTS, TopicAuthorizationFailedError),
-        # The projector reads the log, never writes it.
-        ("consent", CONSENT_EVENTS, TopicAuthorizationFailedError),
+        # The consent service writes the log (erasure requests), never what is sent.
+        ("consent", MESSAGES_REQUESTS, TopicAuthorizationFailedError),
+        ("consent", MESSAGES_OUTBOUND, TopicAuthorizationFailedError),
         # Writing nothing at all, the audit may not even start a producer.
         ("audit", CONSENT_EVENTS, ClusterAuthorizationFailedError),
     ],

@@ -28,7 +28,7 @@ from shared.consent.state import Status
 from shared.contract.purposes import Purpose
 from shared.db.pool import open_pool
 from shared.kafka.batch_consumer import BatchConsumer
-from shared.kafka.clients import durable_producer, end_offsets, group_consumer
+from shared.kafka.clients import end_offsets, group_consumer
 from shared.phone import mask_phone
 from shared.topics import CONSENT_EVENTS, dlq
 from tests.support.kafka import TopicReader
@@ -64,14 +64,6 @@ async def store(database_url: str) -> AsyncIterator[ConsentStore]:
     db = await open_pool(database_url)
     yield ConsentStore(db)
     await db.close()
-
-
-@pytest.fixture(scope="module")
-async def producer(stack: Stack) -> AsyncIterator[AIOKafkaProducer]:
-    client = durable_producer(stack.kafka_bootstrap)
-    await client.start()
-    yield client
-    await client.stop()
 
 
 @pytest.fixture(scope="module")

@@ -76,14 +76,6 @@ async def outbound_dlq(stack: Stack) -> str:
     return topic
 
 
-@pytest.fixture(scope="module")
-async def producer(stack: Stack) -> AsyncIterator[AIOKafkaProducer]:
-    client = durable_producer(stack.kafka_bootstrap)
-    await client.start()
-    yield client
-    await client.stop()
-
-
 @pytest.fixture
 def store(pool: Any) -> SendStore:
     return SendStore(pool)

@@ -26,7 +26,7 @@ CHANNELS: dict[str, tuple[set[str], set[str]]] = {
         {WHATSAPP_INBOUND},
         {CONSENT_EVENTS, MESSAGES_REQUESTS, dlq(WHATSAPP_INBOUND)},
     ),
-    "consent": ({CONSENT_EVENTS}, {dlq(CONSENT_EVENTS)}),
+    "consent": ({CONSENT_EVENTS}, {CONSENT_EVENTS, dlq(CONSENT_EVENTS)}),
     "dispatcher": (
         {MESSAGES_REQUESTS, MESSAGES_DEFERRED},
         {

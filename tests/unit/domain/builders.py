@@ -94,6 +94,19 @@ def opted_in(
     return _reply(EventType.OPTED_IN, _event_id("opted-in", event_id), occurred_at, subject)
 
 
+def erasure_request(
+    *, event_id: str | None = None, occurred_at: datetime = T0, subject: str = SUBJECT
+) -> ConsentEvent:
+    return ConsentEvent(
+        event_id=_event_id("erasure", event_id),
+        type=EventType.ERASURE_REQUESTED,
+        subject=subject,
+        occurred_at=occurred_at,
+        source="erasure_api",
+        evidence={"requested_by": "privacy-desk", "reason": "ticket DSR-118"},
+    )
+
+
 def logged(
     event: ConsentEvent,
     partition: int = 0,

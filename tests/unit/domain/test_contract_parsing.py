@@ -98,6 +98,16 @@ def test_opt_in_reply_is_accepted() -> None:
     assert event(raw(OPT_OUT, type="OptedIn")).type is EventType.OPTED_IN
 
 
+@pytest.mark.parametrize("source", ["erasure_api", "erasure_cli"])
+def test_an_erasure_request_is_accepted_from_the_api_and_the_command(source: str) -> None:
+    parsed = event(
+        raw(OPT_OUT, type="ErasureRequested", source=source, purposes=["event_reminder"])
+    )
+
+    assert parsed.type is EventType.ERASURE_REQUESTED
+    assert parsed.purposes is None  # ignored: it ends everything
+
+
 def test_revocation_accepts_any_non_empty_source_and_listed_purposes() -> None:
     parsed = event(raw(REVOCATION, source="operator:alice"))
 
@@ -201,8 +211,15 @@ def test_missing_subject_is_rejected_as_invalid_phone() -> None:
         raw(CONTRACT_GRANT, source="purchased_list"),
         raw(OPT_OUT, source="website_form"),
         raw(OPT_OUT, type="OptedIn", source="crm"),
+        raw(OPT_OUT, type="ErasureRequested", source="whatsapp_reply"),
     ],
-    ids=["grant-from-reply", "grant-from-list", "opt-out-from-form", "opt-in-from-crm"],
+    ids=[
+        "grant-from-reply",
+        "grant-from-list",
+        "opt-out-from-form",
+        "opt-in-from-crm",
+        "erasure-from-reply",
+    ],
 )
 def test_source_outside_the_types_allowed_list_is_rejected_as_invalid_source(data: bytes) -> None:
     assert rejection(parse_consent_event(data)) == "invalid_source"

@@ -14,7 +14,16 @@ from shared.consent.fold import evolve, fold_onto, fold_subject, fold_subjects
 from shared.consent.state import LoggedEvent, Status
 from shared.contract.events import ConsentEvent, EventType
 from shared.contract.purposes import Purpose
-from tests.unit.domain.builders import SUBJECT, T0, granted, logged, opted_in, opted_out, revoked
+from tests.unit.domain.builders import (
+    SUBJECT,
+    T0,
+    erasure_request,
+    granted,
+    logged,
+    opted_in,
+    opted_out,
+    revoked,
+)
 
 PROPERTY = settings(max_examples=150, deadline=None)
 
@@ -40,6 +49,8 @@ def consent_events(draw: st.DrawFn, event_id: str) -> ConsentEvent:
         return revoked(*draw(st.just([]) | purposes), event_id=event_id, occurred_at=occurred_at)
     if kind is EventType.OPTED_OUT:
         return opted_out(event_id=event_id, occurred_at=occurred_at)
+    if kind is EventType.ERASURE_REQUESTED:
+        return erasure_request(event_id=event_id, occurred_at=occurred_at)
     return opted_in(event_id=event_id, occurred_at=occurred_at)
 
 
@@ -231,3 +242,22 @@ def test_version_counts_distinct_events_and_last_event_id_is_the_last_folded(
     assert state.version == len(events)
     assert state.last_event_id == (events[-1].event_id if events else None)
     assert state.has_history == bool(events)
+
+
+@PROPERTY
+@given(records=histories())
+def test_after_an_erasure_request_the_person_is_stopped_whatever_follows(
+    records: list[LoggedEvent],
+) -> None:
+    events = in_fold_order(records)
+    requests = [e for e in events if e.type is EventType.ERASURE_REQUESTED]
+
+    state = fold_subject(SUBJECT, records)
+
+    if not requests:
+        assert state.erasure_event_id is None
+        return
+    # The first request counts: a repeat must not move the erasure's deadline.
+    assert state.erasure_event_id == requests[0].event_id
+    assert state.erasure_requested_at == requests[0].occurred_at
+    assert state.status is Status.OPTED_OUT

@@ -18,6 +18,7 @@ from tests.unit.domain.builders import (
     arrived,
     at,
     decide,
+    erasure_request,
     fold,
     granted,
     opted_in,
@@ -148,6 +149,39 @@ def test_a_signed_opt_out_after_an_unsigned_one_gets_its_confirmation() -> None:
     verdict = decide(state, request(OPT_OUT_CONFIRMATION, opt_out_event_id="own"), now=at(3))
 
     assert dispatched(verdict, Reason.OPT_OUT_CONFIRMATION)
+
+
+# ---------------------------------------------------------------- erasure requested
+
+
+def test_after_an_erasure_request_nothing_is_sent_confirmations_included() -> None:
+    state = fold(
+        granted(REMINDER, SUPPORT, occurred_at=at(0)),
+        opted_out(event_id="stop", occurred_at=at(1)),
+        erasure_request(event_id="erase", occurred_at=at(2)),
+        granted(REMINDER, occurred_at=at(3)),  # a stale system's grant, after the request
+    )
+
+    verdicts = [
+        decide(state, request(REMINDER), now=at(4)),
+        decide(state, request(OPT_OUT_CONFIRMATION, opt_out_event_id="stop"), now=at(4)),
+    ]
+
+    for verdict in verdicts:
+        assert dropped(verdict, Reason.OPTED_OUT)
+        assert verdict.consent_event_id == "erase"
+        assert "erased" in (verdict.detail or "")
+
+
+def test_an_erasure_request_ends_what_a_later_start_could_restore() -> None:
+    state = fold(
+        granted(REMINDER, occurred_at=at(0)),
+        opted_out(occurred_at=at(1)),
+        erasure_request(occurred_at=at(2)),
+        opted_in(occurred_at=at(3)),
+    )
+
+    assert state.grants == {} and state.suspended == {}
 
 
 # ---------------------------------------------------------------- no_consent
