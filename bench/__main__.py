@@ -34,6 +34,8 @@ BENCHMARKS = (
     "statuses",
     "audit",
     "signatures",
+    "erasure_keys",
+    "retention",
 )
 
 

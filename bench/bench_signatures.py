@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench.figures import Report, base_parser, median, sized
+from bench.figures import Report, base_parser, median, micros_per_call, sized
 from shared.consent.authenticity import SigningKey
 from shared.consent.logged_record import logged_event
 from shared.contract.events import ConsentEvent
@@ -26,13 +26,6 @@ class _Record:
         self.headers = [key.header(self.value)] if key else []
         self.timestamp = int(time.time() * 1000)
         self.partition, self.offset = 0, 0
-
-
-def _per_event(action: Callable[[], object], n: int) -> float:
-    started = time.perf_counter()
-    for _ in range(n):
-        action()
-    return (time.perf_counter() - started) / n * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.disable()
     for _ in range(args.rounds):
         for name, action in sides.items():
-            results[name].append(_per_event(action, n))
+            results[name].append(micros_per_call(action, n))
     gc.enable()
     unsigned, verified = median(results["grant"]), median(results["opt_in"])
     report.figure("read an event, no signature to check (grant)", unsigned, "µs/event")

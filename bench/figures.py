@@ -4,7 +4,8 @@ the JSON summary that `python -m bench` gathers into one table."""
 import argparse
 import math
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -82,6 +83,14 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+def micros_per_call(action: Callable[[], object], n: int) -> float:
+    """The mean time of `action` over n calls, in microseconds."""
+    started = time.perf_counter()
+    for _ in range(n):
+        action()
+    return (time.perf_counter() - started) / n * 1e6
 
 
 def median(values: Sequence[float]) -> float:

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -36,8 +37,11 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def private_database(admin_url: str, label: str) -> AsyncIterator[str]:
-    """A database of its own, migrated as the services migrate theirs; dropped after."""
+async def private_database(
+    admin_url: str, label: str, migrations: Path | None = None
+) -> AsyncIterator[str]:
+    """A database of its own, migrated as the services migrate theirs (or with the
+    `migrations` folder given, to measure an earlier schema); dropped after."""
     name = f"bench_{label}_{run_id()}"
     admin = await asyncpg.connect(admin_url)
     try:
@@ -46,7 +50,7 @@ async def private_database(admin_url: str, label: str) -> AsyncIterator[str]:
         await admin.close()
     url = urlsplit(admin_url)._replace(path=f"/{name}").geturl()
     try:
-        await apply_migrations(url)
+        await apply_migrations(url, migrations)
         yield url
     finally:
         await _drop_database(admin_url, name)

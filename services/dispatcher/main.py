@@ -14,7 +14,9 @@ from services.dispatcher import metrics
 from services.dispatcher.gate.fence import Fence
 from services.dispatcher.gate.handler import Gate
 from services.dispatcher.gate.release import Release
-from services.dispatcher.gate.store import GateStore
+from services.dispatcher.gate.store import POOL_SETTINGS, GateStore
+from services.dispatcher.retention.maintenance import PartitionMaintenance
+from services.dispatcher.retention.topics import require_horizon
 from services.dispatcher.sender.runner import RunningSender, start_sender
 from services.dispatcher.settings import DispatcherSettings
 from shared.db.migrated import open_migrated_pool
@@ -65,7 +67,15 @@ def create_app(settings: DispatcherSettings) -> tuple[FastAPI, FastAPI]:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await open_migrated_pool(settings.service_database_url, max_size=8)
+        # Before anything opens: a refusal leaves nothing to close.
+        await require_horizon(
+            settings.kafka_bootstrap_servers,
+            settings.horizon_days,
+            [MESSAGES_REQUESTS, MESSAGES_DEFERRED],
+        )
+        pool = await open_migrated_pool(
+            settings.service_database_url, max_size=8, server_settings=POOL_SETTINGS
+        )
         store = GateStore(pool)
         # Kafka 4 answers a transactional produce from a pre-KIP-890 client (aiokafka)
         # with a retriable error while the previous transaction completes: retry
@@ -100,6 +110,9 @@ def create_app(settings: DispatcherSettings) -> tuple[FastAPI, FastAPI]:
             interval=settings.release_interval_seconds,
         )
         releasing = asyncio.create_task(release.run(), name="release")
+        maintaining = asyncio.create_task(
+            PartitionMaintenance(pool, settings.horizon_days).run(), name="partitions"
+        )
         sender = await start_sender(settings, pool) if settings.sender_enabled else None
         running.append(Running(pool, consumer, deciding, sender, release))
         try:
@@ -108,7 +121,8 @@ def create_app(settings: DispatcherSettings) -> tuple[FastAPI, FastAPI]:
             if sender is not None:
                 await sender.stop()
             releasing.cancel()
-            await asyncio.gather(releasing, return_exceptions=True)
+            maintaining.cancel()
+            await asyncio.gather(releasing, maintaining, return_exceptions=True)
             await deciding.stop()
             await close_all(
                 consumer.stop, reader.stop, producer.stop, release_producer.stop, pool.close

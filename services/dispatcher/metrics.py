@@ -47,3 +47,17 @@ RELEASED = Counter(
     "dispatcher_deferred_released_total",
     "Deferred requests handed back to the gate when their window opened",
 )
+
+# The retention horizon (docs/erasure.md section 7).
+PARTITIONS = Counter(
+    "dispatcher_partitions_total",
+    "Day partitions created, dropped past the horizon, or kept past it for a waiting request",
+    ["table", "action"],
+)
+PARTITIONS_MAINTAINED = Gauge(
+    "dispatcher_partitions_maintained_timestamp_seconds",
+    "When the day partitions were last maintained (alert when it falls days behind)",
+)
+PARTITIONS_FAILING = Gauge(
+    "dispatcher_partitions_failing", "1 while the maintenance of the day partitions fails"
+)

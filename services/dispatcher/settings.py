@@ -1,10 +1,12 @@
 import socket
+from datetime import timedelta
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.dispatcher.retention.horizon import window_refusal
 from shared.settings import (
     CommonSettings,
     FrequencySettings,
@@ -47,6 +49,21 @@ class DispatcherSettings(CommonSettings, FrequencySettings, QuietHoursSettings):
     # A batch is only as large as what is waiting: at a steady load it stays small.
     max_batch: int = 2000
     fence_timeout_seconds: float = 10.0
+
+    # How long the dispatcher's tables keep a request_id (docs/erasure.md section 7):
+    # a repeat within it is recognised, its day partitions dropped after it. Never
+    # shorter than the frequency window (below) nor, checked at start, than the
+    # retention of the topics the gate reads.
+    horizon_days: int = Field(default=7, ge=1)
+
+    @model_validator(mode="after")
+    def _frequency_window_within_horizon(self) -> Self:
+        refusal = window_refusal(
+            timedelta(seconds=self.frequency_window_seconds), self.horizon_days
+        )
+        if refusal is not None:
+            raise ValueError(refusal)
+        return self
 
     # Deferred requests handed back to the gate per round, and the pause between
     # rounds: at most 500 a second by default, so live traffic keeps its share.

@@ -5,7 +5,7 @@ start (`make infra-up`, `python -m shared.db.migrate`, compose's `migrate`); a
 service's own role may not create anything, so a service on a schema behind its
 code refuses to start and says what to run, rather than fail on its first query."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +53,11 @@ async def require_migrated(conn: Any, root: Path | None = None) -> None:
         )
 
 
-async def open_migrated_pool(dsn: str, *, max_size: int) -> Any:
+async def open_migrated_pool(
+    dsn: str, *, max_size: int, server_settings: Mapping[str, str] | None = None
+) -> Any:
     """Opens a service's pool, or refuses (closing it) when the schema is behind."""
-    pool = await open_pool(dsn, max_size=max_size)
+    pool = await open_pool(dsn, max_size=max_size, server_settings=server_settings)
     try:
         await require_migrated(pool)
     except BaseException:

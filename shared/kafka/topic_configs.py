@@ -16,7 +16,7 @@ _DYNAMIC_TOPIC_CONFIG = 1
 log = logging.getLogger("shared.kafka.provision")
 
 
-async def _describe_configs(admin: Any, names: list[str], timeout: float = 30.0) -> list[Any]:
+async def describe_topic_configs(admin: Any, names: list[str], timeout: float = 30.0) -> list[Any]:
     """Asks DescribeConfigs of `names`, again while a broker answers with an error
     for one of them: right after the topics are created, a broker of a cluster may
     not know them yet (it answers with an error and an empty message)."""
@@ -40,7 +40,7 @@ async def enforce_configs(admin: Any, specs: list[TopicSpec], replicas: dict[str
     # From each topic's own replication factor, not the one asked for: a
     # provisioning that asks for less must not weaken a topic that has more.
     wanted = {s.name: required_configs(s, replicas[s.name]) for s in specs}
-    responses = await _describe_configs(admin, list(wanted))
+    responses = await describe_topic_configs(admin, list(wanted))
     to_alter: list[Any] = []
     for response in responses:
         for resource in response.to_object()["resources"]:

@@ -47,8 +47,13 @@ DEFERRED = """INSERT INTO dispatcher.deferred (request_id, recipient, not_before
     deferred_at) VALUES ('roles-test', '+79160000000', now(), '{}', now())"""
 ACCESS = """INSERT INTO consent.access_log (at, principal, scope, subject, identifiers)
     VALUES (now(), 'roles-test', 'read', 'pseudonym', ARRAY['pseudonym'])"""
-SEND = """INSERT INTO dispatcher.sends (request_id, status) VALUES ('roles-test', 'in_flight')
-    ON CONFLICT (request_id) DO UPDATE SET attempts = dispatcher.sends.attempts + 1"""
+SEND = """INSERT INTO dispatcher.sends (request_id, status) VALUES ('roles-test', 'in_flight')"""
+SEND_AGAIN = """UPDATE dispatcher.sends SET attempts = attempts + 1
+    WHERE request_id = 'roles-test' AND status = 'in_flight'"""
+# The request_id locks of services/dispatcher/request_locks.py, and the maintenance of
+# the day partitions, which the dispatcher runs without any right to create or drop.
+LOCK = "SELECT pg_advisory_xact_lock(1, hashtext('roles-test'))"
+MAINTAIN = "SELECT * FROM dispatcher.maintain_partitions(7, 3)"
 EVERY_TABLE = [
     "public.schema_migrations",
     "consent.events",
@@ -60,6 +65,8 @@ EVERY_TABLE = [
     "dispatcher.confirmations",
     "dispatcher.deferred",
     "dispatcher.sends",
+    # A day partition (made by the migration or the maintenance, as the owner).
+    "dispatcher.decisions_default",
 ]
 
 
@@ -110,10 +117,13 @@ ALLOWED = [
             "SELECT request_id FROM dispatcher.deferred FOR UPDATE SKIP LOCKED",
             "UPDATE dispatcher.deferred SET released_at = now()",
             "DELETE FROM dispatcher.deferred WHERE request_id = 'roles-test'",
+            LOCK,
             SEND,
+            SEND_AGAIN,
         ],
         id="dispatcher-writes-its-own-schema",
     ),
+    pytest.param("dispatcher", [MAINTAIN], id="dispatcher-maintains-the-day-partitions"),
     *(
         pytest.param("audit", [f"SELECT count(*) FROM {table}"], id=f"audit-reads-{table}")
         for table in EVERY_TABLE
@@ -169,6 +179,20 @@ DENIED = [
     *_denied(["dispatcher"], "DELETE FROM dispatcher.decisions", "delete-decisions"),
     *_denied(["dispatcher"], "TRUNCATE dispatcher.sends", "truncate-sends"),
     *_denied(["dispatcher"], "SELECT payload FROM consent.events", "read-events"),
+    # Days go only as the maintenance decides: past the horizon, on the clock's today.
+    *_denied(["dispatcher"], "DROP TABLE dispatcher.decisions_default", "drop-a-partition"),
+    *_denied(
+        ["dispatcher"],
+        "CREATE TABLE dispatcher.decisions_p20991231 PARTITION OF dispatcher.decisions"
+        " FOR VALUES FROM ('2099-12-31') TO ('2100-01-01')",
+        "create-a-partition",
+    ),
+    *_denied(
+        ["dispatcher"],
+        "SELECT * FROM dispatcher.maintain_partitions_as_of(now() + interval '1 year', 1, 1)",
+        "maintain-as-of-another-day",
+    ),
+    *_denied(["projector", "api", "audit"], MAINTAIN, "maintain-the-day-partitions"),
     # The projector has no business in the dispatcher's schema, nor in deleting states.
     *_denied(["projector"], DECISION, "write-decisions"),
     *_denied(["projector"], "DELETE FROM consent.subjects", "delete-subjects"),

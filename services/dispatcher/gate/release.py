@@ -9,7 +9,6 @@ one marked but not decided within `redeliver_after` (a crash between the two) is
 released again, and the gate decides each request_id once whatever the repeats."""
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,6 +18,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from services.dispatcher import metrics
+from services.dispatcher.rounds import in_rounds
 from shared.backoff import RetryPolicy
 
 log = structlog.get_logger(__name__)
@@ -49,24 +49,20 @@ class Release:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     async def run(self) -> None:
-        failures = 0
-        while True:
-            started = time.monotonic()
-            try:
-                await self.release_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Nothing is lost: the rows stay and are released next round.
-                self.healthy = False
-                log.exception("releasing deferred requests failed, retrying")
-                await self.sleep(self.retry.delay(failures))
-                failures += 1
-                continue
-            self.healthy, failures = True, 0
-            # One round per interval, however many wait: the bound on what a
-            # morning's backlog takes from live traffic.
-            await self.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+        # One round per interval, however many wait: the bound on what a morning's
+        # backlog takes from live traffic. A failed round loses nothing: the rows
+        # stay and are released next round.
+        await in_rounds(
+            self.release_due,
+            interval=self.interval,
+            retry=self.retry,
+            on_health=self._report,
+            sleep=self.sleep,
+            name="releasing deferred requests",
+        )
+
+    def _report(self, healthy: bool) -> None:
+        self.healthy = healthy
 
     async def release_due(self) -> int:
         """Writes one round of due requests to the topic; returns how many."""

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from services.dispatcher.request_locks import SENDS, lock_request_ids
 from services.dispatcher.sender.admission import GateDecision
 from shared.contract.storable import cleaned
 
@@ -30,29 +31,42 @@ class SendRow(BaseModel):
 
 
 # A finished row is final: neither an attempt nor another outcome may replace it
-# (another instance that raced us after a rebalance keeps what it recorded).
+# (another instance that raced us after a rebalance keeps what it recorded). The
+# table is partitioned by day of first_attempt_at, so no unique key holds a
+# request_id to one row: each statement runs under the request_id's lock
+# (request_locks.py), and either updates the row still in flight or, when there is
+# none at all, inserts one.
 _BEGIN_ATTEMPT = """
-INSERT INTO dispatcher.sends (request_id, recipient, status, attempts)
-VALUES ($1, $2, 'in_flight', 1)
-ON CONFLICT (request_id) DO UPDATE
-    SET attempts = dispatcher.sends.attempts + 1, updated_at = now()
-    WHERE dispatcher.sends.status = 'in_flight'
-RETURNING attempts
+WITH again AS (
+    UPDATE dispatcher.sends SET attempts = attempts + 1, updated_at = now()
+    WHERE request_id = $1::text AND status = 'in_flight'
+    RETURNING attempts
+), first AS (
+    INSERT INTO dispatcher.sends (request_id, recipient, status, attempts)
+    SELECT $1::text, $2::text, 'in_flight', 1
+    WHERE NOT EXISTS (SELECT FROM dispatcher.sends WHERE request_id = $1::text)
+    RETURNING attempts
+)
+SELECT attempts FROM again UNION ALL SELECT attempts FROM first
 """
 
 _FINISH = """
-INSERT INTO dispatcher.sends (request_id, recipient, status, provider_message_id,
-    http_status, error, sent_at)
-VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $3 = 'sent' THEN now() END)
-ON CONFLICT (request_id) DO UPDATE
-    SET status = EXCLUDED.status,
-        provider_message_id = EXCLUDED.provider_message_id,
-        http_status = EXCLUDED.http_status,
-        error = EXCLUDED.error,
-        sent_at = EXCLUDED.sent_at,
+WITH finished AS (
+    UPDATE dispatcher.sends
+    SET status = $3::text, provider_message_id = $4::text, http_status = $5::int,
+        error = $6::text, sent_at = CASE WHEN $3::text = 'sent' THEN now() END,
         updated_at = now()
-    WHERE dispatcher.sends.status = 'in_flight'
-RETURNING request_id
+    WHERE request_id = $1::text AND status = 'in_flight'
+    RETURNING request_id
+), first AS (
+    INSERT INTO dispatcher.sends (request_id, recipient, status, provider_message_id,
+        http_status, error, sent_at)
+    SELECT $1::text, $2::text, $3::text, $4::text, $5::int, $6::text,
+        CASE WHEN $3::text = 'sent' THEN now() END
+    WHERE NOT EXISTS (SELECT FROM dispatcher.sends WHERE request_id = $1::text)
+    RETURNING request_id
+)
+SELECT request_id FROM finished UNION ALL SELECT request_id FROM first
 """
 
 
@@ -92,7 +106,7 @@ class SendStore:
     async def begin_attempt(self, request_id: str, recipient: str | None) -> int | None:
         """Counts an attempt before its POST, so a crash in the middle is visible;
         None when the request_id is already finished."""
-        attempts: int | None = await self.pool.fetchval(_BEGIN_ATTEMPT, request_id, recipient)
+        attempts: int | None = await self._locked(_BEGIN_ATTEMPT, request_id, recipient)
         return attempts
 
     async def finish(
@@ -106,7 +120,7 @@ class SendStore:
         error: str | None = None,
     ) -> bool:
         """Records the outcome; False when another sender finished it first."""
-        done = await self.pool.fetchval(
+        done = await self._locked(
             _FINISH,
             request_id,
             cleaned(recipient),
@@ -116,3 +130,9 @@ class SendStore:
             None if error is None else cleaned(error[:2000]),
         )
         return done is not None
+
+    async def _locked(self, statement: str, request_id: str, *args: Any) -> Any:
+        """Runs `statement` on request_id's row under its lock, returning its one value."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await lock_request_ids(conn, SENDS, [request_id])
+            return await conn.fetchval(statement, request_id, *args)

@@ -1,0 +1,1 @@
+"""Keeps the dispatcher's tables within their retention horizon (docs/erasure.md section 7)."""
