@@ -248,7 +248,9 @@ class Trust:
         record's (partition, offset) in consent.events.v1, for the cutover."""
         if event.source not in SIGNED_SOURCES:
             return True
-        if position is not None and position[1] < self.signed_from.get(position[0], 0):
+        headers = list(headers)
+        before_signing = position is not None and position[1] < self.signed_from.get(position[0], 0)
+        if before_signing and not any(name == SIGNATURE_HEADER for name, _ in headers):
             return True  # written before signing began: as true as it was then
         problem = self.keyring.problem(value, headers, event.type)
         if problem is None:

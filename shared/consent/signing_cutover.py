@@ -3,10 +3,13 @@ signed: consent.events.v1's end offsets now, as `<partition>:<offset>` pairs.
 
     python -m shared.consent.signing_cutover [--bootstrap HOST:PORT]
 
-Run it once every writer of events from WhatsApp signs (stop the older inbound and
-dispatcher processes first), and give the line it prints to the readers (consent,
-rebuild, audit): every record before these positions was written under the old rules
-and counts as it did; every later one must be signed (shared/consent/authenticity.py)."""
+Run it once, when signing is deployed: after the old inbound and dispatcher are
+stopped and before the signing ones start. Give the line it prints to the readers
+(consent, rebuild, audit): every unsigned record before these positions was written
+under the old rules and counts as it did; every later one must be signed
+(shared/consent/authenticity.py). Never run it on a log that signing already
+guards: the forgeries refused since would count again on a rebuild. A record before
+the positions that carries a signature is still judged by it."""
 
 import argparse
 import asyncio

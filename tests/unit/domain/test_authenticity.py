@@ -130,6 +130,9 @@ def test_a_log_written_before_signing_counts_as_it_did_before_the_cutover() -> N
     assert isinstance(cutover.judge(event, _raw(event), [], (0, 100)), Rejected)
     assert isinstance(cutover.judge(event, _raw(event), [], (1, 0)), Rejected)
     assert isinstance(cutover.judge(event, _raw(event), []), Rejected)
+    # Before the cutover a signature still counts for what it says.
+    forged = [FORGER_KEY.header(_raw(event))]
+    assert isinstance(cutover.judge(event, _raw(event), forged, (0, 99)), Rejected)
 
 
 @pytest.mark.parametrize(
