@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.consent.access import AccessLog, authorise
+from services.consent.erasure_requests import MAX_REASON_CHARS, erasure_requested, publish_event
 from services.consent.store import ConsentStore
 from services.consent.tokens import Principal, Scope, Tokens
-from shared.consent.erasure_requests import MAX_REASON_CHARS, erasure_requested, publish_event
 from shared.consent.state import SubjectState
 from shared.contract.events import ERASURE_API
 from shared.identifiers import normalize_identifier

@@ -1,5 +1,5 @@
 """Records an erasure request from the operator's command line, as the consent API's
-`POST /v1/subjects/{identifier}/erasure` does (shared/consent/erasure_requests.py).
+`POST /v1/subjects/{identifier}/erasure` does (services/consent/erasure_requests.py).
 
     python -m services.consent.erasure_request IDENTIFIER --requested-by NAME [--reason TEXT]
     make erase SUBJECT=IDENTIFIER REQUESTED_BY=NAME [REASON=TEXT]
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from shared.consent.erasure_requests import erasure_requested, publish_event
+from services.consent.erasure_requests import erasure_requested, publish_event
 from shared.contract.events import ERASURE_CLI
 from shared.kafka.clients import durable_producer
 from shared.rejection import RejectedError
