@@ -7,7 +7,9 @@ own; anything not granted here is refused (`allow.everyone.if.no.acl.found=false
 
 No principal is granted IdempotentWrite on the cluster: since Kafka 3.0 (KIP-679)
 Write on any topic allows an idempotent producer. Read and Write each imply
-Describe, on a topic, a group or a transactional id alike.
+Describe, on a topic, a group or a transactional id alike; none of them implies
+DescribeConfigs, which only the dispatcher is granted, on the two topics whose
+retention it checks at start.
 """
 
 from collections.abc import Mapping
@@ -34,11 +36,13 @@ class Resource(IntEnum):
 
 
 class Operation(IntEnum):
-    """Kafka's AclOperation codes."""
+    """Kafka's AclOperation codes (org.apache.kafka.common.acl.AclOperation; aiokafka
+    has no enum of them, its ACL requests carry the bare code)."""
 
     READ = 3
     WRITE = 4
     DESCRIBE = 8
+    DESCRIBE_CONFIGS = 10
 
 
 class Pattern(IntEnum):
@@ -51,11 +55,13 @@ class Pattern(IntEnum):
 @dataclass(frozen=True)
 class Access:
     """What one principal does: the topics it consumes, produces to, or only asks the
-    offsets of, the consumer groups it commits in, its transactional ids' prefix."""
+    offsets of, the topics whose configs it reads, the consumer groups it commits in,
+    its transactional ids' prefix."""
 
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
     describes: tuple[str, ...] = ()
+    describes_configs: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     transactional_id_prefix: str | None = None
 
@@ -90,7 +96,9 @@ MATRIX: Mapping[str, Access] = {
     ),
     # The gate decides in a transaction (its offsets committed in it); the fence asks
     # consent.events.v1 for its end offsets; the optional sender reads outbound and
-    # records a platform's refusal as a consent event.
+    # records a platform's refusal as a consent event. At start it reads the
+    # retention.ms of the gate's topics (DescribeConfigs) to check its horizon
+    # (services/dispatcher/retention/topics.py).
     "dispatcher": Access(
         reads=(MESSAGES_REQUESTS, MESSAGES_DEFERRED, MESSAGES_OUTBOUND),
         writes=(
@@ -103,6 +111,7 @@ MATRIX: Mapping[str, Access] = {
             dlq(MESSAGES_OUTBOUND),
         ),
         describes=(CONSENT_EVENTS,),
+        describes_configs=(MESSAGES_REQUESTS, MESSAGES_DEFERRED),
         groups=("dispatcher", "dispatcher-sender"),
         transactional_id_prefix="dispatcher-",
     ),
@@ -122,6 +131,9 @@ def _allowed(access: Access) -> list[tuple[Resource, str, Pattern, Operation]]:
     allowed = [(Resource.TOPIC, t, literal, Operation.READ) for t in access.reads]
     allowed += [(Resource.TOPIC, t, literal, Operation.WRITE) for t in access.writes]
     allowed += [(Resource.TOPIC, t, literal, Operation.DESCRIBE) for t in access.describes]
+    allowed += [
+        (Resource.TOPIC, t, literal, Operation.DESCRIBE_CONFIGS) for t in access.describes_configs
+    ]
     allowed += [(Resource.GROUP, g, literal, Operation.READ) for g in access.groups]
     if access.transactional_id_prefix is not None:
         prefix = access.transactional_id_prefix

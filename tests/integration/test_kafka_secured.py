@@ -21,6 +21,8 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
     KafkaConnectionError,
@@ -29,12 +31,16 @@ from aiokafka.errors import (
 )
 
 from shared.db.migrate import apply_migrations
+from shared.kafka import topic_retention
 from shared.kafka.acl_matrix import MATRIX
 from shared.kafka.clients import assign_from_end
+from shared.kafka.topic_retention import TopicConfigNotAuthorizedError, retention_ms
+from shared.kafka.topic_specs import topic_specs
 from shared.settings import LOCAL_DATABASE_URL
 from shared.topics import (
     CONSENT_EVENTS,
     MESSAGES_DECISIONS,
+    MESSAGES_DEFERRED,
     MESSAGES_OUTBOUND,
     MESSAGES_REQUESTS,
     WHATSAPP_INBOUND,
@@ -168,6 +174,38 @@ async def test_a_topic_the_dispatcher_only_writes_and_fences_on_it_may_not_read(
                 await consumer.getone()
     finally:
         await consumer.stop()
+
+
+async def test_the_dispatcher_reads_the_retention_of_its_gates_topics(
+    kafka: SecuredKafka, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The horizon check at start (services/dispatcher/retention/topics.py), as the
+    dispatcher's principal: read, not refused and skipped with a warning."""
+    monkeypatch.setattr(topic_retention, "security_options", lambda: kafka.options("dispatcher"))
+    found = await retention_ms(kafka.bootstrap, [MESSAGES_REQUESTS, MESSAGES_DEFERRED])
+    assert set(found) == {MESSAGES_REQUESTS, MESSAGES_DEFERRED}
+    with pytest.raises(TopicConfigNotAuthorizedError):
+        await retention_ms(kafka.bootstrap, [MESSAGES_OUTBOUND])
+
+
+async def test_the_dispatcher_may_not_describe_the_configs_of_any_other_topic(
+    kafka: SecuredKafka,
+) -> None:
+    others = sorted({spec.name for spec in topic_specs()} - {MESSAGES_REQUESTS, MESSAGES_DEFERRED})
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, **kafka.options("dispatcher"))
+    await admin.start()
+    try:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in others]
+        )
+    finally:
+        await admin.close()
+    codes = {
+        resource["resource_name"]: resource["error_code"]
+        for response in responses
+        for resource in response.to_object()["resources"]
+    }
+    assert codes == dict.fromkeys(others, TopicAuthorizationFailedError.errno)
 
 
 async def test_a_wrong_password_is_refused(kafka: SecuredKafka) -> None:

@@ -2,6 +2,7 @@
 policy: who may write what is sent and decided, what other systems may write, and
 that each service reads only what it consumes."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,17 @@ import pytest
 from services.consent.settings import ConsentSettings
 from services.dispatcher.settings import DispatcherSettings
 from services.inbound.settings import InboundSettings
-from shared.kafka.acl_matrix import MATRIX, Access, Operation, Pattern, Resource, grants, writers
+from shared.kafka.acl_matrix import (
+    MATRIX,
+    Access,
+    Grant,
+    Operation,
+    Pattern,
+    Resource,
+    grants,
+    writers,
+)
+from shared.kafka.acls import Acl
 from shared.kafka.topic_specs import topic_specs
 from shared.topics import (
     CONSENT_EVENTS,
@@ -19,13 +30,16 @@ from shared.topics import (
     MESSAGES_DEFERRED,
     MESSAGES_OUTBOUND,
     MESSAGES_REQUESTS,
+    PREFIX,
     WHATSAPP_INBOUND,
     dlq,
 )
 
 SERVICES = ("inbound", "consent", "dispatcher")
+ROOT = Path(__file__).resolve().parents[2]
 # Where the local secured Kafka's SCRAM users are listed.
-LIB_SH = Path(__file__).resolve().parents[2] / "deploy" / "local" / "lib.sh"
+LIB_SH = ROOT / "deploy" / "local" / "lib.sh"
+SECURITY_MD = ROOT / "docs" / "security.md"
 
 
 @pytest.mark.parametrize("topic", [MESSAGES_OUTBOUND, MESSAGES_DECISIONS, MESSAGES_DEFERRED])
@@ -95,6 +109,75 @@ def test_every_topic_of_the_matrix_is_provisioned() -> None:
     assert named <= provisioned
 
 
-def test_nobody_is_granted_more_than_read_write_or_describe() -> None:
-    assert {g.operation for g in grants()} == {Operation.READ, Operation.WRITE, Operation.DESCRIBE}
+def test_nobody_is_granted_more_than_read_write_describe_or_describe_configs() -> None:
+    assert {g.operation for g in grants()} == {
+        Operation.READ,
+        Operation.WRITE,
+        Operation.DESCRIBE,
+        Operation.DESCRIBE_CONFIGS,
+    }
     assert all(g.principal.removeprefix("User:") in MATRIX for g in grants())
+
+
+def test_the_operations_carry_kafkas_acl_operation_codes() -> None:
+    """org.apache.kafka.common.acl.AclOperation: the broker reads the bare code, so a
+    wrong one would grant another operation than the one named."""
+    assert {op.name: op.value for op in Operation} == {
+        "READ": 3,
+        "WRITE": 4,
+        "DESCRIBE": 8,
+        "DESCRIBE_CONFIGS": 10,
+    }
+
+
+def test_the_dispatcher_alone_reads_the_configs_of_its_gates_topics_and_no_other() -> None:
+    """The horizon check at start (services/dispatcher/retention/topics.py) reads the
+    retention.ms of the two topics the gate reads, and nothing else needs a config."""
+    described = [g for g in grants() if g.operation is Operation.DESCRIBE_CONFIGS]
+    assert described == sorted(
+        Grant("User:dispatcher", Resource.TOPIC, topic, Pattern.LITERAL, Operation.DESCRIBE_CONFIGS)
+        for topic in (MESSAGES_REQUESTS, MESSAGES_DEFERRED)
+    )
+    assert set(MATRIX["dispatcher"].describes_configs) <= set(MATRIX["dispatcher"].reads)
+    assert str(Acl.of(described[0])) == (
+        f"User:dispatcher allow DESCRIBE_CONFIGS on TOPIC {MESSAGES_DEFERRED}"
+    )
+
+
+def _security_md_table() -> dict[str, list[str]]:
+    """docs/security.md's Kafka table: each principal's cells (reads, writes, other)."""
+    section = SECURITY_MD.read_text().split("## Kafka: one principal per service", 1)[1]
+    rows: dict[str, list[str]] = {}
+    for line in section.splitlines():
+        if match := re.fullmatch(r"\| `([a-z]+)`[^|]*\|(.*)\|", line):
+            rows[match[1]] = [cell.strip() for cell in match[2].split("|")]
+    return rows
+
+
+def _topics_in(text: str) -> set[str]:
+    provisioned = {spec.name.removeprefix(PREFIX) for spec in topic_specs()}
+    return {PREFIX + name for name in re.findall(r"`([^`]+)`", text) if name in provisioned}
+
+
+def _topics_after(cell: str, operation: str) -> set[str]:
+    """The topics of the `;`-separated parts of `cell` that begin with `operation on`."""
+    parts = (part.strip() for part in cell.split(";"))
+    return set().union(*(_topics_in(p) for p in parts if p.startswith(f"{operation} on ")))
+
+
+@pytest.mark.parametrize("principal", sorted(MATRIX))
+def test_the_security_docs_table_is_the_matrix(principal: str) -> None:
+    table = _security_md_table()
+    assert set(table) == {"admin", *MATRIX}
+    reads, writes, other = table[principal]
+    access = MATRIX[principal]
+    assert _topics_in(reads) == set(access.reads)
+    named = set(re.findall(r"`([^`]+)`", reads))
+    assert {n for n in named if PREFIX + n not in _topics_in(reads)} == set(access.groups)
+    assert _topics_in(writes) == set(access.writes)
+    assert _topics_after(other, "Describe") == set(access.describes)
+    assert _topics_after(other, "DescribeConfigs") == set(access.describes_configs)
+    prefix = access.transactional_id_prefix
+    assert ("transactional ids" in other) == (prefix is not None)
+    if prefix is not None:
+        assert f"`{prefix}*` (prefixed)" in other
