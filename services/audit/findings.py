@@ -2,10 +2,10 @@
 
 Severity (docs/audit.md): a *violation* breaks a guarantee of the contract
 (section 4 and 8: nothing dispatched without valid consent, nothing after an
-opt-out but its one confirmation, each decision what the rules give, never
-sent twice) and fails the audit; a *warning* is reported and fails the audit
-only under `--strict` (missing or late confirmations, requests left
-undecided, decisions without their request)."""
+opt-out but its one confirmation, nothing at all after an erasure request, each
+decision what the rules give, never sent twice) and fails the audit; a *warning*
+is reported and fails the audit only under `--strict` (missing or late
+confirmations, requests left undecided, decisions without their request)."""
 
 from datetime import datetime
 from enum import StrEnum

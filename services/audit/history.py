@@ -74,10 +74,10 @@ class AuditPolicy:
     until: datetime | None = None
     confirmation_deadline: timedelta = timedelta(minutes=5)
     settle: timedelta = timedelta(seconds=60)
-    # The log shows when the broker appended an OptedOut, not when its producer got
-    # the acknowledgement the contract's freshness promise starts from. An opt-out
-    # appended less than this before a decision, and not covered by its fence,
-    # may not have been acknowledged yet: it is not a breach.
+    # The log shows when the broker appended an OptedOut (or an ErasureRequested),
+    # not when its producer got the acknowledgement the contract's freshness promise
+    # starts from. One appended less than this before a decision, and not covered by
+    # its fence, may not have been acknowledged yet: it is not a breach.
     ack_allowance: timedelta = timedelta(seconds=1)
 
     def in_range(self, moment: datetime) -> bool:
