@@ -4,7 +4,10 @@
     python -m services.consent.erasure_request IDENTIFIER --requested-by NAME [--reason TEXT]
     make erase SUBJECT=IDENTIFIER REQUESTED_BY=NAME [REASON=TEXT]
 
-Prints the event_id once the event is durable on consent.events.v1."""
+Prints the event_id once the event is durable on consent.events.v1. Exits with 2,
+saying why, when the request would not be applied (an unusable identifier, text over
+the event's limits), before anything is published; with 1 when it could not be
+written."""
 
 import argparse
 import asyncio
@@ -20,14 +23,15 @@ from shared.rejection import RejectedError
 
 
 async def record(bootstrap: str, identifier: str, requested_by: str, reason: str | None) -> str:
-    event = erasure_requested(identifier, ERASURE_CLI, requested_by, reason, datetime.now(UTC))
+    # Built and checked before connecting: a refused request never reaches the broker.
+    erasure = erasure_requested(identifier, ERASURE_CLI, requested_by, reason, datetime.now(UTC))
     producer = durable_producer(bootstrap)
     await producer.start()
     try:
-        await publish_event(producer, event)
+        await publish_event(producer, erasure)
     finally:
         await producer.stop()
-    return event.event_id
+    return erasure.event.event_id
 
 
 def main(argv: Sequence[str] | None = None) -> int:

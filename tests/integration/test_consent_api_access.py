@@ -12,11 +12,12 @@ import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from fastapi import FastAPI
 
-from services.consent import access_log
+from services.consent import access_log, erasure_request
 from services.consent.access import AccessLog
 from services.consent.api import subjects_router
 from services.consent.store import ConsentStore
 from services.consent.tokens import Tokens, new_token, token_hash
+from shared.contract.limits import MAX_EVIDENCE_BYTES
 from shared.topics import CONSENT_EVENTS
 from tests.support.kafka import TopicReader
 from tests.support.records import unique_phone
@@ -225,3 +226,46 @@ async def test_an_unusable_erasure_request_is_refused_with_why(
 
     assert answer.status_code == status
     assert answer.json()["detail"]
+
+
+async def test_an_erasure_request_the_projector_would_refuse_never_reaches_the_log(
+    client: httpx.AsyncClient, pool: Any, producer: AIOKafkaProducer, stack: Stack
+) -> None:
+    """Refused to whoever asks, API or command, before anything is published: the one
+    record of the person's key is the request that was accepted after them."""
+    phone = unique_phone()
+    oversized = "privacy-desk " + "x" * MAX_EVIDENCE_BYTES
+    verbose = Tokens.parse(
+        orjson.dumps(
+            {oversized: {"sha256": token_hash(ERASER), "scopes": ["consent:erasure"]}}
+        ).decode()
+    )
+    events = await TopicReader(stack.kafka_bootstrap, CONSENT_EVENTS).start()
+    try:
+        surrogate = await client.post(
+            f"/v1/subjects/{phone}/erasure",
+            headers={**_bearer(ERASER), "Content-Type": "application/json"},
+            content=b'{"reason": "ticket \\ud800"}',
+        )
+        transport = httpx.ASGITransport(app=_app(pool, verbose, producer), client=REMOTE)
+        async with httpx.AsyncClient(transport=transport, base_url="http://consent") as http:
+            too_large = await http.post(f"/v1/subjects/{phone}/erasure", headers=_bearer(ERASER))
+        command = [phone, "--bootstrap", stack.kafka_bootstrap, "--requested-by"]
+        refused = await asyncio.to_thread(erasure_request.main, [*command, oversized])
+        accepted = await asyncio.to_thread(erasure_request.main, [*command, "privacy-desk"])
+
+        def mine(records: list[ConsumerRecord]) -> list[dict[str, Any]]:
+            return [orjson.loads(r.value) for r in records if r.key == phone.encode()]
+
+        # One key, one partition: anything published before the accepted one is read first.
+        found = mine(await events.wait_for(lambda rs: bool(mine(rs)), timeout=15))
+    finally:
+        await events.stop()
+    assert (surrogate.status_code, surrogate.json()["detail"]["reason"]) == (
+        422,
+        "invalid_request",
+    )
+    assert (too_large.status_code, too_large.json()["detail"]["reason"]) == (422, "too_large")
+    assert (refused, accepted) == (2, 0)
+    [event] = found
+    assert (event["source"], event["evidence"]["requested_by"]) == ("erasure_cli", "privacy-desk")
