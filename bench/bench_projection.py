@@ -65,7 +65,13 @@ from shared.kafka.security import security_options
 from shared.kafka.topic_specs import EVENT_LOG_CONFIGS
 from shared.service_runner import tune_cyclic_gc
 from shared.topics import dlq
-from tests.support.signing import PSEUDONYM_KEY, TRUST, VERIFY_KEYS
+from tests.support.signing import (
+    ERASURE_INDEX,
+    ERASURE_INDEX_KEY,
+    PSEUDONYM_KEY,
+    TRUST,
+    VERIFY_KEYS,
+)
 
 PROFILES = ROOT / ".local" / "bench-logs"  # where BENCH_PYSPY profiles go
 CHUNK = 5000  # services.consent.rebuild reads in chunks of this many records
@@ -162,7 +168,11 @@ async def project(
     """The consent service's projector loop against `topic`. Projector names the
     tracked topic through its module's CONSENT_EVENTS (it takes no topic parameter),
     so that one name is rebound for the duration."""
-    settings = ConsentSettings(event_verify_keys=VERIFY_KEYS, pseudonym_key=PSEUDONYM_KEY)
+    settings = ConsentSettings(
+        event_verify_keys=VERIFY_KEYS,
+        pseudonym_key=PSEUDONYM_KEY,
+        erasure_index_key=ERASURE_INDEX_KEY,
+    )
     tune_cyclic_gc()  # as the service runs (shared.service_runner.serve)
     saved = vars(projector_module)["CONSENT_EVENTS"]
     setattr(projector_module, "CONSENT_EVENTS", topic)  # noqa: B010 (a module's Final name)
@@ -170,7 +180,7 @@ async def project(
     producer = durable_producer(bootstrap)
     consumer = group_consumer(bootstrap, group)
     try:
-        projector = Projector(ConsentStore(pool), consumer, producer, TRUST)
+        projector = Projector(ConsentStore(pool, ERASURE_INDEX), consumer, producer, TRUST)
         await producer.start()
         await consumer.start()
         first: list[float] = []
@@ -256,7 +266,11 @@ async def alternate(
 
 
 async def run(report: Report, n: int, subjects_n: int, repeats: int) -> None:
-    settings = ConsentSettings(event_verify_keys=VERIFY_KEYS, pseudonym_key=PSEUDONYM_KEY)
+    settings = ConsentSettings(
+        event_verify_keys=VERIFY_KEYS,
+        pseudonym_key=PSEUDONYM_KEY,
+        erasure_index_key=ERASURE_INDEX_KEY,
+    )
     bootstrap = settings.kafka_bootstrap_servers
     rid = run_id()
     topic = f"bench.{rid}.consent-events"

@@ -11,6 +11,7 @@ from services.consent.store import ConsentStore
 from shared.consent.state import LoggedEvent
 from shared.contract.events import ConsentEvent
 from shared.db.pool import open_pool
+from tests.support.signing import ERASURE_INDEX
 
 # Not a topic anyone consumes: the seed's rows are tracked under it, so the
 # private projection's tracking of the (private) consent log stays untouched.
@@ -73,7 +74,7 @@ async def seed_subjects(
             logged.append(LoggedEvent.from_log(event, now, 0, len(logged)))
     pool = await open_pool(database_url, max_size=2)
     try:
-        store = ConsentStore(pool)
+        store = ConsentStore(pool, ERASURE_INDEX)
         for start in range(0, len(logged), chunk):
             part = logged[start : start + chunk]
             await store.apply(SEED_TOPIC, part, {0: part[-1].offset + 1})

@@ -98,6 +98,7 @@ class ChaosStack:
         self.inbound_key = SigningKey.generate("chaos-inbound")
         self.dispatcher_key = SigningKey.generate("chaos-dispatcher")
         self.pseudonym_key = base64.b64encode(secrets.token_bytes(32)).decode()
+        self.erasure_index_key = base64.b64encode(secrets.token_bytes(32)).decode()
         self.log_dir = log_dir
         self.bootstrap = ""
         self.database_url = ""
@@ -131,6 +132,7 @@ class ChaosStack:
                 k.public_setting() for k in (self.inbound_key, self.dispatcher_key)
             ),
             "PSEUDONYM_KEY": self.pseudonym_key,
+            "ERASURE_INDEX_KEY": self.erasure_index_key,
             "INBOUND_HTTP_PORT": str(HTTP_PORTS["inbound"]),
             "CONSENT_HTTP_PORT": str(HTTP_PORTS["consent"]),
             "DISPATCHER_HTTP_PORT": str(HTTP_PORTS["dispatcher"]),

@@ -56,6 +56,10 @@ def _port_free(port: int) -> bool:
 # inside the quiet-hours window (tests/e2e/test_quiet_hours.py sets its own).
 ALWAYS_OPEN = {"DISPATCHER_QUIET_HOURS": '{"default": "00:00-00:00"}'}
 SECRETS = {"WHATSAPP_APP_SECRET": APP_SECRET.decode(), "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN}
+# Erasures are carried out within a minute of their request, not a day: long enough
+# for the tests of the request to see its effect first (tests/e2e/test_erasure_*.py).
+ERASURE_GRACE_SECONDS = 40
+ERASURE = {"ERASURE_GRACE_SECONDS": str(ERASURE_GRACE_SECONDS), "ERASURE_JOB_INTERVAL_SECONDS": "1"}
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +72,8 @@ def services(
     # Under .local/ (git-ignored) so a failed CI run leaves the services' logs behind.
     log_dir = ROOT / ".local" / "test-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    running = {name: ServiceProcess(name, stack, log_dir, ALWAYS_OPEN | SECRETS) for name in PORTS}
+    env = ALWAYS_OPEN | SECRETS | ERASURE
+    running = {name: ServiceProcess(name, stack, log_dir, env) for name in PORTS}
     logs = log_dir.glob("*.log")
     written_before = {path: path.stat().st_size for path in logs}
     for process in running.values():

@@ -6,8 +6,9 @@ older checkout gains what newer services need and keeps what running ones use.
 
 Random values, readable by this user only: no public default exists, and the services
 refuse to start without them (the webhook's secrets, the Ed25519 keys that sign and
-verify events from WhatsApp, shared/consent/authenticity.py, and the key of the
-pseudonyms in the consent API's access records, shared/pseudonyms.py)."""
+verify events from WhatsApp, shared/consent/authenticity.py, the key of the
+pseudonyms in the consent API's access records, shared/pseudonyms.py, and the key
+of the pseudonyms erased people are suppressed by, docs/erasure.md)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ SECRETS: dict[str, Generated] = {
     "DISPATCHER_SIGNING_KEY": lambda _: SigningKey.generate("local-dispatcher").setting(),
     "EVENT_VERIFY_KEYS": _public_keys,
     "PSEUDONYM_KEY": lambda _: base64.b64encode(secrets.token_bytes(32)).decode(),
+    "ERASURE_INDEX_KEY": lambda _: base64.b64encode(secrets.token_bytes(32)).decode(),
 }
 
 

@@ -1,8 +1,10 @@
 """Wires the consent service: projector loop, query API, health, metrics."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -10,6 +12,7 @@ from fastapi import FastAPI
 
 from services.consent.access import AccessLog
 from services.consent.api import subjects_router
+from services.consent.erasure_job import ErasureJob
 from services.consent.projector import Projector
 from services.consent.settings import ConsentSettings
 from services.consent.store import ConsentStore
@@ -60,7 +63,7 @@ def create_app(settings: ConsentSettings) -> tuple[FastAPI, FastAPI]:
         except BaseException:
             await pool.close()
             raise
-        store = ConsentStore(pool)
+        store = ConsentStore(pool, settings.erasure_index())
         producer = durable_producer(settings.kafka_bootstrap_servers)
         consumer = group_consumer(settings.kafka_bootstrap_servers, settings.group_id)
         projector = Projector(store, consumer, producer, settings.trust())
@@ -72,6 +75,15 @@ def create_app(settings: ConsentSettings) -> tuple[FastAPI, FastAPI]:
         # what a batch in flight here is about to commit.
         consumer.subscribe([CONSENT_EVENTS], listener=loop.listener(projector))
         projecting = loop.start()
+        erasing = asyncio.create_task(
+            ErasureJob(
+                pool,
+                settings.erasure_index(),
+                timedelta(seconds=settings.erasure_grace_seconds),
+                interval=settings.erasure_job_interval_seconds,
+            ).run(),
+            name="erasures",
+        )
         running.append(Running(pool, api_pool, consumer, projecting))
         app.include_router(
             subjects_router(
@@ -84,6 +96,8 @@ def create_app(settings: ConsentSettings) -> tuple[FastAPI, FastAPI]:
         try:
             yield
         finally:
+            erasing.cancel()
+            await asyncio.gather(erasing, return_exceptions=True)
             await projecting.stop()
             await close_all(consumer.stop, producer.stop, pool.close, api_pool.close)
 

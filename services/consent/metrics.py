@@ -16,3 +16,14 @@ SUBJECTS_FOLDED_ON = Counter(
 PROJECTION_LAG = Gauge(
     "consent_projection_lag_records", "Records behind the log end", ["partition"]
 )
+EVENTS_ERASED = Counter(
+    "consent_events_erased_total",
+    "Records of an erased person, appended before the erasure, met again and dropped",
+)
+ERASURES = Counter("consent_erasures_total", "Erasures carried out (one per person)")
+ERASURES_FAILING = Gauge(
+    "consent_erasures_failing", "1 while the erasure job's last round failed, else 0"
+)
+ERASURES_DUE = Gauge(
+    "consent_erasures_due", "People whose erasure is due and not yet carried out (last round)"
+)

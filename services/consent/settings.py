@@ -28,11 +28,29 @@ class ConsentSettings(CommonSettings, TrustSettings):
         default=SecretStr(""), validation_alias=AliasChoices("PSEUDONYM_KEY")
     )
 
+    # The key of the pseudonyms the suppression list of erased people is kept by
+    # (docs/erasure.md): a secret of its own, backed up like the master keys.
+    erasure_index_key: SecretStr = Field(
+        default=SecretStr(""), validation_alias=AliasChoices("ERASURE_INDEX_KEY")
+    )
+    # How long after an erasure request it is carried out: the person may still
+    # withdraw it meanwhile. A day by default, well within the 30 days of the deadline.
+    erasure_grace_seconds: float = Field(
+        default=86_400.0,
+        ge=0,
+        le=20 * 86_400,
+        validation_alias=AliasChoices("ERASURE_GRACE_SECONDS"),
+    )
+    erasure_job_interval_seconds: float = Field(
+        default=60.0, gt=0, le=3600, validation_alias=AliasChoices("ERASURE_JOB_INTERVAL_SECONDS")
+    )
+
     @model_validator(mode="after")
     def _access_readable(self) -> Self:
         try:
             Tokens.parse(self.api_tokens)
             Pseudonymizer.parse(self.pseudonym_key.get_secret_value())
+            self.erasure_index()
         except (InvalidTokensError, InvalidPseudonymKeyError) as exc:
             raise ValueError(str(exc)) from None
         return self
@@ -42,6 +60,9 @@ class ConsentSettings(CommonSettings, TrustSettings):
 
     def pseudonyms(self) -> Pseudonymizer:
         return Pseudonymizer.parse(self.pseudonym_key.get_secret_value())
+
+    def erasure_index(self) -> Pseudonymizer:
+        return Pseudonymizer.parse(self.erasure_index_key.get_secret_value(), "ERASURE_INDEX_KEY")
 
     @property
     def projector_url(self) -> str:

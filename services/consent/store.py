@@ -2,16 +2,25 @@
 tracking."""
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from services.consent import metrics
 from services.consent.columns import event_columns, subject_columns
+from services.consent.suppressions import suppressed_among
 from shared.consent.event_identity import Conflict, Recorded, conflicts, split_inserted
 from shared.consent.fold import fold_onto, fold_subjects
 from shared.consent.fold_plan import by_subject, plan_folds
 from shared.consent.people import fold_people
 from shared.consent.state import LoggedEvent, OrderKey, SubjectState
+from shared.consent.suppression import (
+    Suppression,
+    identifiers_of,
+    mark_erased,
+    without_erased,
+)
 from shared.contract.events import ConsentEvent
+from shared.pseudonyms import Pseudonymizer
 from shared.topics import CONSENT_EVENTS
 
 TRACKING_CHANNEL = "consent_tracking"
@@ -33,6 +42,8 @@ _RECORDED_WITH_IDS = """
 SELECT event_id, payload::text AS payload, clamped, partition, "offset" FROM consent.events
 WHERE event_id = ANY($1::text[])
 """
+
+_LOCK_EVENTS = "LOCK TABLE consent.events IN ROW EXCLUSIVE MODE"
 
 _LOCK_SUBJECTS = "SELECT pg_advisory_xact_lock(hashtextextended(s, 0)) FROM unnest($1::text[]) AS s"
 
@@ -124,8 +135,12 @@ async def tracking_positions(conn: Any, topic: str = CONSENT_EVENTS) -> dict[int
 
 
 class ConsentStore:
-    def __init__(self, pool: Any) -> None:
+    """`index` turns identifiers into the pseudonyms the suppression list is kept by
+    (ERASURE_INDEX_KEY); a store that only reads (the API's) needs none."""
+
+    def __init__(self, pool: Any, index: Pseudonymizer | None = None) -> None:
         self.pool = pool
+        self.index = index
 
     async def tracking(self, topic: str) -> dict[int, int]:
         return await tracking_positions(self.pool, topic)
@@ -142,12 +157,24 @@ class ConsentStore:
         half-applied. An event whose event_id was recorded before with another
         payload is not applied and goes to `on_conflicts`. Returns the states
         written."""
+        if self.index is None:
+            raise RuntimeError("a store that applies events needs ERASURE_INDEX_KEY")
         async with self.pool.acquire() as conn, conn.transaction():
             fresh: list[LoggedEvent] = []
             folded: list[Folded] = []
+            suppressed: dict[str, Suppression] = {}
             if events:
+                # Before the suppression is read: an erasure committing now (it locks
+                # the table) is then seen, and its person's past not written back.
+                await conn.execute(_LOCK_EVENTS)
+                suppressed = await suppressed_among(
+                    conn, self.index, {i for e in events for i in identifiers_of(e)}
+                )
+                kept = without_erased(events, suppressed)
+                if len(kept) < len(events):
+                    metrics.EVENTS_ERASED.inc(len(events) - len(kept))
                 # In log order, so that of two records with one event_id the first is kept.
-                in_order = sorted(events, key=LoggedEvent.log_key)
+                in_order = sorted(kept, key=LoggedEvent.log_key)
                 rows = await conn.fetch(
                     _INSERT_EVENTS_RETURNING_IDS, *event_columns(topic, in_order)
                 )
@@ -158,6 +185,7 @@ class ConsentStore:
             if fresh:
                 await _record_links(conn, fresh)
                 folded = await _fold_fresh(conn, fresh)
+                folded = await _marked_erased(conn, self.index, folded, suppressed)
                 await conn.execute(UPSERT_SUBJECTS, *subject_columns(folded))
             await conn.execute(_ADVANCE_TRACKING, topic, list(positions), list(positions.values()))
             await conn.execute(f"NOTIFY {TRACKING_CHANNEL}")
@@ -183,6 +211,18 @@ class ConsentStore:
                 list(subjects),
             )
         )
+
+
+async def _marked_erased(
+    conn: Any, index: Pseudonymizer, folded: list[Folded], known: dict[str, Suppression]
+) -> list[Folded]:
+    """Marks the states of erased people (shared/consent/suppression.py); the
+    identifiers their states name beyond the batch's events are looked up too."""
+    named = {i for f in folded for i in (f.state.subject, *f.state.identifiers)}
+    suppressed = known | await suppressed_among(conn, index, named - known.keys())
+    if not suppressed:
+        return folded
+    return [replace(f, state=mark_erased(f.state, suppressed)) for f in folded]
 
 
 async def _record_links(conn: Any, fresh: Sequence[LoggedEvent]) -> None:

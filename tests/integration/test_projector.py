@@ -34,7 +34,7 @@ from shared.topics import CONSENT_EVENTS, dlq
 from tests.support.kafka import TopicReader
 from tests.support.private_db import private_database
 from tests.support.records import ABSENT, consent_event, unique_phone
-from tests.support.signing import FORGER_KEY, INBOUND_KEY, TRUST, signed_headers
+from tests.support.signing import ERASURE_INDEX, FORGER_KEY, INBOUND_KEY, TRUST, signed_headers
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,7 @@ async def database_url(stack: Stack) -> AsyncIterator[str]:
 @pytest.fixture(scope="module")
 async def store(database_url: str) -> AsyncIterator[ConsentStore]:
     db = await open_pool(database_url)
-    yield ConsentStore(db)
+    yield ConsentStore(db, ERASURE_INDEX)
     await db.close()
 
 

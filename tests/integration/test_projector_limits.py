@@ -26,7 +26,7 @@ from shared.topics import CONSENT_EVENTS, dlq
 from tests.support.kafka import TopicReader, private_topics
 from tests.support.private_db import private_database
 from tests.support.records import consent_event
-from tests.support.signing import TRUST
+from tests.support.signing import ERASURE_INDEX, TRUST
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ async def topic(stack: Stack) -> AsyncIterator[str]:
 async def store(stack: Stack) -> AsyncIterator[ConsentStore]:
     async with private_database(stack) as url:
         db = await open_pool(url)
-        yield ConsentStore(db)
+        yield ConsentStore(db, ERASURE_INDEX)
         await db.close()
 
 

@@ -26,12 +26,17 @@ TRUST = Trust(Keyring.parse(VERIFY_KEYS))
 PSEUDONYM_KEY = "cHNldWRvbnltLXRlc3Qta2V5LTAwMDAwMDAwMDAwMDA="
 PSEUDONYMS = Pseudonymizer.parse(PSEUDONYM_KEY)
 
+# The key of the pseudonyms erased people are suppressed by (docs/erasure.md).
+ERASURE_INDEX_KEY = "ZXJhc3VyZS1pbmRleC10ZXN0LWtleS0wMDAwMDAwMDA="
+ERASURE_INDEX = Pseudonymizer.parse(ERASURE_INDEX_KEY, "ERASURE_INDEX_KEY")
+
 # The keys the services the tests start are given.
 SIGNING_ENV = {
     "INBOUND_SIGNING_KEY": INBOUND_KEY.setting(),
     "DISPATCHER_SIGNING_KEY": DISPATCHER_KEY.setting(),
     "EVENT_VERIFY_KEYS": VERIFY_KEYS,
     "PSEUDONYM_KEY": PSEUDONYM_KEY,
+    "ERASURE_INDEX_KEY": ERASURE_INDEX_KEY,
 }
 
 

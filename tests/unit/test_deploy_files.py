@@ -28,7 +28,13 @@ ENV_PREFIX = {"inbound": "INBOUND_", "consent": "CONSENT_", "dispatcher": "DISPA
 # that uses the database connects as the login roles of deploy/postgres/roles.sql.
 # What a service refuses to start without, beyond the contract's variables: the keys
 # of signed events and of the access records' pseudonyms.
-KEYS_ENV = ("INBOUND_SIGNING_KEY", "DISPATCHER_SIGNING_KEY", "EVENT_VERIFY_KEYS", "PSEUDONYM_KEY")
+KEYS_ENV = (
+    "INBOUND_SIGNING_KEY",
+    "DISPATCHER_SIGNING_KEY",
+    "EVENT_VERIFY_KEYS",
+    "PSEUDONYM_KEY",
+    "ERASURE_INDEX_KEY",
+)
 SERVICE_ENV = (*(var for var in CONTRACT_ENV if var != "DATABASE_URL"), *KEYS_ENV)
 ROLE_URLS = {
     "inbound": {},

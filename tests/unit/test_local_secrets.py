@@ -46,6 +46,7 @@ def test_an_older_file_keeps_its_secrets_and_gains_the_keys(tmp_path: Path) -> N
         "DISPATCHER_SIGNING_KEY",
         "EVENT_VERIFY_KEYS",
         "PSEUDONYM_KEY",
+        "ERASURE_INDEX_KEY",
     ]
     assert again == []
 

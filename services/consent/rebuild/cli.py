@@ -16,7 +16,9 @@ from services.consent.rebuild.verify import compare_with_table, verify_rebuilt
 from services.consent.rebuild.write import write_rebuilt
 from services.consent.settings import ConsentSettings
 from services.consent.store import tracking_positions
+from services.consent.suppressions import suppression_list
 from shared.db.pool import open_pool
+from shared.pseudonyms import Pseudonymizer
 from shared.structured_logging import configure_logging
 from shared.topics import CONSENT_EVENTS
 
@@ -37,20 +39,27 @@ async def run(
         # consent.events in EXCLUSIVE mode and deletes the subjects that no longer
         # fold, which no service role may do (docs/security.md).
         pool = await open_pool(settings.database_url, max_size=2)
+        index = settings.erasure_index()
         if source == "table" and verify:
-            return await _verify_table(pool, topic, progress)
+            return await _verify_table(pool, topic, progress, index)
         if source == "table":
             async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-                rebuilt = await rebuild_states_from_table(conn, topic=topic, progress=progress)
+                rebuilt = await rebuild_states_from_table(
+                    conn, topic=topic, progress=progress, index=index
+                )
             tracked_before = rebuilt.positions
         else:
             tracked_before = await tracking_positions(pool, topic)
+            # Read before the log: an erasure carried out meanwhile leaves records
+            # the rebuild would write back; the projector drops them when it meets them.
+            suppression = await suppression_list(pool, index)
             rebuilt = await rebuild_states(
                 settings.kafka_bootstrap_servers,
                 trust=settings.trust(),
                 topic=topic,
                 keep_rejects_from=None if verify else tracked_before,
                 progress=progress,
+                suppression=suppression,
             )
         print(rebuilt.summary())
         if verify:
@@ -73,9 +82,9 @@ async def run(
             await pool.close()
 
 
-async def _verify_table(pool: Any, topic: str, progress: bool) -> int:
+async def _verify_table(pool: Any, topic: str, progress: bool, index: Pseudonymizer) -> int:
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        rebuilt = await rebuild_states_from_table(conn, topic=topic, progress=progress)
+        rebuilt = await rebuild_states_from_table(conn, topic=topic, progress=progress, index=index)
         print(rebuilt.summary())
         outcome = await compare_with_table(conn, rebuilt)
     print(outcome.report())

@@ -13,6 +13,7 @@ from services.consent.rebuild.rebuilt import (
     cyclic_gc_paused,
     progress_bar,
 )
+from services.consent.suppressions import SuppressionList
 from shared.consent.authenticity import Trust
 from shared.consent.event_identity import event_id_of
 from shared.consent.logged_record import logged_event
@@ -42,11 +43,14 @@ async def rebuild_states(
     from_offsets: Mapping[int, int] | None = None,
     keep_rejects_from: Mapping[int, int] | None = None,
     progress: bool = False,
+    suppression: SuppressionList | None = None,
 ) -> Rebuilt:
     """Folds the log up to its end offsets taken now. `subjects` limits the fold
     (records about others are skipped unvalidated); `from_offsets` starts there
     instead of the beginning, which is exact only for subjects with no earlier
-    event; rejects at or past `keep_rejects_from` are kept for the DLQ."""
+    event; rejects at or past `keep_rejects_from` are kept for the DLQ. With
+    `suppression`, erased people's past is dropped and their states marked, as
+    the projector does."""
     scope = frozenset(normalize_identifier(s) for s in subjects) if subjects is not None else None
     consumer = range_consumer(bootstrap, auto_offset_reset="earliest")
     try:
@@ -75,7 +79,9 @@ async def rebuild_states(
             # One per event_id as the events table keeps: the first in the log.
             rebuilt.events = list(first_per_id(read, event_id_of).values())
             del read  # the repeated records: not held while the rebuild is
-            rebuilt.fold(rebuilt.events)
+            suppressed = suppression.among(rebuilt.events) if suppression is not None else {}
+            rebuilt.events = rebuilt.drop_erased(rebuilt.events, suppressed)
+            rebuilt.fold(rebuilt.events, suppressed)
     finally:
         await consumer.stop()
     return rebuilt

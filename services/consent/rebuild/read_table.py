@@ -5,8 +5,10 @@ from typing import Any
 
 from services.consent.rebuild.rebuilt import CHUNK, Rebuilt, cyclic_gc_paused, progress_bar
 from services.consent.store import CONNECTED, to_logged, tracking_positions
+from services.consent.suppressions import suppression_list
 from shared.consent.state import LoggedEvent
 from shared.identifiers import normalize_identifier
+from shared.pseudonyms import Pseudonymizer
 from shared.topics import CONSENT_EVENTS
 
 
@@ -16,9 +18,12 @@ async def rebuild_states_from_table(
     topic: str = CONSENT_EVENTS,
     subjects: Collection[str] | None = None,
     progress: bool = False,
+    index: Pseudonymizer | None = None,
 ) -> Rebuilt:
     """Folds consent.events. Must run inside a transaction (the cursor needs one);
-    REPEATABLE READ makes the events, the tracking and any later read one snapshot."""
+    REPEATABLE READ makes the events, the tracking, the suppression list and any
+    later read one snapshot. With `index`, erased people's states are marked as the
+    projector marks them (their past is not in the table any more)."""
     scope = None
     if subjects is not None:
         # A person's fold needs the histories of all their identifiers.
@@ -39,5 +44,6 @@ async def rebuild_states_from_table(
             events.append(to_logged(row))
             rebuilt.records += 1
             bar.update()
-        rebuilt.fold(events)
+        suppressed = (await suppression_list(conn, index)).among(events) if index else {}
+        rebuilt.fold(rebuilt.drop_erased(events, suppressed), suppressed)
     return rebuilt

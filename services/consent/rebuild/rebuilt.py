@@ -4,7 +4,7 @@ what its readers, writer and verifier share."""
 import gc
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from shared.consent.people import fold_people
 from shared.consent.state import LoggedEvent, OrderKey, SubjectState
+from shared.consent.suppression import Suppression, mark_erased, without_erased
 from shared.rejection import Rejected
 
 Source = Literal["log", "table"]
@@ -38,12 +39,23 @@ class Rebuilt:
     unseen_rejects: list[tuple[ConsumerRecord, Rejected]] = field(default_factory=list)
     scope: frozenset[str] | None = None  # only these subjects were rebuilt
     records: int = 0
+    erased: int = 0  # records of erased people, appended before their erasure: dropped
 
-    def fold(self, events: Iterable[LoggedEvent]) -> None:
+    def drop_erased(
+        self, events: list[LoggedEvent], suppressed: Mapping[str, Suppression]
+    ) -> list[LoggedEvent]:
+        """Drops an erased person's past, as the projector does (shared/consent/suppression.py)."""
+        kept = without_erased(events, suppressed)
+        self.erased += len(events) - len(kept)
+        return kept
+
+    def fold(
+        self, events: Iterable[LoggedEvent], suppressed: Mapping[str, Suppression] | None = None
+    ) -> None:
         for subject, (state, through) in fold_people(events).items():
             if self.scope is not None and subject not in self.scope:
                 continue
-            self.states[subject] = state
+            self.states[subject] = mark_erased(state, suppressed) if suppressed else state
             if through is not None:
                 self.through[subject] = through
 
@@ -53,6 +65,7 @@ class Rebuilt:
             f"rebuilt from {self.source} ({self.topic}): {self.records} records, "
             f"{sum(s.version for s in self.states.values())} events folded into "
             f"{len(self.states)} subjects, rejected {sum(self.rejected.values())} ({rejected}), "
+            f"{self.erased} of erased people dropped, "
             f"positions {dict(sorted(self.positions.items()))}"
         )
 

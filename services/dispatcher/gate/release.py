@@ -18,8 +18,8 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from services.dispatcher import metrics
-from services.dispatcher.rounds import in_rounds
 from shared.backoff import RetryPolicy
+from shared.rounds import in_rounds
 
 log = structlog.get_logger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any, Final, NamedTuple
 import structlog
 
 from services.dispatcher import metrics
-from services.dispatcher.rounds import in_rounds
 from shared.backoff import RetryPolicy
+from shared.rounds import in_rounds
 
 log = structlog.get_logger(__name__)
 

@@ -1,5 +1,6 @@
-"""Runs a background step of the dispatcher in rounds, until cancelled: the release of
-deferred requests every second, the partition maintenance every hour."""
+"""Runs a background step of a service in rounds, until cancelled: the dispatcher's
+release of deferred requests every second and its partition maintenance every hour,
+the consent service's erasure job every minute."""
 
 import asyncio
 import time

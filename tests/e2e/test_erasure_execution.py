@@ -1,0 +1,81 @@
+"""An erasure carried out by the running consent service (docs/erasure.md, section 5):
+once its grace has passed, the person's rows and keys are gone from the consent
+schema, a suppression entry per identifier stays, and nothing brings sends back."""
+
+import time
+
+import httpx
+import orjson
+import pytest
+
+from shared.db.pool import open_pool
+from shared.topics import CONSENT_EVENTS
+from tests.conftest import ERASURE_GRACE_SECONDS
+from tests.support.erased_rows import CONSENT_TABLES, rows_naming
+from tests.support.eventually import eventually
+from tests.support.kafka import produce
+from tests.support.records import consent_granted, unique_phone
+from tests.support.signing import ERASURE_INDEX
+from tests.support.whatsapp_world import World, message_from, reasons, user_id
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_an_erased_person_leaves_only_the_fact_of_their_objection(world: World) -> None:
+    phone, bsuid = unique_phone(), user_id()
+    await world.post(message_from("hello", phone=phone, bsuid=bsuid))  # links the two
+    await world.grant(phone)
+    await world.until(phone, "opted_in", bsuid)
+    assert reasons(await world.decide(phone)) == [("dispatched", "consented")]
+    await world.post(message_from("STOP", phone=phone, bsuid=bsuid))
+    await world.until(phone, "opted_out")
+
+    asked = time.monotonic()
+    async with httpx.AsyncClient(base_url=world.consent) as http:
+        answer = await http.post(f"/v1/subjects/{bsuid}/erasure", json={"reason": "DSR-9"})
+    assert answer.status_code == 202, answer.text
+    request = answer.json()["event_id"]
+    await world.until_state(phone, lambda s: s["erasure_event_id"] == request)
+
+    pool = await open_pool(world.stack.database_url)
+    try:
+        assert (await rows_naming(pool, phone, bsuid))["events"] >= 4
+        carried_out = await eventually(
+            lambda: pool.fetchrow(
+                "SELECT * FROM consent.erasures WHERE erasure_event_id = $1", request
+            ),
+            lambda row: row is not None,
+            timeout=ERASURE_GRACE_SECONDS + 60,
+        )
+        assert time.monotonic() - asked >= ERASURE_GRACE_SECONDS - 5, "not before the grace"
+        assert (carried_out["identifiers"], carried_out["keys_deleted"]) == (2, 0)
+        assert carried_out["events_deleted"] >= 4
+        assert await rows_naming(pool, phone, bsuid) == dict.fromkeys(CONSENT_TABLES, 0)
+        suppressed = await pool.fetch(
+            "SELECT pseudonym FROM consent.suppression WHERE erasure_event_id = $1", request
+        )
+        assert {r["pseudonym"] for r in suppressed} == {
+            ERASURE_INDEX.of(phone),
+            ERASURE_INDEX.of(bsuid),
+        }
+    finally:
+        await pool.close()
+
+    state = await world.state(phone)
+    assert (state["status"], state["erasure_event_id"]) == ("unknown", None)
+    [refused] = await world.decide(phone)
+    assert (refused["decision"], refused["reason"]) == ("dropped", "no_consent")
+
+    # A producer sending the person's old grant again cannot bring sends back: their
+    # objection outlives their data.
+    await produce(world.stack.kafka_bootstrap, CONSENT_EVENTS, [(phone, consent_granted(phone))])
+    await world.until_state(phone, lambda s: s["erasure_event_id"] == request)
+    [still] = await world.decide(phone)
+    assert (still["decision"], still["reason"]) == ("dropped", "opted_out")
+    assert still["consent_event_id"] == request
+    confirmations = [
+        v
+        for v in map(orjson.loads, (r.value for r in world.decisions.records))
+        if v["recipient"] == phone and v["purpose"] == "opt_out_confirmation"
+    ]
+    assert len(confirmations) == 1, "their STOP was confirmed once, before the erasure"
