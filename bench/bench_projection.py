@@ -67,8 +67,8 @@ from shared.service_runner import tune_cyclic_gc
 from shared.topics import dlq
 from tests.support.signing import (
     ERASURE_INDEX,
-    ERASURE_INDEX_KEY,
     PSEUDONYM_KEY,
+    SIGNING_ENV,
     TRUST,
     VERIFY_KEYS,
 )
@@ -154,6 +154,11 @@ async def raw_consume(
 
 # ------------------------------------------------------------------ (b) projection
 
+# The consent service reads the keys of crypto-shredding from its environment.
+for _name, _value in SIGNING_ENV.items():
+    if _name.startswith("ERASURE_"):
+        os.environ.setdefault(_name, _value)
+
 
 @dataclass
 class Projected:
@@ -171,7 +176,6 @@ async def project(
     settings = ConsentSettings(
         event_verify_keys=VERIFY_KEYS,
         pseudonym_key=PSEUDONYM_KEY,
-        erasure_index_key=ERASURE_INDEX_KEY,
     )
     tune_cyclic_gc()  # as the service runs (shared.service_runner.serve)
     saved = vars(projector_module)["CONSENT_EVENTS"]
@@ -269,7 +273,6 @@ async def run(report: Report, n: int, subjects_n: int, repeats: int) -> None:
     settings = ConsentSettings(
         event_verify_keys=VERIFY_KEYS,
         pseudonym_key=PSEUDONYM_KEY,
-        erasure_index_key=ERASURE_INDEX_KEY,
     )
     bootstrap = settings.kafka_bootstrap_servers
     rid = run_id()

@@ -4,6 +4,7 @@ scripts (deploy/local/kafka.sh, postgres.sh) with the env that points them there
 
 import asyncio
 import base64
+import json
 import os
 import secrets
 import shutil
@@ -99,6 +100,7 @@ class ChaosStack:
         self.dispatcher_key = SigningKey.generate("chaos-dispatcher")
         self.pseudonym_key = base64.b64encode(secrets.token_bytes(32)).decode()
         self.erasure_index_key = base64.b64encode(secrets.token_bytes(32)).decode()
+        self.erasure_master_key = base64.b64encode(secrets.token_bytes(32)).decode()
         self.log_dir = log_dir
         self.bootstrap = ""
         self.database_url = ""
@@ -133,6 +135,8 @@ class ChaosStack:
             ),
             "PSEUDONYM_KEY": self.pseudonym_key,
             "ERASURE_INDEX_KEY": self.erasure_index_key,
+            "ERASURE_MASTER_KEYS": json.dumps({"chaos-1": self.erasure_master_key}),
+            "ERASURE_ACTIVE_KEY": "chaos-1",
             "INBOUND_HTTP_PORT": str(HTTP_PORTS["inbound"]),
             "CONSENT_HTTP_PORT": str(HTTP_PORTS["consent"]),
             "DISPATCHER_HTTP_PORT": str(HTTP_PORTS["dispatcher"]),

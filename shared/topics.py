@@ -18,6 +18,14 @@ MESSAGES_DECISIONS: Final = PREFIX + "messages.decisions.v1"
 # when due (written and read by the dispatcher only).
 MESSAGES_DEFERRED: Final = PREFIX + "messages.deferred.v1"
 
+# The consent service's own ledgers (docs/erasure.md, section 3): every accepted
+# event and every decision, personal fields sealed under the person's data key, so
+# that deleting the key erases them. Never trimmed: the durable truth the rebuild
+# and the audit read once the input topics' retention is bounded.
+CONSENT_LEDGER: Final = PREFIX + "consent.ledger.v1"
+DECISIONS_LEDGER: Final = PREFIX + "messages.decisions.ledger.v1"
+LEDGERS: Final = (CONSENT_LEDGER, DECISIONS_LEDGER)
+
 # Topics a service of ours consumes; each gets a dead-letter companion
 # (messages.outbound.v1 is consumed by the dispatcher's optional sender).
 CONSUMED: Final = (

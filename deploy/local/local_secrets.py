@@ -8,11 +8,13 @@ Random values, readable by this user only: no public default exists, and the ser
 refuse to start without them (the webhook's secrets, the Ed25519 keys that sign and
 verify events from WhatsApp, shared/consent/authenticity.py, the key of the
 pseudonyms in the consent API's access records, shared/pseudonyms.py, and the key
-of the pseudonyms erased people are suppressed by, docs/erasure.md)."""
+of the pseudonyms erased people are suppressed by and the master key that wraps
+their data keys, docs/erasure.md)."""
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import sys
@@ -42,6 +44,10 @@ SECRETS: dict[str, Generated] = {
     "EVENT_VERIFY_KEYS": _public_keys,
     "PSEUDONYM_KEY": lambda _: base64.b64encode(secrets.token_bytes(32)).decode(),
     "ERASURE_INDEX_KEY": lambda _: base64.b64encode(secrets.token_bytes(32)).decode(),
+    "ERASURE_MASTER_KEYS": lambda _: json.dumps(
+        {"local-1": base64.b64encode(secrets.token_bytes(32)).decode()}, separators=(",", ":")
+    ),
+    "ERASURE_ACTIVE_KEY": lambda _: "local-1",
 }
 
 

@@ -17,6 +17,7 @@ from services.consent import metrics
 from services.consent.store import CONNECTED
 from shared.backoff import RetryPolicy
 from shared.consent.state import SubjectState
+from shared.erasure.key_cache import CachedDataKeys
 from shared.pseudonyms import Pseudonymizer
 from shared.rounds import in_rounds
 
@@ -78,6 +79,9 @@ class ErasureJob:
     pool: Any
     index: Pseudonymizer
     grace: timedelta
+    # This process's cache of data keys (the ledger writers'), told to forget the
+    # keys an erasure deleted; other processes forget them within the cache's time.
+    keys: CachedDataKeys | None = None
     interval: float = INTERVAL_SECONDS
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(first=5.0, cap=300.0))
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -108,15 +112,14 @@ class ErasureJob:
             # A link recorded after the state was folded joins the erasure too.
             linked = {row["identifier"] for row in await conn.fetch(CONNECTED, person.identifiers)}
             identifiers = sorted(set(person.identifiers) | linked)
+            pseudonyms = [self.index.of(identifier) for identifier in identifiers]
             done = orjson.loads(
                 await conn.fetchval(
-                    _ERASE,
-                    identifiers,
-                    [self.index.of(identifier) for identifier in identifiers],
-                    person.erasure_event_id,
-                    person.requested_at,
+                    _ERASE, identifiers, pseudonyms, person.erasure_event_id, person.requested_at
                 )
             )
+        if self.keys is not None:
+            self.keys.forget(pseudonyms)
         erased = Erased(
             person.erasure_event_id,
             done["first_time"],

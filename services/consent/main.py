@@ -13,14 +13,18 @@ from fastapi import FastAPI
 from services.consent.access import AccessLog
 from services.consent.api import subjects_router
 from services.consent.erasure_job import ErasureJob
+from services.consent.ledger.running import RunningLedger, start_ledgers
 from services.consent.projector import Projector
 from services.consent.settings import ConsentSettings
 from services.consent.store import ConsentStore
 from shared.db.migrated import open_migrated_pool
+from shared.erasure.key_store import PostgresKeyStore
+from shared.erasure.mode import BOUNDED_TOPICS, ErasureMode, erasure_mode
 from shared.http_ops import all_ready, broker_ready, database_ready, service_apps
 from shared.kafka.batch_consumer import BatchConsumer
 from shared.kafka.clients import durable_producer, group_consumer
 from shared.kafka.running_consumer import RunningConsumer
+from shared.kafka.topic_retention import require_bounded_retention
 from shared.service_runner import close_all, serve
 from shared.topics import CONSENT_EVENTS
 
@@ -31,6 +35,7 @@ class Running:
     api_pool: Any
     consumer: AIOKafkaConsumer
     projecting: RunningConsumer
+    ledgers: list[RunningLedger]
 
 
 def projector_loop(
@@ -54,16 +59,22 @@ def create_app(settings: ConsentSettings) -> tuple[FastAPI, FastAPI]:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if erasure_mode() is ErasureMode.ON:
+            # Before anything opens: an erasure could not be honoured in time.
+            await require_bounded_retention(settings.kafka_bootstrap_servers, BOUNDED_TOPICS)
         # Two roles, two pools (docs/security.md): the query API cannot write what
         # the projector may. One batch is applied at a time: the projector's pool
         # serves it, the idle positions and the probes; the API's, the requests.
-        pool = await open_migrated_pool(settings.projector_url, max_size=4)
+        pool = await open_migrated_pool(settings.projector_url, max_size=8)
         try:
             api_pool = await open_migrated_pool(settings.api_url, max_size=8)
         except BaseException:
             await pool.close()
             raise
-        store = ConsentStore(pool, settings.erasure_index())
+        erasure = settings.erasure()
+        index = erasure.pseudonyms()
+        keys = erasure.data_keys(PostgresKeyStore(pool))
+        store = ConsentStore(pool, index)
         producer = durable_producer(settings.kafka_bootstrap_servers)
         consumer = group_consumer(settings.kafka_bootstrap_servers, settings.group_id)
         projector = Projector(store, consumer, producer, settings.trust())
@@ -75,16 +86,18 @@ def create_app(settings: ConsentSettings) -> tuple[FastAPI, FastAPI]:
         # what a batch in flight here is about to commit.
         consumer.subscribe([CONSENT_EVENTS], listener=loop.listener(projector))
         projecting = loop.start()
+        ledgers = await start_ledgers(settings, pool, keys, index)
         erasing = asyncio.create_task(
             ErasureJob(
                 pool,
-                settings.erasure_index(),
+                index,
                 timedelta(seconds=settings.erasure_grace_seconds),
                 interval=settings.erasure_job_interval_seconds,
+                keys=keys,
             ).run(),
             name="erasures",
         )
-        running.append(Running(pool, api_pool, consumer, projecting))
+        running.append(Running(pool, api_pool, consumer, projecting, ledgers))
         app.include_router(
             subjects_router(
                 ConsentStore(api_pool),
@@ -98,6 +111,8 @@ def create_app(settings: ConsentSettings) -> tuple[FastAPI, FastAPI]:
         finally:
             erasing.cancel()
             await asyncio.gather(erasing, return_exceptions=True)
+            for ledger in ledgers:
+                await ledger.stop()
             await projecting.stop()
             await close_all(consumer.stop, producer.stop, pool.close, api_pool.close)
 
@@ -111,6 +126,7 @@ def create_app(settings: ConsentSettings) -> tuple[FastAPI, FastAPI]:
             "broker": await broker_ready(r.consumer),
             "consumer_assigned": bool(r.consumer.assignment()),
             "projector_running": r.projecting.healthy,
+            "ledgers_running": all(ledger.loop.healthy for ledger in r.ledgers),
         }
 
     app, admin = service_apps(

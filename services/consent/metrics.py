@@ -27,3 +27,14 @@ ERASURES_FAILING = Gauge(
 ERASURES_DUE = Gauge(
     "consent_erasures_due", "People whose erasure is due and not yet carried out (last round)"
 )
+LEDGER_ENTRIES = Counter("consent_ledger_entries_total", "Entries written to a ledger", ["ledger"])
+LEDGER_SKIPPED = Counter(
+    "consent_ledger_skipped_total",
+    "Source records not copied to their ledger (dead-lettered, or not a decision)",
+    ["ledger"],
+)
+LEDGER_BORN_ERASED = Counter(
+    "consent_ledger_born_erased_total",
+    "Entries of an erased person's past, sealed under a key nobody keeps",
+    ["ledger"],
+)

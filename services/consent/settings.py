@@ -1,9 +1,10 @@
 from typing import Self
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.consent.tokens import InvalidTokensError, Tokens
+from shared.erasure.settings import ErasureSettings, describe
 from shared.pseudonyms import InvalidPseudonymKeyError, Pseudonymizer
 from shared.settings import CommonSettings, TrustSettings
 
@@ -13,6 +14,9 @@ class ConsentSettings(CommonSettings, TrustSettings):
 
     http_port: int = 8082
     group_id: str = "consent-projector"
+    # The ledger writers' groups; each one's transactional ids are `<group>-<partition>`.
+    ledger_group_id: str = "consent-ledger"
+    decisions_ledger_group_id: str = "consent-ledger-decisions"
     max_batch: int = 1000
     # The projector's and the query API's own roles (docs/security.md), one pool
     # each: CONSENT_PROJECTOR_DATABASE_URL, CONSENT_API_DATABASE_URL. Unset, the
@@ -28,11 +32,6 @@ class ConsentSettings(CommonSettings, TrustSettings):
         default=SecretStr(""), validation_alias=AliasChoices("PSEUDONYM_KEY")
     )
 
-    # The key of the pseudonyms the suppression list of erased people is kept by
-    # (docs/erasure.md): a secret of its own, backed up like the master keys.
-    erasure_index_key: SecretStr = Field(
-        default=SecretStr(""), validation_alias=AliasChoices("ERASURE_INDEX_KEY")
-    )
     # How long after an erasure request it is carried out: the person may still
     # withdraw it meanwhile. A day by default, well within the 30 days of the deadline.
     erasure_grace_seconds: float = Field(
@@ -50,9 +49,12 @@ class ConsentSettings(CommonSettings, TrustSettings):
         try:
             Tokens.parse(self.api_tokens)
             Pseudonymizer.parse(self.pseudonym_key.get_secret_value())
-            self.erasure_index()
         except (InvalidTokensError, InvalidPseudonymKeyError) as exc:
             raise ValueError(str(exc)) from None
+        try:
+            self.erasure()
+        except ValidationError as exc:
+            raise ValueError(describe(exc)) from None
         return self
 
     def tokens(self) -> Tokens:
@@ -61,8 +63,13 @@ class ConsentSettings(CommonSettings, TrustSettings):
     def pseudonyms(self) -> Pseudonymizer:
         return Pseudonymizer.parse(self.pseudonym_key.get_secret_value())
 
+    def erasure(self) -> ErasureSettings:
+        """The keys of crypto-shredding (`ERASURE_MASTER_KEYS`, `ERASURE_ACTIVE_KEY`,
+        `ERASURE_INDEX_KEY`, docs/erasure.md section 4), read from the environment."""
+        return ErasureSettings()
+
     def erasure_index(self) -> Pseudonymizer:
-        return Pseudonymizer.parse(self.erasure_index_key.get_secret_value(), "ERASURE_INDEX_KEY")
+        return self.erasure().pseudonyms()
 
     @property
     def projector_url(self) -> str:

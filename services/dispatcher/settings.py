@@ -3,10 +3,17 @@ from datetime import timedelta
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.dispatcher.retention.horizon import window_refusal
+from shared.erasure.mode import (
+    ERASURE_DEADLINE_DAYS,
+    MAX_KEPT_DAYS,
+    RETENTION_MARGIN_DAYS,
+    ErasureMode,
+    parse_erasure_mode,
+)
 from shared.settings import (
     CommonSettings,
     FrequencySettings,
@@ -63,6 +70,32 @@ class DispatcherSettings(CommonSettings, FrequencySettings, QuietHoursSettings):
         )
         if refusal is not None:
             raise ValueError(refusal)
+        return self
+
+    # Shared by every service, hence unprefixed (shared/erasure/mode.py).
+    erasure_mode: ErasureMode = Field(
+        default=ErasureMode.OFF, validation_alias=AliasChoices("ERASURE_MODE")
+    )
+
+    @field_validator("erasure_mode", mode="before")
+    @classmethod
+    def _parse_erasure_mode(cls, value: object) -> ErasureMode:
+        if isinstance(value, ErasureMode):
+            return value
+        return parse_erasure_mode(str(value))
+
+    @model_validator(mode="after")
+    def _horizon_within_erasure_deadline(self) -> Self:
+        # The decisions, deferrals and sends hold recipients and bodies in clear
+        # until their day partition is dropped, up to a day past the horizon: in
+        # erasure mode that must end before an erasure's deadline.
+        if self.erasure_mode is ErasureMode.ON and self.horizon_days > MAX_KEPT_DAYS:
+            raise ValueError(
+                f"DISPATCHER_HORIZON_DAYS={self.horizon_days} keeps recipients and "
+                "message bodies in clear longer than ERASURE_MODE=on allows: at most "
+                f"{MAX_KEPT_DAYS} (ERASURE_DEADLINE_DAYS={ERASURE_DEADLINE_DAYS} less "
+                f"{RETENTION_MARGIN_DAYS} days for the day partitions' drop)"
+            )
         return self
 
     # Deferred requests handed back to the gate per round, and the pause between

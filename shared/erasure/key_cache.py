@@ -85,6 +85,13 @@ class CachedDataKeys:
             self._cache.pop(pseudonym, None)
         return deleted
 
+    def forget(self, pseudonyms: Collection[str]) -> None:
+        """Drops these keys from this process's cache only: after an erasure that
+        deleted them from the store (consent.erase_person), so that nothing here
+        seals with them again."""
+        for pseudonym in pseudonyms:
+            self._cache.pop(pseudonym, None)
+
     def _cached(self, pseudonyms: Collection[str]) -> tuple[dict[str, DataKey], list[str]]:
         keys: dict[str, DataKey] = {}
         missing: list[str] = []

@@ -16,8 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
+from shared.erasure.mode import BOUNDED_TOPICS
 from shared.topics import (
     CONSENT_EVENTS,
+    CONSENT_LEDGER,
+    DECISIONS_LEDGER,
     MESSAGES_DECISIONS,
     MESSAGES_DEFERRED,
     MESSAGES_OUTBOUND,
@@ -88,11 +91,17 @@ MATRIX: Mapping[str, Access] = {
         groups=("inbound",),
     ),
     # The projector, and the rebuild, which reads the log without a group; the API
-    # and `make erase` record erasure requests on the log.
+    # and `make erase` record erasure requests on the log. Its ledger writers copy the
+    # log and the decisions into the ledgers in transactions (offsets committed in
+    # them), reading each ledger's tail for its chain.
     "consent": Access(
-        reads=(CONSENT_EVENTS,),
-        writes=(CONSENT_EVENTS, dlq(CONSENT_EVENTS)),
-        groups=("consent-projector",),
+        reads=(CONSENT_EVENTS, MESSAGES_DECISIONS, CONSENT_LEDGER, DECISIONS_LEDGER),
+        writes=(CONSENT_EVENTS, dlq(CONSENT_EVENTS), CONSENT_LEDGER, DECISIONS_LEDGER),
+        # In ERASURE_MODE it checks at start that every topic holding personal data
+        # in clear keeps it no longer than the erasure deadline allows.
+        describes_configs=BOUNDED_TOPICS,
+        groups=("consent-projector", "consent-ledger", "consent-ledger-decisions"),
+        transactional_id_prefix="consent-ledger",
     ),
     # The gate decides in a transaction (its offsets committed in it); the fence asks
     # consent.events.v1 for its end offsets; the optional sender reads outbound and
@@ -115,8 +124,16 @@ MATRIX: Mapping[str, Access] = {
         groups=("dispatcher", "dispatcher-sender"),
         transactional_id_prefix="dispatcher-",
     ),
-    # Replays the log between offsets, without a group.
-    "audit": Access(reads=(CONSENT_EVENTS, MESSAGES_REQUESTS, MESSAGES_DECISIONS)),
+    # Replays the log between offsets, without a group, or the ledgers.
+    "audit": Access(
+        reads=(
+            CONSENT_EVENTS,
+            MESSAGES_REQUESTS,
+            MESSAGES_DECISIONS,
+            CONSENT_LEDGER,
+            DECISIONS_LEDGER,
+        )
+    ),
     # Other systems: consent they collected, and what they want sent.
     "producer": Access(writes=(CONSENT_EVENTS, MESSAGES_REQUESTS)),
     # The contract's "any gateway" that forwards webhooks: the topic inbound reads, and

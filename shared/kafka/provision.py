@@ -17,11 +17,19 @@ checked, never silently accepted as they are:
   because the contract requires it; other dynamic configs an operator set on
   the topic are kept.
 
+With `ERASURE_MODE=on` (shared/erasure/mode.py) every topic holding personal
+data in clear must have a bounded `retention.ms` and a `segment.ms` of a day, set
+on existing topics like any required config: the event log's retention then goes
+from -1 to 21 days. Turned off again, the contract's
+never-trimmed configs come back where it has any (the event log, the DLQs); the
+other topics keep the bounds set on them, as an operator's own.
+
 Environment: `KAFKA_BOOTSTRAP_SERVERS` (default localhost:9092),
 `KAFKA_PARTITIONS` (default 3), `KAFKA_REPLICATION_FACTOR` (default 1: the
-local single broker; a 3-broker cluster wants 3), and on a secured cluster a
-super user's `KAFKA_SECURITY_PROTOCOL` / `KAFKA_SASL_*` / `KAFKA_SSL_*`
-(shared/kafka/security.py); `python -m shared.kafka.acls` then applies the ACLs.
+local single broker; a 3-broker cluster wants 3), `ERASURE_MODE` (default off),
+and on a secured cluster a super user's `KAFKA_SECURITY_PROTOCOL` /
+`KAFKA_SASL_*` / `KAFKA_SSL_*` (shared/kafka/security.py); `python -m
+shared.kafka.acls` then applies the ACLs.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 
+from shared.erasure.mode import ErasureMode, ErasureModeError, erasure_mode
 from shared.kafka.security import security_options
 from shared.kafka.topic_configs import enforce_configs
 from shared.kafka.topic_specs import (
@@ -53,16 +62,22 @@ _TOPIC_ALREADY_EXISTS = 36
 log = logging.getLogger("shared.kafka.provision")
 
 
-async def provision_topics(bootstrap: str, partitions: int, replication_factor: int = 1) -> None:
-    """Creates the missing topics and verifies the existing ones; raises
-    ProvisioningError with every problem found."""
+async def provision_topics(
+    bootstrap: str,
+    partitions: int,
+    replication_factor: int = 1,
+    mode: ErasureMode | None = None,
+) -> None:
+    """Creates the missing topics and verifies the existing ones, with the configs
+    of `mode` (ERASURE_MODE's when None); raises ProvisioningError with every
+    problem found."""
     if partitions < 1:
         raise ProvisioningError(f"the partition count must be at least 1, not {partitions}")
     if replication_factor < 1:
         raise ProvisioningError(
             f"the replication factor must be at least 1, not {replication_factor}"
         )
-    specs = topic_specs()
+    specs = topic_specs(mode)
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap, client_id="consent-provision", **security_options()
     )
@@ -180,8 +195,11 @@ def main() -> int:
     try:
         partitions = _int_env("KAFKA_PARTITIONS", DEFAULT_PARTITIONS)
         replication = _int_env("KAFKA_REPLICATION_FACTOR", 1)
-        asyncio.run(provision_topics(bootstrap, partitions, replication))
-    except ProvisioningError as exc:
+        mode = erasure_mode()
+        if mode is ErasureMode.ON:
+            log.info("ERASURE_MODE=on: bounding the retention of the topics in clear")
+        asyncio.run(provision_topics(bootstrap, partitions, replication, mode))
+    except (ProvisioningError, ErasureModeError) as exc:
         log.error("ERROR: %s", exc)
         return 1
     except Exception as exc:  # connection failures and the like: one clear line
@@ -191,7 +209,7 @@ def main() -> int:
         log.error("ERROR: provisioning topics on %s failed: %s", bootstrap, reason)
         return 1
     log.info(
-        "%d topics ready on %s (%d partitions each)", len(topic_specs()), bootstrap, partitions
+        "%d topics ready on %s (%d partitions each)", len(topic_specs(mode)), bootstrap, partitions
     )
     return 0
 

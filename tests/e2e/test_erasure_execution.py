@@ -9,11 +9,14 @@ import orjson
 import pytest
 
 from shared.db.pool import open_pool
-from shared.topics import CONSENT_EVENTS
+from shared.erasure.data_keys import Erased
+from shared.ledger.entries import check_chain, open_entry
+from shared.topics import CONSENT_EVENTS, LEDGERS
 from tests.conftest import ERASURE_GRACE_SECONDS
 from tests.support.erased_rows import CONSENT_TABLES, rows_naming
 from tests.support.eventually import eventually
 from tests.support.kafka import produce
+from tests.support.ledgers import data_keys, ledger_entries
 from tests.support.records import consent_granted, unique_phone
 from tests.support.signing import ERASURE_INDEX
 from tests.support.whatsapp_world import World, message_from, reasons, user_id
@@ -48,9 +51,14 @@ async def test_an_erased_person_leaves_only_the_fact_of_their_objection(world: W
             timeout=ERASURE_GRACE_SECONDS + 60,
         )
         assert time.monotonic() - asked >= ERASURE_GRACE_SECONDS - 5, "not before the grace"
-        assert (carried_out["identifiers"], carried_out["keys_deleted"]) == (2, 0)
+        assert carried_out["identifiers"] == 2
         assert carried_out["events_deleted"] >= 4
+        assert carried_out["keys_deleted"] >= 1, "the ledgers sealed their records"
         assert await rows_naming(pool, phone, bsuid) == dict.fromkeys(CONSENT_TABLES, 0)
+        person = [ERASURE_INDEX.of(phone), ERASURE_INDEX.of(bsuid)]
+        assert not await pool.fetchval(
+            "SELECT count(*) FROM consent.data_keys WHERE pseudonym = ANY($1::text[])", person
+        )
         suppressed = await pool.fetch(
             "SELECT pseudonym FROM consent.suppression WHERE erasure_event_id = $1", request
         )
@@ -58,6 +66,18 @@ async def test_an_erased_person_leaves_only_the_fact_of_their_objection(world: W
             ERASURE_INDEX.of(phone),
             ERASURE_INDEX.of(bsuid),
         }
+        # In the ledgers their entries are all there, chained, and none opens: no
+        # clear identifier, and no key left.
+        keys = data_keys(pool)
+        for ledger in LEDGERS:
+            entries = await ledger_entries(world.stack.kafka_bootstrap, ledger)
+            theirs = [e for _, _, e in entries if set(e.pseudonyms) & set(person)]
+            assert theirs, f"{ledger} holds the person's records"
+            for partition in {p for p, _, _ in entries}:
+                assert check_chain((o, e) for p, o, e in entries if p == partition).intact
+            assert not any(phone in e.model_dump_json() for _, _, e in entries)
+            found = await keys.for_reading({e.pseudonyms[0] for e in theirs})
+            assert all(open_entry(e, found) == Erased(e.pseudonyms[0]) for e in theirs)
     finally:
         await pool.close()
 

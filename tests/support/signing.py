@@ -30,6 +30,9 @@ PSEUDONYMS = Pseudonymizer.parse(PSEUDONYM_KEY)
 ERASURE_INDEX_KEY = "ZXJhc3VyZS1pbmRleC10ZXN0LWtleS0wMDAwMDAwMDA="
 ERASURE_INDEX = Pseudonymizer.parse(ERASURE_INDEX_KEY, "ERASURE_INDEX_KEY")
 
+# The master key that wraps the data keys of the services the tests start.
+ERASURE_MASTER_KEYS = '{"test-1": "bWFzdGVyLXRlc3Qta2V5LTAwMDAwMDAwMDAwMDAwMDA="}'
+
 # The keys the services the tests start are given.
 SIGNING_ENV = {
     "INBOUND_SIGNING_KEY": INBOUND_KEY.setting(),
@@ -37,6 +40,8 @@ SIGNING_ENV = {
     "EVENT_VERIFY_KEYS": VERIFY_KEYS,
     "PSEUDONYM_KEY": PSEUDONYM_KEY,
     "ERASURE_INDEX_KEY": ERASURE_INDEX_KEY,
+    "ERASURE_MASTER_KEYS": ERASURE_MASTER_KEYS,
+    "ERASURE_ACTIVE_KEY": "test-1",
 }
 
 

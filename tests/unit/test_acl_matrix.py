@@ -11,6 +11,7 @@ import pytest
 from services.consent.settings import ConsentSettings
 from services.dispatcher.settings import DispatcherSettings
 from services.inbound.settings import InboundSettings
+from shared.erasure.mode import BOUNDED_TOPICS
 from shared.kafka.acl_matrix import (
     MATRIX,
     Access,
@@ -26,6 +27,7 @@ from shared.kafka.topic_specs import topic_specs
 from shared.topics import (
     CONSENT_EVENTS,
     CONSUMED,
+    LEDGERS,
     MESSAGES_DECISIONS,
     MESSAGES_DEFERRED,
     MESSAGES_OUTBOUND,
@@ -71,7 +73,8 @@ def test_the_local_secured_kafka_has_a_user_for_every_principal() -> None:
 
 
 def test_the_audit_only_reads_the_log_it_replays() -> None:
-    assert MATRIX["audit"] == Access(reads=(CONSENT_EVENTS, MESSAGES_REQUESTS, MESSAGES_DECISIONS))
+    replayed = (CONSENT_EVENTS, MESSAGES_REQUESTS, MESSAGES_DECISIONS, *LEDGERS)
+    assert MATRIX["audit"] == Access(reads=replayed)
 
 
 @pytest.mark.parametrize("topic", CONSUMED)
@@ -81,17 +84,24 @@ def test_a_dead_letter_is_written_by_the_services_that_consume_its_topic(topic: 
     assert writers(dlq(topic)) == consumers
 
 
-def test_only_the_dispatcher_has_transactional_ids() -> None:
+def test_only_the_gate_and_the_ledger_writers_have_transactional_ids() -> None:
     transactional = [g for g in grants() if g.resource is Resource.TRANSACTIONAL_ID]
     assert [(g.principal, g.name, g.pattern, g.operation) for g in transactional] == [
-        ("User:dispatcher", "dispatcher-", Pattern.PREFIXED, Operation.WRITE)
+        ("User:consent", "consent-ledger", Pattern.PREFIXED, Operation.WRITE),
+        ("User:dispatcher", "dispatcher-", Pattern.PREFIXED, Operation.WRITE),
     ]
+    # The ledger writers' ids are their groups' names and a partition.
+    for group in ("ledger_group_id", "decisions_ledger_group_id"):
+        assert ConsentSettings.model_fields[group].default.startswith("consent-ledger")
 
 
 def test_the_groups_are_those_the_services_join() -> None:
     joined = {
         "inbound": {InboundSettings.model_fields["group_id"].default},
-        "consent": {ConsentSettings.model_fields["group_id"].default},
+        "consent": {
+            ConsentSettings.model_fields[name].default
+            for name in ("group_id", "ledger_group_id", "decisions_ledger_group_id")
+        },
         "dispatcher": {
             DispatcherSettings.model_fields["group_id"].default,
             DispatcherSettings.model_fields["sender_group_id"].default,
@@ -130,14 +140,21 @@ def test_the_operations_carry_kafkas_acl_operation_codes() -> None:
     }
 
 
-def test_the_dispatcher_alone_reads_the_configs_of_its_gates_topics_and_no_other() -> None:
-    """The horizon check at start (services/dispatcher/retention/topics.py) reads the
-    retention.ms of the two topics the gate reads, and nothing else needs a config."""
+def test_only_the_start_checks_read_topic_configs() -> None:
+    """The dispatcher's horizon check (services/dispatcher/retention/topics.py) reads the
+    retention.ms of the two topics the gate reads; the consent service's erasure-mode
+    check reads those of every topic that holds personal data in clear."""
     described = [g for g in grants() if g.operation is Operation.DESCRIBE_CONFIGS]
-    assert described == sorted(
+    dispatcher = [g for g in described if g.principal == "User:dispatcher"]
+    assert dispatcher == sorted(
         Grant("User:dispatcher", Resource.TOPIC, topic, Pattern.LITERAL, Operation.DESCRIBE_CONFIGS)
         for topic in (MESSAGES_REQUESTS, MESSAGES_DEFERRED)
     )
+    consent = {g.name for g in described if g.principal == "User:consent"}
+    assert consent == set(BOUNDED_TOPICS)
+    assert not set(LEDGERS) & consent
+    assert {g.principal for g in described} == {"User:consent", "User:dispatcher"}
+    described = dispatcher
     assert set(MATRIX["dispatcher"].describes_configs) <= set(MATRIX["dispatcher"].reads)
     assert str(Acl.of(described[0])) == (
         f"User:dispatcher allow DESCRIBE_CONFIGS on TOPIC {MESSAGES_DEFERRED}"

@@ -47,6 +47,8 @@ def test_an_older_file_keeps_its_secrets_and_gains_the_keys(tmp_path: Path) -> N
         "EVENT_VERIFY_KEYS",
         "PSEUDONYM_KEY",
         "ERASURE_INDEX_KEY",
+        "ERASURE_MASTER_KEYS",
+        "ERASURE_ACTIVE_KEY",
     ]
     assert again == []
 

@@ -1,6 +1,6 @@
 """Rebuilds the consent projection from the log, or verifies it (ARCHITECTURE.md section 2).
 
-    python -m services.consent.rebuild [--from log|table] [--verify] [--progress]
+    python -m services.consent.rebuild [--from log|table|ledger] [--verify] [--progress]
                                        [--timeout SECONDS] [--topic TOPIC]
 
 `--from log` (the default) reads `consent.events.v1` from the beginning up to
@@ -9,7 +9,13 @@ each record as the projector does (a rejected record is counted and skipped:
 the projector dead-letters it), clamps `occurred_at` to the broker's timestamp
 and folds every subject with `fold_subject`, the projector's own fold.
 `--from table` folds `consent.events` (the projector's copy of the log) instead,
-streamed with a server-side cursor from one snapshot.
+streamed with a server-side cursor from one snapshot. `--from ledger` folds
+`consent.ledger.v1`, the consent service's sealed copy of the log and the durable
+truth once the log's retention is bounded (docs/erasure.md): the chain of every
+partition is checked first, erased people's entries are counted and skipped,
+and the positions written to `consent.tracking` are those the ledger writer
+committed, so the projector goes on from where the ledger ends (at worst
+applying again events it had applied, which changes nothing).
 
 The log is read with the current rules. When validation tightens, a record
 the projector accepted under the looser rules is skipped like any reject, so
@@ -54,6 +60,7 @@ its next batch refolds from `consent.events`, which the rebuild completed, so
 the two stay consistent.
 """
 
+from services.consent.rebuild.read_ledger import rebuild_states_from_ledger
 from services.consent.rebuild.read_log import rebuild_states
 from services.consent.rebuild.read_table import rebuild_states_from_table
 from services.consent.rebuild.rebuilt import RebuildRefusedError, Rebuilt, Source
@@ -74,6 +81,7 @@ __all__ = [
     "Written",
     "compare_with_table",
     "rebuild_states",
+    "rebuild_states_from_ledger",
     "rebuild_states_from_table",
     "tracking_positions",
     "verify_rebuilt",

@@ -9,6 +9,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from asyncpg import PostgresError
 
+from services.consent.rebuild.read_ledger import rebuild_states_from_ledger
 from services.consent.rebuild.read_log import rebuild_states
 from services.consent.rebuild.read_table import rebuild_states_from_table
 from services.consent.rebuild.rebuilt import RebuildRefusedError, Source
@@ -18,6 +19,7 @@ from services.consent.settings import ConsentSettings
 from services.consent.store import tracking_positions
 from services.consent.suppressions import suppression_list
 from shared.db.pool import open_pool
+from shared.erasure.key_store import PostgresKeyStore
 from shared.pseudonyms import Pseudonymizer
 from shared.structured_logging import configure_logging
 from shared.topics import CONSENT_EVENTS
@@ -42,7 +44,18 @@ async def run(
         index = settings.erasure_index()
         if source == "table" and verify:
             return await _verify_table(pool, topic, progress, index)
-        if source == "table":
+        if source == "ledger":
+            tracked_before = await tracking_positions(pool, topic)
+            erasure = settings.erasure()
+            rebuilt = await rebuild_states_from_ledger(
+                settings.kafka_bootstrap_servers,
+                erasure.data_keys(PostgresKeyStore(pool)),
+                writer_group=settings.ledger_group_id,
+                topic=topic,
+                suppression=await suppression_list(pool, index),
+                progress=progress,
+            )
+        elif source == "table":
             async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
                 rebuilt = await rebuild_states_from_table(
                     conn, topic=topic, progress=progress, index=index
@@ -96,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m services.consent.rebuild",
         description="Rebuild consent.subjects from the log (or consent.events), or verify it.",
     )
-    parser.add_argument("--from", dest="source", choices=("log", "table"), default="log")
+    parser.add_argument("--from", dest="source", choices=("log", "table", "ledger"), default="log")
     parser.add_argument("--verify", action="store_true", help="compare only, write nothing")
     parser.add_argument("--progress", action="store_true", help="a progress bar even without a TTY")
     parser.add_argument(

@@ -17,7 +17,7 @@ from shared.consent.state import LoggedEvent, OrderKey, SubjectState
 from shared.consent.suppression import Suppression, mark_erased, without_erased
 from shared.rejection import Rejected
 
-Source = Literal["log", "table"]
+Source = Literal["log", "table", "ledger"]
 CHUNK = 5000  # records per fetch, rows per cursor prefetch and per write
 
 

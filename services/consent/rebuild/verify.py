@@ -87,7 +87,7 @@ async def compare_with_table(conn: Any, rebuilt: Rebuilt) -> Verification:
             result.differing[subject] = "differs in " + ", ".join(fields)
     for subject in rebuilt.states.keys() - seen:
         result.differing[subject] = "rebuilt, absent from consent.subjects"
-    if rebuilt.source == "log" and result.differing:
+    if rebuilt.source in ("log", "ledger") and result.differing:
         result.skipped = await _find_moved_on(conn, rebuilt, list(result.differing))
         for subject in result.skipped:
             del result.differing[subject]

@@ -75,7 +75,10 @@ async def write_rebuilt(
         inserted = await _insert_events(conn, rebuilt)
         folded = [Folded(s, rebuilt.through.get(s.subject)) for s in rebuilt.states.values()]
         changed, deleted = await _replace_subjects(conn, folded)
-        if rebuilt.source == "log":
+        if rebuilt.source in ("log", "ledger"):
+            # From the ledger they may be behind the projection (its writer lagged):
+            # the projector then applies those events again, which changes nothing
+            # they have not changed already.
             positions = rebuilt.positions
             await conn.execute(
                 _SET_TRACKING, rebuilt.topic, list(positions), list(positions.values())
