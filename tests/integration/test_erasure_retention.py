@@ -4,23 +4,17 @@ included, and leaves the ledgers never trimmed; the start check reads what the b
 applies, accepting those topics and refusing one that keeps records for ever or past
 the deadline. On topics of the test's own (KAFKA_TOPIC_PREFIX), deleted after."""
 
-import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.erasure.mode import BOUNDED_RETENTION_DAYS, UnboundedRetentionError
-from shared.kafka.security import security_options
 from shared.kafka.topic_retention import configs_in_force, require_bounded_retention
 from shared.kafka.topic_specs import DLQ_MAX_MESSAGE_BYTES
-from shared.topics import CONSENT_EVENTS, CONSUMED, LEDGERS, PREFIX, dlq
+from shared.topics import CONSENT_EVENTS, CONSUMED, LEDGERS, dlq
 from tests.support.kafka import private_topics
-from tests.support.services import ROOT
+from tests.support.prefixed_topics import deleted_after, ours, provision
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -36,47 +30,10 @@ READ = (
 )
 
 
-def ours(prefix: str, topic: str) -> str:
-    return prefix + topic.removeprefix(PREFIX)
-
-
-async def provision(stack: Stack, prefix: str, mode: str) -> str:
-    """Runs the provisioning command on the prefixed topics; returns what it said."""
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
-        "KAFKA_TOPIC_PREFIX": prefix,
-        "KAFKA_PARTITIONS": "3",
-        "KAFKA_REPLICATION_FACTOR": "1",
-        "ERASURE_MODE": mode,
-    }
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "shared.kafka.provision"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stderr
-
-
 @pytest.fixture
 async def prefix(stack: Stack) -> AsyncIterator[str]:
-    prefix = f"test.erasure.{uuid.uuid4().hex[:8]}."
-    try:
+    async with deleted_after(stack, f"test.erasure.{uuid.uuid4().hex[:8]}.") as prefix:
         yield prefix
-    finally:
-        admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap, **security_options())
-        await admin.start()
-        try:
-            mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
-            if mine:
-                await admin.delete_topics(mine)
-        finally:
-            await admin.close()
 
 
 @pytest.fixture

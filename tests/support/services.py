@@ -18,9 +18,25 @@ PORTS = {"inbound": 8081, "consent": 8082, "dispatcher": 8083}
 
 
 class ServiceProcess:
-    def __init__(self, name: str, stack: Stack, log_dir: Path, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        stack: Stack,
+        log_dir: Path,
+        extra_env: dict[str, str],
+        port: int | None = None,
+    ) -> None:
+        """`port`: another public port than the suite's (its admin port 1000 above it),
+        for a second system beside the suite's."""
         self.name = name
-        self.port = PORTS[name]
+        self.port = port or PORTS[name]
+        if port is not None:
+            prefix = name.upper()
+            extra_env = {
+                f"{prefix}_HTTP_PORT": str(port),
+                f"{prefix}_ADMIN_PORT": str(port + 1000),
+                **extra_env,
+            }
         # Each service as its own role on the database it is given (docs/security.md):
         # the suite proves the roles suffice; DATABASE_URL stays the owner's fallback.
         database = extra_env.get("DATABASE_URL", stack.database_url)
