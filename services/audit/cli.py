@@ -1,12 +1,14 @@
 """`python -m services.audit` runs the replayable audit (policy clause 6.3, contract section 8).
 
 Exit status: 0 clean (warnings allowed unless --strict); 1 a violation found (or,
-with --strict, any finding); 2 usage error, or the broker/topics cannot be read."""
+with --strict, any finding); 2 usage error, or the broker/topics (with --from-ledger,
+the data keys) cannot be read."""
 
 import argparse
 import asyncio
 import gc
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,18 +18,23 @@ from pathlib import Path
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from services.audit import figures
 from services.audit.history import AuditPolicy
+from services.audit.ledger_read import FromLedger, LedgerKeysError, ledger_source
 from services.audit.page import write_report
 from services.audit.recompute import audit
-from services.audit.replay import Replayed, ReplayError, ReplayScope, Topics, replay
+from services.audit.replay import Replayed, ReplayError, ReplayScope, Source, Topics, replay
 from services.audit.report import AuditReport, Scope, build_report, console_summary
 from shared.consent.authenticity import Trust
+from shared.db.roles import AUDIT_URL
 from shared.dispatch.quiet_hours import QuietHoursPolicy
 from shared.dispatch.rules import FrequencyPolicy
 from shared.dispatch.timing import ALWAYS_OPEN
+from shared.erasure.settings import ErasureSettings, describe
 from shared.identifiers import mask_identifier, normalize_identifier
 from shared.phone import InvalidPhoneNumberError
 from shared.settings import (
+    LOCAL_DATABASE_URL,
     CommonSettings,
     FrequencySettings,
     QuietHoursSettings,
@@ -54,7 +61,10 @@ class AuditOptions:
     ack_allowance: timedelta = timedelta(seconds=1)
     strict: bool = False
     progress: bool | None = None
+    # With --from-ledger, only the requests topic is read of these.
     topics: Topics = field(default_factory=Topics)
+    # Set: the consent events and the decisions are read from the ledgers.
+    from_ledger: FromLedger | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,13 @@ class AuditRun:
 
 async def run_audit(options: AuditOptions) -> AuditRun:
     """Replays, recomputes and reports: the whole audit, for the CLI, the demo and tests."""
+    if options.from_ledger is None:
+        return await _run_audit(options, options.topics)
+    async with ledger_source(options.from_ledger, options.topics) as source:
+        return await _run_audit(options, source)
+
+
+async def _run_audit(options: AuditOptions, source: Source) -> AuditRun:
     generated_at = datetime.now(UTC)
     scope = ReplayScope(
         subjects=options.subjects,
@@ -74,7 +91,7 @@ async def run_audit(options: AuditOptions) -> AuditRun:
         context=options.frequency.window,
     )
     replayed = await replay(
-        options.bootstrap, scope, options.topics, trust=options.trust, progress=options.progress
+        options.bootstrap, scope, source, trust=options.trust, progress=options.progress
     )
     policy = AuditPolicy(
         frequency=options.frequency,
@@ -97,6 +114,7 @@ async def run_audit(options: AuditOptions) -> AuditRun:
             strict=options.strict,
             confirmation_deadline_seconds=options.confirmation_deadline.total_seconds(),
             settle_seconds=options.settle.total_seconds(),
+            source="topics" if options.from_ledger is None else "ledgers",
         ),
         frequency=options.frequency,
         generated_at=generated_at,
@@ -105,6 +123,7 @@ async def run_audit(options: AuditOptions) -> AuditRun:
         positions=replayed.positions,
         read=dict(replayed.read),
         unreadable=dict(replayed.history.unreadable),
+        from_ledgers=figures.from_ledgers(replayed.history),
     )
     paths = write_report(report, options.out) if options.out is not None else None
     return AuditRun(report, replayed, paths)
@@ -131,9 +150,10 @@ def parser() -> argparse.ArgumentParser:
     frequency = FrequencySettings()  # the dispatcher's limits, with their env overrides
     p = argparse.ArgumentParser(
         prog="python -m services.audit",
-        description="Replay consent.events.v1, messages.requests.v1 and messages.decisions.v1, "
-        "recompute every decision with the services' own fold and rules, and report "
-        "(policy clause 6.3). Exit 0 clean, 1 violation, 2 error.",
+        description="Replay consent.events.v1, messages.requests.v1 and messages.decisions.v1 "
+        "(or, with --from-ledger, the ledgers and messages.requests.v1), recompute every "
+        "decision with the services' own fold and rules, and report (policy clause 6.3). "
+        "Exit 0 clean, 1 violation, 2 error.",
     )
     p.add_argument("--since", type=_moment, help="RFC 3339; check from this moment")
     p.add_argument("--until", type=_moment, help="RFC 3339; check up to (excluding) this moment")
@@ -170,6 +190,14 @@ def parser() -> argparse.ArgumentParser:
         "may not have been acknowledged yet: not a breach (default 1 s)",
     )
     p.add_argument("--strict", action="store_true", help="fail (exit 1) on warnings too")
+    p.add_argument(
+        "--from-ledger",
+        action="store_true",
+        help="read the consent events and the decisions from consent.ledger.v1 and "
+        "messages.decisions.ledger.v1 (never trimmed) instead of their topics; needs "
+        "ERASURE_MASTER_KEYS, ERASURE_ACTIVE_KEY, ERASURE_INDEX_KEY and AUDIT_DATABASE_URL "
+        "(else DATABASE_URL) to read consent.data_keys and consent.suppression",
+    )
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None)
     bar.add_argument("--no-progress", dest="progress", action="store_false")
@@ -203,7 +231,19 @@ def options_from(argv: Sequence[str] | None = None) -> AuditOptions:
         ack_allowance=timedelta(seconds=args.ack_allowance_seconds),
         strict=args.strict,
         progress=args.progress,
+        from_ledger=_from_ledger(p) if args.from_ledger else None,
     )
+
+
+def _from_ledger(p: argparse.ArgumentParser) -> FromLedger:
+    try:
+        erasure = ErasureSettings()
+    except ValidationError as exc:
+        p.error(f"--from-ledger: {describe(exc)}")
+    # The audit's read-only role when set: it may read the key table and the
+    # suppression list, nothing else of the consent schema's secrets.
+    url = os.environ.get(AUDIT_URL) or os.environ.get("DATABASE_URL") or LOCAL_DATABASE_URL
+    return FromLedger(database_url=url, erasure=erasure)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -215,6 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         run = asyncio.run(run_audit(options))
+    except LedgerKeysError as exc:
+        print(f"audit: cannot open the ledgers: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except (KafkaError, ReplayError, OSError) as exc:
         print(f"audit: cannot read the log on {options.bootstrap}: {exc!r}", file=sys.stderr)
         return EXIT_ERROR

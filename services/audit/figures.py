@@ -1,5 +1,6 @@
 """Computes the audit's figures (contract section 8), pure: decisions by reason and over
-time, opt-out to enforcement latency, messages per recipient per day."""
+time, opt-out to enforcement latency, messages per recipient per day, and, read from
+the ledgers, what each held and what was about erased people."""
 
 import math
 from collections import Counter
@@ -7,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from services.audit.history import LoggedDecision
+from services.audit.history import History, LedgerRead, LoggedDecision
 from services.audit.opt_out_checks import OptOutOutcome
 from shared.contract.decisions import Decision, Reason
 from shared.dispatch.rules import FrequencyPolicy
@@ -159,4 +160,35 @@ def frequency(
         ],
         window_peak=max(peaks, default=0),
         recipients_at_limit=sum(1 for p in peaks if p >= policy.limit),
+    )
+
+
+class FromLedgers(BaseModel):
+    """What an audit from the ledgers read: each ledger whole (its erased entries are
+    erased subjects, counted and never judged; its chain per partition), and what was
+    set aside as about erased people: their requests (owed no decision the ledger can
+    show), and the events and decisions that opened after their erasure (of those, only
+    a dispatch is judged)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ledgers: list[LedgerRead]
+    requests_of_erased: int
+    events_of_erased: int
+    decisions_of_erased: int
+
+    @property
+    def intact(self) -> bool:
+        return all(ledger.intact for ledger in self.ledgers)
+
+
+def from_ledgers(history: History) -> FromLedgers | None:
+    """None for a history read from the topics."""
+    if not history.ledgers:
+        return None
+    return FromLedgers(
+        ledgers=list(history.ledgers),
+        requests_of_erased=history.erased_requests,
+        events_of_erased=history.erased_events,
+        decisions_of_erased=len(history.about_erased),
     )

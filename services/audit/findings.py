@@ -3,7 +3,8 @@
 Severity (docs/audit.md): a *violation* breaks a guarantee of the contract
 (section 4 and 8: nothing dispatched without valid consent, nothing after an
 opt-out but its one confirmation, nothing at all after an erasure request, each
-decision what the rules give, never sent twice) and fails the audit; a *warning*
+decision what the rules give, never sent twice; read from the ledgers, the past
+proved intact) and fails the audit; a *warning*
 is reported and fails the audit only under `--strict` (missing or late
 confirmations, requests left undecided, decisions without their request)."""
 
@@ -32,6 +33,17 @@ class FindingKind(StrEnum):
     FORGED_EVENT = "forged_event"
 
 
+class LedgerFindingKind(StrEnum):
+    """What only a replay of the ledgers (--from-ledger) can find: kept apart from
+    FindingKind, every kind of which a replay of the topics can find."""
+
+    LEDGER_CHAIN_BROKEN = "ledger_chain_broken"
+    LEDGER_ENTRY_UNREADABLE = "ledger_entry_unreadable"
+
+
+AnyKind = FindingKind | LedgerFindingKind
+
+
 class Severity(StrEnum):
     VIOLATION = "violation"
     WARNING = "warning"
@@ -39,7 +51,7 @@ class Severity(StrEnum):
 
 # The kind's usual severity; a request decided several times is a violation only
 # when it was dispatched more than once (sent twice), else a warning.
-SEVERITY: dict[FindingKind, Severity] = {
+SEVERITY: dict[AnyKind, Severity] = {
     FindingKind.DISPATCHED_WITHOUT_CONSENT: Severity.VIOLATION,
     FindingKind.DISPATCHED_AFTER_OPT_OUT: Severity.VIOLATION,
     FindingKind.DECISION_MISMATCH: Severity.VIOLATION,
@@ -58,6 +70,12 @@ SEVERITY: dict[FindingKind, Severity] = {
     # Clause 4.4: only the user can lift their STOP. The projection refused the
     # event, but whoever could write it to the log tried to speak for a user.
     FindingKind.FORGED_EVENT: Severity.VIOLATION,
+    # The past is no longer proved: an entry of the durable truth was altered,
+    # removed, inserted or moved (docs/erasure.md, section 3).
+    LedgerFindingKind.LEDGER_CHAIN_BROKEN: Severity.VIOLATION,
+    # The entry or the key table was altered, or a key replaced: what it held cannot
+    # be judged, and nothing says its person was erased.
+    LedgerFindingKind.LEDGER_ENTRY_UNREADABLE: Severity.VIOLATION,
 }
 
 
@@ -112,7 +130,7 @@ class DecisionRef(BaseModel):
 class Finding(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    kind: FindingKind
+    kind: AnyKind
     severity: Severity
     request_id: str | None
     recipient: str | None  # masked (clause 5.3): enough to correlate, not to dial
@@ -126,7 +144,7 @@ class Finding(BaseModel):
 
 
 def finding(
-    kind: FindingKind,
+    kind: AnyKind,
     *,
     recipient: str | None,
     at: datetime,

@@ -1,10 +1,14 @@
-"""Holds the replayed history the audit judges: records of the three topics with their
-place in the log. Plain values, no I/O: `replay` fills them, `recompute` reads them."""
+"""Holds the replayed history the audit judges: records of the three topics (or of the
+ledgers and the requests topic) with their place in the log. Plain values, no I/O:
+`replay` fills them, `recompute` reads them."""
 
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from pydantic import BaseModel, ConfigDict
+
+from services.audit.findings import LedgerFindingKind
 from shared.consent.state import LoggedEvent
 from shared.contract.decisions import DispatchDecision
 from shared.contract.requests import SendRequest
@@ -47,6 +51,47 @@ class LoggedDecision:
         )
 
 
+class PartitionChain(BaseModel):
+    """One ledger partition's chain: its records, and the ledger offsets where a link
+    does not follow (a record that is no entry included)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    entries: int
+    intact: bool
+    breaks: list[int]
+
+
+class LedgerRead(BaseModel):
+    """One ledger, read whole: `erased` entries are erased subjects (their key is gone),
+    counted and never judged; `unreadable` ones did not open, or are no entry."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ledger: str
+    entries: int
+    opened: int
+    erased: int
+    unreadable: int
+    partitions: dict[str, PartitionChain]
+
+    @property
+    def intact(self) -> bool:
+        return all(p.intact for p in self.partitions.values())
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerFault:
+    """A ledger record the audit cannot trust, where it is: a finding whatever the range."""
+
+    kind: LedgerFindingKind
+    ledger: str
+    partition: int
+    offset: int
+    at: datetime  # the entry's log time, or the record's own for one that is no entry
+    detail: str
+
+
 @dataclass
 class History:
     events: list[LoggedEvent] = field(default_factory=list)
@@ -59,6 +104,15 @@ class History:
     # Events that claim WhatsApp without its signature, with why: the projection
     # refused them, and someone wrote them.
     forged: list[tuple[LoggedEvent, str]] = field(default_factory=list)
+    # Read from the ledgers only (--from-ledger): what each held, what broke, and what
+    # is about erased people, set aside from what is judged.
+    ledgers: list[LedgerRead] = field(default_factory=list)
+    ledger_faults: list[LedgerFault] = field(default_factory=list)
+    erased_requests: int = 0
+    erased_events: int = 0
+    # Opened after their recipient's erasure: no send to them is allowed, so only a
+    # dispatch among them is judged.
+    about_erased: list[LoggedDecision] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from pathlib import Path
 from services.audit.charts import Bar, bar_chart
 from services.audit.figures import LATENCY_BOUNDS
 from services.audit.findings import Finding
-from services.audit.report import HTML_NAME, JSON_NAME, AuditReport
+from services.audit.history import LedgerRead
+from services.audit.report import HTML_NAME, JSON_NAME, AuditReport, chain_text
 from shared.contract.decisions import Reason
 
 _SHOWN_FINDINGS = 5000  # the JSON has them all
@@ -18,7 +19,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .clean{background:#2e7d32}.failed{background:#c62828}.warn{background:#ef6c00}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:4px 8px;
 text-align:left;vertical-align:top}th{background:#f5f5f5}td.n{text-align:right}
-.violation{color:#c62828;font-weight:600}.warning{color:#ef6c00}
+.violation{color:#c62828;font-weight:600}.warning{color:#ef6c00}.intact{color:#2e7d32}
 .muted{color:#666;font-size:12px}code{font-size:12px}
 """
 
@@ -129,6 +130,40 @@ def _findings(report: AuditReport) -> str:
     return f"<table><tr>{head}</tr>{rows}</table>{note}"
 
 
+def _ledger_row(ledger: LedgerRead) -> str:
+    counts = (ledger.entries, ledger.opened, ledger.erased, ledger.unreadable)
+    chain = f"<td class={'intact' if ledger.intact else 'violation'}>{escape(chain_text(ledger))}"
+    return (
+        f"<tr><td><code>{escape(ledger.ledger)}</code></td>"
+        + "".join(f"<td class=n>{n}</td>" for n in counts)
+        + f"{chain}</td></tr>"
+    )
+
+
+def _ledgers(report: AuditReport) -> str:
+    read = report.from_ledgers
+    if read is None:
+        return ""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("ledger", "entries", "opened", "erased (erased subject)", "unreadable", "chain")
+    )
+    rows = "".join(_ledger_row(ledger) for ledger in read.ledgers)
+    aside = _table(
+        [
+            ("requests of erased people (not judged)", read.requests_of_erased),
+            ("events opened after their person's erasure (not folded)", read.events_of_erased),
+            ("decisions opened after their recipient's erasure", read.decisions_of_erased),
+        ]
+    )
+    return (
+        "<h2>Ledgers</h2><p>The consent events and the decisions were read from the "
+        "ledgers, every partition's chain checked; what is about erased people is "
+        "counted, never judged, but for a dispatch to them.</p>"
+        f"<table><tr>{head}</tr>{rows}</table>{aside}"
+    )
+
+
 def render_html(report: AuditReport) -> str:
     s, lat, freq, rec = report.scope, report.latency, report.frequency, report.recomputed
     if report.violations:
@@ -162,6 +197,7 @@ def render_html(report: AuditReport) -> str:
         f"range {escape(str(s.since or 'the beginning'))} .. {escape(str(s.until or 'the end'))}"
         f" · subjects: {escape(', '.join(s.subjects) or 'all')} · {escape(s.bootstrap)}"
         f" · log as of {escape(report.as_of.isoformat())}"
+        + (" · read from the ledgers" if report.from_ledgers is not None else "")
     )
     reasons = _table(list(report.decisions_by_reason.items()))
     read = _table(
@@ -178,6 +214,7 @@ def render_html(report: AuditReport) -> str:
         f"<h2>Opt-out to enforcement latency</h2>{_latency_chart(report)}"
         f"<h2>Messages per recipient per day against the frequency limit</h2>"
         f"{_frequency_chart(report)}"
+        f"{_ledgers(report)}"
         f"<h2>Findings ({len(report.findings)})</h2>{_findings(report)}"
         f"<h2>Records read</h2>{read}"
         "</body></html>\n"

@@ -19,6 +19,7 @@ from operator import attrgetter
 from services.audit.findings import DecisionRef, Finding, FindingKind, finding
 from services.audit.forgery_checks import judge_forgeries
 from services.audit.history import AuditPolicy, History, LoggedDecision, LoggedRequest
+from services.audit.ledger_checks import judge_ledgers
 from services.audit.opt_out_checks import OptOutOutcome, judge_opt_outs, opt_out_breach
 from services.audit.request_checks import judge_requests, mismatch_finding
 from services.audit.subject_logs import SubjectLog, subject_logs
@@ -83,6 +84,7 @@ def audit(history: History, policy: AuditPolicy) -> AuditResult:
     )
     result.opt_outs = judge_opt_outs(subjects, requests, by_recipient, policy, result.findings)
     result.findings.extend(judge_forgeries(history.forged, policy))
+    result.findings.extend(judge_ledgers(history, policy))
     result.findings.sort(key=lambda f: (f.at, f.kind))
     return result
 

@@ -4,11 +4,13 @@
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from services.audit import figures
 from services.audit.findings import Finding, Severity
+from services.audit.history import LedgerRead
 from services.audit.recompute import AuditResult
 from shared.dispatch.rules import FrequencyPolicy
 
@@ -33,6 +35,9 @@ class Scope(BaseModel):
     strict: bool
     confirmation_deadline_seconds: float
     settle_seconds: float
+    # Where the consent events and the decisions were read: the topics, or the ledgers
+    # (--from-ledger; requests come from their topic either way).
+    source: Literal["topics", "ledgers"] = "topics"
 
 
 class AuditReport(BaseModel):
@@ -58,6 +63,7 @@ class AuditReport(BaseModel):
     warnings: int
     exit_code: int
     findings: list[Finding]
+    from_ledgers: figures.FromLedgers | None = None  # None: read from the topics
 
 
 def build_report(
@@ -71,6 +77,7 @@ def build_report(
     positions: dict[str, dict[str, tuple[int, int]]],
     read: dict[str, int],
     unreadable: dict[str, int],
+    from_ledgers: figures.FromLedgers | None = None,
 ) -> AuditReport:
     violations = sum(1 for f in result.findings if f.severity is Severity.VIOLATION)
     warnings = len(result.findings) - violations
@@ -100,6 +107,7 @@ def build_report(
         warnings=warnings,
         exit_code=1 if failed else 0,
         findings=result.findings,
+        from_ledgers=from_ledgers,
     )
 
 
@@ -107,6 +115,33 @@ def _seconds(value: float | None) -> str:
     if value is None:
         return "n/a"
     return f"{value * 1000:.0f} ms" if abs(value) < 10 else f"{value:.1f} s"
+
+
+def chain_text(ledger: LedgerRead) -> str:
+    partitions = len(ledger.partitions)
+    if ledger.intact:
+        return f"chain intact in {partitions}/{partitions} partitions"
+    broken = "; ".join(
+        f"partition {p} at offset{'s' if len(c.breaks) > 1 else ''} "
+        + ", ".join(map(str, c.breaks))
+        for p, c in ledger.partitions.items()
+        if not c.intact
+    )
+    return f"chain BROKEN: {broken}"
+
+
+def ledger_lines(read: figures.FromLedgers) -> list[str]:
+    lines = ["  source     the ledgers (--from-ledger); requests from their topic"]
+    for ledger in read.ledgers:
+        lines.append(
+            f"  ledger     {ledger.ledger}: {ledger.entries} entries, {ledger.erased} erased "
+            f"(erased subject), {ledger.unreadable} unreadable; {chain_text(ledger)}"
+        )
+    lines.append(
+        f"  erased     set aside as about erased people: {read.requests_of_erased} requests, "
+        f"{read.events_of_erased} events, {read.decisions_of_erased} decisions"
+    )
+    return lines
 
 
 def console_summary(report: AuditReport, paths: tuple[Path, Path] | None = None) -> str:
@@ -140,6 +175,8 @@ def console_summary(report: AuditReport, paths: tuple[Path, Path] | None = None)
         f"{freq.window_peak}, {freq.recipients_at_limit} recipients at the limit",
         f"  findings   {report.violations} violations, {report.warnings} warnings ({kinds})",
     ]
+    if report.from_ledgers is not None:
+        lines[2:2] = ledger_lines(report.from_ledgers)
     if paths is not None:
         lines.append(f"  report     {paths[1]}  {paths[0]}")
     lines.append(f"  verdict    {verdict} (exit {report.exit_code})")
