@@ -40,7 +40,7 @@ LOCAL_PG = $(if $(strip $(DATABASE_URL)),,DATABASE_URL="$$("$(LOCAL)/postgres.sh
 # local Kafka as principal NAME (deploy/local/lib.sh); otherwise it does nothing.
 KAFKA_AS = source "$(LOCAL)/lib.sh" && use_kafka_principal
 
-.PHONY: help venv deps infra-up up down run lint typecheck test demo bench audit rebuild erase chaos
+.PHONY: help venv deps infra-up up down run lint typecheck test demo bench audit rebuild erase rotate-keys chaos
 
 help:
 	@echo "make venv       .venv with the project installed (reinstalls when pyproject.toml changes)"
@@ -56,6 +56,7 @@ help:
 	@echo "make test       everything needed, then the whole test suite on real Kafka and PostgreSQL"
 	@echo "make demo | bench | audit | rebuild"
 	@echo "make erase      record an erasure request: SUBJECT=<phone or BSUID> REQUESTED_BY=<who> [REASON=...]"
+	@echo "make rotate-keys rewrap the ledgers' data keys under ERASURE_ACTIVE_KEY"
 	@echo "make chaos      the fault-injection run on a stack of its own (ARGS=\"--minutes N\")"
 
 # python3.11 by preference (the version CI and the lock of ranges were tried
@@ -152,6 +153,12 @@ erase: infra-up
 	fi
 	@cd "$(ROOT)" && $(KAFKA_AS) consent && $(LOCAL_KAFKA) "$(PY)" -m services.consent.erasure_request \
 		"$(SUBJECT)" --requested-by "$(REQUESTED_BY)" $(if $(REASON),--reason "$(REASON)")
+
+# Rewraps every data key under ERASURE_ACTIVE_KEY, after adding a new master key to
+# ERASURE_MASTER_KEYS (docs/erasure.md, section 4); then the old key can go.
+rotate-keys: infra-up
+	@cd "$(ROOT)" && source "$(LOCAL)/lib.sh" && load_local_secrets && \
+		$(LOCAL_PG) "$(PY)" -m shared.erasure.rotate $(ARGS)
 
 # Fault injection on a stack of its own (3 Kafka brokers on 19192/29192/31192,
 # PostgreSQL on 55433, the services on 18081-18083, all under .local/chaos/), so it

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.consent.state import LoggedEvent, SubjectState
+from shared.contract.events import IDENTITY_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,12 @@ def identifiers_of(logged: LoggedEvent) -> tuple[str, ...]:
 
 def erased_before(logged: LoggedEvent, suppressed: Mapping[str, Suppression]) -> bool:
     """Whether the record belongs to an erasure's past: it names an erased identifier
-    and the broker appended it before that erasure was carried out."""
+    and the broker appended it before that erasure was carried out. Never a link
+    (IdentityLinked, IdentifierChanged): one the erasure did not see joins another
+    identifier to the person, and applying it marks that one too, so that the next
+    round of the erasure job erases both."""
+    if logged.event.type in IDENTITY_TYPES:
+        return False
     return any(
         (s := suppressed.get(identifier)) is not None and logged.log_time < s.erased_at
         for identifier in identifiers_of(logged)

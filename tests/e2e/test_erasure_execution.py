@@ -2,6 +2,7 @@
 once its grace has passed, the person's rows and keys are gone from the consent
 schema, a suppression entry per identifier stays, and nothing brings sends back."""
 
+import asyncio
 import time
 
 import httpx
@@ -88,11 +89,15 @@ async def test_an_erased_person_leaves_only_the_fact_of_their_objection(world: W
 
     # A producer sending the person's old grant again cannot bring sends back: their
     # objection outlives their data.
+    # The projector marks the state it folds with the erasure (opted_out, naming it)
+    # and the job's next round, within a second here, erases it again (no_consent).
     await produce(world.stack.kafka_bootstrap, CONSENT_EVENTS, [(phone, consent_granted(phone))])
-    await world.until_state(phone, lambda s: s["erasure_event_id"] == request)
+    await asyncio.sleep(1)
     [still] = await world.decide(phone)
-    assert (still["decision"], still["reason"]) == ("dropped", "opted_out")
-    assert still["consent_event_id"] == request
+    assert (still["decision"], still["reason"], still["consent_event_id"]) in {
+        ("dropped", "opted_out", request),
+        ("dropped", "no_consent", None),
+    }
     confirmations = [
         v
         for v in map(orjson.loads, (r.value for r in world.decisions.records))

@@ -15,6 +15,8 @@ asks to be erased; then:
   an erased subject's."""
 
 import asyncio
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -47,16 +49,17 @@ from tests.support.ledgers import data_keys, ledger_entries
 from tests.support.prefixed_topics import deleted_after, ours, provision
 from tests.support.private_db import private_database
 from tests.support.records import consent_granted, send_request, unique_phone
-from tests.support.services import ServiceProcess
-from tests.support.signing import ERASURE_INDEX
+from tests.support.services import ROOT, ServiceProcess
+from tests.support.signing import ERASURE_INDEX, SIGNING_ENV
 from tests.support.stack import Stack
 from tests.support.webhooks import signed
 from tests.support.whatsapp_world import message_from, user_id
 
 pytestmark = pytest.mark.e2e
 
-# The suite's system answers on 8081-8083; this one beside it.
-PORTS = {"inbound": 18081, "consent": 18082, "dispatcher": 18083}
+# The suite's system answers on 8081-8083 and make chaos's on 18081-18083; this one
+# beside them (admin ports 1000 above).
+PORTS = {"inbound": 28081, "consent": 28082, "dispatcher": 28083}
 KEPT_MS = 3000  # the compressed retention of every bounded topic
 
 
@@ -72,8 +75,16 @@ class System:
             "ERASURE_MODE": "on",
             "ERASURE_GRACE_SECONDS": "0",
             "ERASURE_JOB_INTERVAL_SECONDS": "1",
+            # Consumer groups, and the ledger writers' transactional ids made from
+            # them, of its own: shared with the suite's system, each would fence
+            # the other's producers.
+            "INBOUND_GROUP_ID": f"{prefix}inbound",
+            "CONSENT_GROUP_ID": f"{prefix}consent-projector",
+            "CONSENT_LEDGER_GROUP_ID": f"{prefix}consent-ledger",
+            "CONSENT_DECISIONS_LEDGER_GROUP_ID": f"{prefix}consent-ledger-decisions",
+            "DISPATCHER_GROUP_ID": f"{prefix}dispatcher",
         }
-        self.prefix, self.database = prefix, database
+        self.prefix, self.database, self.log_dir = prefix, database, log_dir
         self.services = {
             name: ServiceProcess(name, stack, log_dir, env, port=port)
             for name, port in PORTS.items()
@@ -292,3 +303,41 @@ async def _erase_and_prove(
     after = await decisions_for(decisions, {r["request_id"] for r in asked})
     verdicts = {(d["decision"], d["reason"], d["consent_event_id"]) for d in after.values()}
     assert verdicts <= {("dropped", "opted_out", request), ("dropped", "no_consent", None)}
+
+    # The audit of the period, from the ledgers, is clean, warnings included; the
+    # person's records are there, counted as an erased subject's, and chained.
+    status, report = await audit_from_ledgers(stack, system)
+    assert status == 0, report
+    assert "erased (erased subject)" in report
+    erased_entries = [
+        int(line.split(" entries, ")[1].split(" erased")[0])
+        for line in report.splitlines()
+        if line.strip().startswith("ledger ")
+    ]
+    assert len(erased_entries) == 2 and all(n > 0 for n in erased_entries), report
+    assert "chain intact" in report and "unreadable" in report
+
+
+async def audit_from_ledgers(stack: Stack, system: System) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.audit",
+        "--from-ledger",
+        "--strict",
+        "--out",
+        str(system.log_dir / "audit"),
+        cwd=ROOT,
+        env={
+            **os.environ,
+            **SIGNING_ENV,
+            **ALWAYS_OPEN,
+            "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+            "KAFKA_TOPIC_PREFIX": system.prefix,
+            "DATABASE_URL": system.database,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    return process.returncode or 0, output.decode()

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
 from services.consent.erasure_job import ErasureJob
@@ -114,8 +115,15 @@ async def test_an_erasure_deletes_the_person_and_keeps_only_the_fact(pool: Any) 
     assert (await store.subject(bystander)) is not None, "only the person is erased"
     assert await job.erase_due() == [], "nothing left to erase"
 
-    # A consumer meeting the person's records again writes nothing back.
+    # A consumer meeting the person's records again writes nothing back but their
+    # link (the erasure might not have known it): applied, it marks them, and the
+    # next round erases it.
     await log.again(past[:4])
+    assert (await rows_naming(pool, phone, other_id))["events"] == 1
+    relinked = await store.subject(other_id)
+    assert relinked is not None and relinked.erasure_event_id == request
+    [again_linked] = await job.erase_due()
+    assert (again_linked.first_time, again_linked.events_deleted) == (False, 1)
     assert (await rows_naming(pool, phone, other_id))["events"] == 0
     assert await store.subject(phone) is None
 
@@ -145,3 +153,35 @@ async def test_the_log_stays_append_only_outside_an_erasure(pool: Any) -> None:
             await conn.execute("UPDATE consent.events SET type = type")
     with pytest.raises(Exception, match="append-only: DELETE refused"):
         await pool.execute("DELETE FROM consent.events")
+
+
+async def test_only_a_recorded_request_erases_and_only_its_person(pool: Any) -> None:
+    """The service's role holds EXECUTE on consent.erase_person: it must not be able to
+    erase someone nobody asked to erase."""
+    store = ConsentStore(pool, ERASURE_INDEX)
+    log = Log(store)
+    asker, bystander = unique_phone(), unique_phone()
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    [_, request, _] = await log.apply(
+        consent_event(asker, occurred_at=at.isoformat()),
+        consent_event(
+            asker,
+            "ErasureRequested",
+            source="erasure_api",
+            evidence={"requested_by": "dpo", "reason": "test"},
+            occurred_at=at.isoformat(),
+        ),
+        consent_event(bystander, occurred_at=at.isoformat()),
+        at=at,
+    )
+    erase = "SELECT consent.erase_person($1::text[], $2::text[], $3, $4)"
+    for identifiers, event_id in (
+        ([asker, bystander], request.event.event_id),  # someone else slipped in
+        ([bystander], "no-such-request"),  # no request at all
+    ):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await pool.fetchval(
+                erase, identifiers, [ERASURE_INDEX.of(i) for i in identifiers], event_id, at
+            )
+    assert await store.subject(bystander) is not None
+    assert await pool.fetchval("SELECT count(*) FROM consent.suppression") == 0

@@ -10,8 +10,11 @@ from shared.consent.state import LoggedEvent
 from shared.consent.suppression import identifiers_of
 from shared.contract.decisions import DispatchDecision
 from shared.contract.events import ConsentEvent
+from shared.contract.purposes import OPT_OUT_CONFIRMATION, permitted_purpose
+from shared.identifiers import normalize_identifier
 from shared.kafka.log_order import broker_time
 from shared.ledger.entries import LedgerEntry, Sealable
+from shared.phone import InvalidPhoneNumberError
 
 # A decision without a usable recipient names nobody the system can find: it is
 # sealed under the data key of this empty identifier, which no erasure deletes.
@@ -70,9 +73,29 @@ def decision_sealable(record: ConsumerRecord) -> Sealable | None:
         facts={
             "decision": decision.decision.value,
             "reason": decision.reason.value,
-            "purpose": decision.purpose,
+            "purpose": _known(decision.purpose),
             "decided_at": decision.decided_at.isoformat(),
         },
-        identifiers=(decision.recipient or NOBODY,),
+        identifiers=(_recipient(decision.recipient),),
         content=record.value,
     )
+
+
+def _known(purpose: str | None) -> str | None:
+    # A purpose is free text on an invalid request (salvaged from its body): only
+    # the contract's own names stay in clear, for ever; anything else may hold a
+    # number and is only in the sealed content.
+    if purpose is None:
+        return None
+    return purpose if permitted_purpose(purpose) or purpose == OPT_OUT_CONFIRMATION else "other"
+
+
+def _recipient(recipient: str | None) -> str:
+    """The recipient as the erasure knows them (normalised), or NOBODY: a recipient
+    that does not parse is an identifier no erasure could name."""
+    if recipient is None:
+        return NOBODY
+    try:
+        return normalize_identifier(recipient)
+    except InvalidPhoneNumberError:
+        return NOBODY

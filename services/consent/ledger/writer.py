@@ -59,6 +59,10 @@ class LedgerWriter(ConsumerRebalanceListener):  # type: ignore[misc]
         self.bootstrap, self.group_id = bootstrap, group_id
         self.producers: dict[int, AIOKafkaProducer] = {}
         self.heads: dict[int, str] = {}
+        # Per partition, the source offset after the last one copied: a batch retried
+        # after some of its partitions committed, or records fetched from an offset
+        # committed before the last transaction completed, are not copied twice.
+        self.copied: dict[int, int] = {}
         # Set once a partition's producer and head are ready: the consume loop may
         # hand its records over before this listener has finished setting it up.
         self.ready: dict[int, asyncio.Event] = {}
@@ -80,7 +84,9 @@ class LedgerWriter(ConsumerRebalanceListener):  # type: ignore[misc]
             async with producer.transaction():
                 pass
             self.producers[tp.partition] = producer
-            self.heads[tp.partition] = await last_link(self.bootstrap, self.ledger, tp.partition)
+            self.heads[tp.partition], self.copied[tp.partition] = await last_link(
+                self.bootstrap, self.ledger, tp.partition
+            )
             self._ready(tp.partition).set()
         log.info("ledger partitions assigned", ledger=self.ledger, partitions=sorted(self.heads))
 
@@ -94,6 +100,7 @@ class LedgerWriter(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _release(self, partition: int) -> None:
         self.ready.pop(partition, None)
         self.heads.pop(partition, None)
+        self.copied.pop(partition, None)
         producer = self.producers.pop(partition, None)
         if producer is not None:
             await producer.stop()
@@ -102,10 +109,14 @@ class LedgerWriter(ConsumerRebalanceListener):  # type: ignore[misc]
         described = [(record, self.describe(record)) for record in batch]
         items = [item for _, item in described if item is not None]
         pseudonyms = {i: self.index.of(i) for item in items for i in item.identifiers}
-        keys = await self.keys.for_writing({pseudonyms[item.identifiers[0]] for item in items})
-        # After the keys: a key made for an identifier erased meanwhile must not seal
-        # its erased past (shared/consent/suppression.py); an erasure committed after
-        # this read deletes whatever key it finds, that one included.
+        # An erased identifier gets no key again: whatever names it is kept empty.
+        erased = await suppressed_among(self.pool, self.index, pseudonyms.keys())
+        keys = await self.keys.for_writing(
+            {pseudonyms[item.identifiers[0]] for item in items if not _names(item, erased)}
+        )
+        # Again after the keys: a key made for an identifier erased meanwhile must
+        # seal nothing; an erasure committed after this read deletes whatever key
+        # it finds, that one included.
         suppressed = await suppressed_among(self.pool, self.index, pseudonyms.keys())
         by_partition: dict[int, list[tuple[ConsumerRecord, Sealable | None]]] = defaultdict(list)
         for record, item in described:
@@ -124,6 +135,9 @@ class LedgerWriter(ConsumerRebalanceListener):  # type: ignore[misc]
         keys: Mapping[str, DataKey],
         suppressed: Mapping[str, Suppression],
     ) -> None:
+        records = [(r, item) for r, item in records if r.offset >= self.copied[partition]]
+        if not records:
+            return
         producer = self.producers[partition]
         head = self.heads[partition]
         born_erased = 0
@@ -132,8 +146,8 @@ class LedgerWriter(ConsumerRebalanceListener):  # type: ignore[misc]
                 if item is None:
                     continue
                 names = tuple(pseudonyms[i] for i in item.identifiers)
-                key: DataKey | None = keys[names[0]]
-                if _erased_past(item, suppressed):
+                key: DataKey | None = keys.get(names[0])
+                if key is None or _names(item, suppressed):
                     # Its person was erased: the entry holds the place, the clear
                     # facts and the chain, never the content.
                     key, born_erased = None, born_erased + 1
@@ -148,6 +162,7 @@ class LedgerWriter(ConsumerRebalanceListener):  # type: ignore[misc]
             offsets = {TopicPartition(self.source, partition): records[-1][0].offset + 1}
             await producer.send_offsets_to_transaction(offsets, self.group_id)
         self.heads[partition] = head
+        self.copied[partition] = records[-1][0].offset + 1
         written = sum(1 for _, item in records if item is not None)
         metrics.LEDGER_ENTRIES.labels(self.ledger).inc(written)
         metrics.LEDGER_SKIPPED.labels(self.ledger).inc(len(records) - written)
@@ -155,16 +170,14 @@ class LedgerWriter(ConsumerRebalanceListener):  # type: ignore[misc]
             metrics.LEDGER_BORN_ERASED.labels(self.ledger).inc(born_erased)
 
 
-def _erased_past(item: Sealable, suppressed: Mapping[str, Suppression]) -> bool:
-    return any(
-        (s := suppressed.get(identifier)) is not None and item.log_time < s.erased_at
-        for identifier in item.identifiers
-    )
+def _names(item: Sealable, suppressed: Mapping[str, Suppression]) -> bool:
+    return any(identifier in suppressed for identifier in item.identifiers)
 
 
-async def last_link(bootstrap: str, ledger: str, partition: int) -> str:
-    """The chain of the last committed entry of a ledger partition (GENESIS if none),
-    read backwards in growing steps: transaction markers occupy offsets too."""
+async def last_link(bootstrap: str, ledger: str, partition: int) -> tuple[str, int]:
+    """The chain of the last committed entry of a ledger partition (GENESIS if none)
+    and the source offset after it (0 if none), read backwards in growing steps:
+    transaction markers occupy offsets too."""
     consumer = range_consumer(bootstrap)
     tp = TopicPartition(ledger, partition)
     try:
@@ -177,11 +190,11 @@ async def last_link(bootstrap: str, ledger: str, partition: int) -> str:
             frm = max(start, end - step)
             found = await _last_entry(consumer, tp, frm, end)
             if found is not None:
-                return found.chain
+                return found.chain, found.offset + 1
             if frm == start:
                 break
             end, step = frm, step * 4
-        return GENESIS
+        return GENESIS, 0
     finally:
         await consumer.stop()
 

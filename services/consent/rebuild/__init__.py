@@ -14,8 +14,7 @@ streamed with a server-side cursor from one snapshot. `--from ledger` folds
 truth once the log's retention is bounded (docs/erasure.md): the chain of every
 partition is checked first, erased people's entries are counted and skipped,
 and the positions written to `consent.tracking` are those the ledger writer
-committed, so the projector goes on from where the ledger ends (at worst
-applying again events it had applied, which changes nothing).
+committed; a projection past them is refused (let the writer catch up first).
 
 The log is read with the current rules. When validation tightens, a record
 the projector accepted under the looser rules is skipped like any reject, so

@@ -49,9 +49,10 @@ async def rebuild_states_from_ledger(
     entries = await _read(bootstrap, ledger, rebuilt, progress)
     with cyclic_gc_paused():
         found = await keys.for_reading({e.pseudonyms[0] for e in entries})
+        erased = frozenset(suppression.by_pseudonym) if suppression is not None else frozenset()
         read: list[LoggedEvent] = []
         for entry in entries:
-            content = _open(entry, found)
+            content = _open(entry, found, erased)
             if isinstance(content, Erased):
                 rebuilt.erased += 1
                 continue
@@ -63,10 +64,16 @@ async def rebuild_states_from_ledger(
     return rebuilt
 
 
-def _open(entry: LedgerEntry, keys: Mapping[str, DataKey | Erased]) -> bytes | Erased:
+def _open(
+    entry: LedgerEntry, keys: Mapping[str, DataKey | Erased], erased: frozenset[str]
+) -> bytes | Erased:
     try:
         return open_entry(entry, keys)
     except UnreadableFieldError as exc:
+        if entry.pseudonyms[0] in erased:
+            # Sealed under the key its erasure deleted; a key made for the same
+            # pseudonym by a writer racing the erasure does not open it, and need not.
+            return Erased(entry.pseudonyms[0])
         raise RebuildRefusedError(
             f"ledger entry of {entry.record_id} does not open: {exc}; the ledger or the "
             "key table was altered"

@@ -56,6 +56,14 @@ async def rebuild_states(
     try:
         await consumer.start()
         ranges = await whole_topic(consumer, topic, from_offsets)
+        trimmed = {tp.partition: start for tp, (start, _) in ranges.items() if start > 0}
+        if from_offsets is None and trimmed:
+            # A STOP older than the retention would be missing from the fold and a
+            # later grant would count: never fold a log that lost its beginning.
+            raise RebuildRefusedError(
+                f"{topic} no longer starts at offset 0 (first offsets {trimmed}): its "
+                "retention trimmed it (ERASURE_MODE); rebuild --from ledger or --from table"
+            )
         ends = {tp.partition: stop for tp, (_, stop) in ranges.items()}
         rebuilt = Rebuilt("log", topic, ends, scope=scope)
         total = sum(stop - start for start, stop in ranges.values())

@@ -59,6 +59,14 @@ async def write_rebuilt(
     behind = {p: o for p, o in tracked_before.items() if o > rebuilt.positions.get(p, o)}
     if rebuilt.source == "log" and behind:
         raise RebuildRefusedError(f"the projection is past the log's end offsets read: {behind}")
+    if rebuilt.source == "ledger" and behind:
+        # Rewinding would not do: the projector meets the rows past the ledger as
+        # already recorded and never folds them again (a STOP among them lost).
+        raise RebuildRefusedError(
+            f"the projection is past what the ledger holds ({behind} against "
+            f"{rebuilt.positions}): start the consent service until its ledger writer "
+            "catches up, stop it, and run the rebuild again"
+        )
     dead_lettered = await _dead_letter(rebuilt.unseen_rejects, bootstrap)
     async with pool.acquire() as conn, conn.transaction():
         # The projector's order (events, subjects, tracking): it finishes a transaction
@@ -76,9 +84,6 @@ async def write_rebuilt(
         folded = [Folded(s, rebuilt.through.get(s.subject)) for s in rebuilt.states.values()]
         changed, deleted = await _replace_subjects(conn, folded)
         if rebuilt.source in ("log", "ledger"):
-            # From the ledger they may be behind the projection (its writer lagged):
-            # the projector then applies those events again, which changes nothing
-            # they have not changed already.
             positions = rebuilt.positions
             await conn.execute(
                 _SET_TRACKING, rebuilt.topic, list(positions), list(positions.values())

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from services.consent.erasure_job import people_of
 from shared.consent.fold import fold_subjects
+from shared.consent.people import fold_people
 from shared.consent.state import LoggedEvent, Status, SubjectState
 from shared.consent.suppression import Suppression, mark_erased, without_erased
 from shared.contract.events import ConsentEvent
@@ -36,7 +37,7 @@ def logged(subject: str, kind: str, at: datetime, offset: int, **fields: object)
     return LoggedEvent.from_log(ConsentEvent.model_validate(body), at, 0, offset)
 
 
-def test_the_past_of_an_erased_identifier_is_dropped_and_the_rest_kept() -> None:
+def test_the_past_of_an_erased_identifier_is_dropped_but_its_links_kept() -> None:
     before, after = ERASED_AT - timedelta(seconds=1), ERASED_AT + timedelta(seconds=1)
     events = [
         logged(PHONE, "ConsentGranted", before, 0),
@@ -45,7 +46,10 @@ def test_the_past_of_an_erased_identifier_is_dropped_and_the_rest_kept() -> None
         logged(PHONE, "ConsentGranted", after, 3),
     ]
     kept = without_erased(events, {PHONE: GONE})
-    assert [e.offset for e in kept] == [2, 3]
+    # The link joins OTHER to the erased person: applied, it marks OTHER's state too.
+    assert [e.offset for e in kept] == [1, 2, 3]
+    other, _ = fold_people(kept)[OTHER]
+    assert mark_erased(other, {PHONE: GONE}).erasure_event_id == "erasure-1"
     assert without_erased(events, {}) == events
 
 
