@@ -35,6 +35,7 @@ BENCHMARKS = (
     "audit",
     "signatures",
     "erasure_keys",
+    "ledger",
     "retention",
 )
 
