@@ -40,7 +40,7 @@ from shared.topics import (
 from tests.support.kafka import TopicReader, private_topics, produce
 from tests.support.private_db import private_database
 from tests.support.records import consent_event, send_request, unique_phone
-from tests.support.signing import TRUST
+from tests.support.signing import ERASURE_INDEX, TRUST
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ class _BreaksOn(ConsentStore):
     """Fails, as a bug would, whenever a batch holds an event of `poisoned`."""
 
     def __init__(self, pool: Any, poisoned: str) -> None:
-        super().__init__(pool)
+        super().__init__(pool, ERASURE_INDEX)
         self.poisoned = poisoned
 
     async def apply(
