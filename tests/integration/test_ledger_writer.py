@@ -10,11 +10,9 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka.errors import ProducerFenced
 
 from services.consent.erasure_job import ErasureJob
 from services.consent.ledger.entries import event_sealable, logged_from
-from services.consent.ledger.writer import LedgerWriter
 from services.consent.rebuild import (
     RebuildRefusedError,
     Rebuilt,
@@ -27,14 +25,12 @@ from shared.consent.state import LoggedEvent
 from shared.contract.events import ConsentEvent
 from shared.db.pool import open_pool
 from shared.erasure.data_keys import Erased
-from shared.erasure.key_store import PostgresKeyStore
 from shared.erasure.settings import ErasureSettings
-from shared.kafka.batch_consumer import BatchConsumer
-from shared.kafka.clients import durable_producer, group_consumer
+from shared.kafka.clients import durable_producer
 from shared.ledger.entries import NOTHING, check_chain, open_entry
 from tests.support.eventually import eventually
 from tests.support.kafka import private_topics, produce
-from tests.support.ledgers import Read, ledger_entries
+from tests.support.ledgers import LedgerWriting, Read, ledger_entries
 from tests.support.private_db import private_database
 from tests.support.records import consent_event, unique_phone
 from tests.support.signing import ERASURE_INDEX, SIGNING_ENV, TRUST, signed_headers
@@ -58,37 +54,19 @@ def erasure(monkeypatch: pytest.MonkeyPatch) -> ErasureSettings:
     return ErasureSettings()
 
 
-class Writing:
-    """One instance of the ledger writer, running its consume loop."""
-
-    def __init__(self, stack: Stack, pool: Any, erasure: ErasureSettings, names: dict[str, str]):
-        self.keys = erasure.data_keys(PostgresKeyStore(pool))
-        self.writer = LedgerWriter(
-            source=names["source"],
-            ledger=names["ledger"],
-            describe=functools.partial(event_sealable, trust=TRUST),
-            keys=self.keys,
-            index=ERASURE_INDEX,
-            pool=pool,
-            bootstrap=stack.kafka_bootstrap,
-            group_id=names["group"],
-        )
-        self.consumer = group_consumer(stack.kafka_bootstrap, names["group"])
-        self.source = names["source"]
-
-    async def __aenter__(self) -> "Writing":
-        await self.consumer.start()
-        loop = BatchConsumer(
-            self.consumer, self.writer.handle, name="ledger", commit=False, fatal=(ProducerFenced,)
-        )
-        self.consumer.subscribe([self.source], listener=loop.listener(self.writer))
-        self.running = loop.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.running.stop()
-        await self.writer.stop()
-        await self.consumer.stop()
+def writing(
+    stack: Stack, pool: Any, erasure: ErasureSettings, names: dict[str, str]
+) -> LedgerWriting:
+    """One instance of the consent ledger's writer over the test's topics."""
+    return LedgerWriting(
+        stack.kafka_bootstrap,
+        pool,
+        erasure,
+        source=names["source"],
+        ledger=names["ledger"],
+        group=names["group"],
+        describe=functools.partial(event_sealable, trust=TRUST),
+    )
 
 
 async def entries_once(stack: Stack, ledger: str, count: int) -> Read:
@@ -111,11 +89,11 @@ async def test_the_ledger_keeps_each_event_once_sealed_and_chained(
     async with private_topics(stack.kafka_bootstrap, topics):
         await produce(stack.kafka_bootstrap, names["source"], [(e["subject"], e) for e in first])
         await produce(stack.kafka_bootstrap, names["source"], [(anna, b"not json")])
-        async with Writing(stack, pool, erasure, names):
+        async with writing(stack, pool, erasure, names):
             await entries_once(stack, names["ledger"], 3)
         # Another instance takes over: it chains on from what the first committed.
         await produce(stack.kafka_bootstrap, names["source"], [(e["subject"], e) for e in later])
-        async with Writing(stack, pool, erasure, names) as second:
+        async with writing(stack, pool, erasure, names) as second:
             entries = await entries_once(stack, names["ledger"], 5)
             keys = await second.keys.for_reading({e.pseudonyms[0] for _, _, e in entries})
 
@@ -217,13 +195,13 @@ async def test_a_rebuild_from_the_ledger_equals_one_from_the_log_and_forgets_the
     topics: dict[str, dict[str, str]] = {names["source"]: {}, names["ledger"]: {}}
     async with private_topics(stack.kafka_bootstrap, topics):
         await produce(stack.kafka_bootstrap, names["source"], [(e["subject"], e) for e in events])
-        async with Writing(stack, pool, erasure, names) as writing:
+        async with writing(stack, pool, erasure, names) as running:
             await entries_once(stack, names["ledger"], 3)
 
             async def from_ledger() -> Rebuilt:
                 return await rebuild_states_from_ledger(
                     stack.kafka_bootstrap,
-                    writing.keys,
+                    running.keys,
                     writer_group=names["group"],
                     ledger=names["ledger"],
                     topic=names["source"],
@@ -240,7 +218,7 @@ async def test_a_rebuild_from_the_ledger_equals_one_from_the_log_and_forgets_the
             # Anna erased: her entries stay, closed; the rebuild counts and skips them.
             store = ConsentStore(pool, ERASURE_INDEX)
             await store.apply(names["source"], [logged_erasure(anna, offset=100)], {0: 101})
-            await ErasureJob(pool, ERASURE_INDEX, timedelta(0), keys=writing.keys).erase_due()
+            await ErasureJob(pool, ERASURE_INDEX, timedelta(0), keys=running.keys).erase_due()
             after = await from_ledger()
             assert set(after.states) == {boris}
             assert after.erased == 1
